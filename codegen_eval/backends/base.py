@@ -1,0 +1,80 @@
+"""The ModelBackend interface and the typed-options helper every backend uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from codegen_eval.errors import UsageError
+from codegen_eval.records import Completion, GenerationRequest
+
+
+class ModelBackend(Protocol):
+    """Generates text. Never knows which benchmark it serves.
+
+    Built as `Factory(model: str, options: Mapping[str, str], context: BackendContext)`.
+    """
+
+    name: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """One Completion per request, in order. Per-request failures go in Completion.error."""
+        ...
+
+    def provenance(self) -> Mapping[str, str]:
+        """What to record in run.json about the model (resolved path, revision, dtype, device...)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BackendContext:
+    """What a backend may know beyond its own options.
+
+    `reference` maps problem id -> known-good raw text per turn, from the benchmark; only the reference
+    backend reads it. Model backends must ignore it.
+    """
+
+    reference: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    problem_ids: tuple[str, ...] = ()
+
+
+O = TypeVar("O")
+
+
+def parse_options(cls: type[O], options: Mapping[str, str], backend: str) -> O:
+    """Build a frozen options dataclass from `-B key=value` strings; unknown keys are rejected."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for key, raw in options.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise UsageError(f"backend '{backend}' has no option '{key}' (options: {known})")
+        values[key] = _coerce(raw, hints[key], key, backend)
+    return cls(**values)
+
+
+def _coerce(raw: str, hint: object, key: str, backend: str) -> object:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if optional and raw.lower() in ("none", "null", ""):
+        return None
+    try:
+        if base is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if base is int:
+            return int(raw)
+        if base is float:
+            return float(raw)
+    except ValueError:
+        raise UsageError(f"backend '{backend}' option '{key}': cannot read {raw!r} as {base}") from None
+    return raw

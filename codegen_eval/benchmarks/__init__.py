@@ -1,0 +1,13 @@
+"""Benchmarks: render turns, postprocess completions, build programs, judge results. One file each."""
+
+from codegen_eval.benchmarks.base import Benchmark
+from codegen_eval.registry import Registry
+
+BENCHMARKS: Registry[Benchmark] = Registry(
+    "benchmark",
+    {
+        "humaneval": "codegen_eval.benchmarks.humaneval:HumanEval",
+    },
+)
+
+__all__ = ["BENCHMARKS", "Benchmark"]

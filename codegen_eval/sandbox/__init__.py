@@ -1,0 +1,13 @@
+"""Sandboxes: program in, result out. One file per sandbox."""
+
+from codegen_eval.registry import Registry
+from codegen_eval.sandbox.base import Sandbox
+
+SANDBOXES: Registry[Sandbox] = Registry(
+    "sandbox",
+    {
+        "process": "codegen_eval.sandbox.process:ProcessSandbox",
+    },
+)
+
+__all__ = ["SANDBOXES", "Sandbox"]

@@ -1,0 +1,57 @@
+"""The Sandbox interface: program in, result out; raises only for infrastructure faults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from codegen_eval.records import ExecutionJob, ExecutionResult
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """Limits and switches common to every sandbox (docs/execution.md)."""
+
+    workers: int = 0  # 0: one per core
+    timeout_s: float = 3.0  # default wall-clock limit; a job's own timeout_s wins
+    memory_mb: int = 4096  # address space
+    output_bytes: int = 1 << 20  # per stream
+    file_size_mb: int = 64
+    max_processes: int = 64
+    max_open_files: int = 256
+    python: str = ""  # interpreter for programs; "" = the sandbox's default
+    allow_unsandboxed: bool = False  # run even if no isolation layer works (explicit opt-in)
+    image: str = ""  # container sandboxes only
+
+
+class Sandbox(Protocol):
+    """A context manager that runs programs. Thread-safe `run`; use `concurrency` threads to fill it.
+
+    Built as `Factory(settings: SandboxSettings)`. A program's misbehaviour (crash, hang, bomb) is a normal
+    ExecutionResult; only a fault of the sandbox itself raises codegen_eval.errors.SandboxError.
+    """
+
+    name: str
+
+    @property
+    def concurrency(self) -> int: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def run(self, job: ExecutionJob) -> ExecutionResult: ...
+
+    def layers(self) -> Mapping[str, str]:
+        """Isolation layers and whether each is active, e.g. {"network_namespace": "on", "uid": "65534"}.
+
+        Recorded verbatim in run.json so a reader knows what protected the run.
+        """
+        ...
