@@ -145,6 +145,8 @@ class Run:
     def create(config: RunConfig, progress: bool = True) -> Run:
         benchmark = build_benchmark(config)
         config = resolve_sampling(config, benchmark)
+        resolve_model(config.model)  # unknown backend or sandbox: fail before anything is written
+        SANDBOXES.target(config.sandbox)
         path = Path(config.output_dir) if config.output_dir else default_run_dir(config)
         if (path / "run.json").exists():
             raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
