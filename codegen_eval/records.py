@@ -81,6 +81,8 @@ class Completion:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # What the backend changed about the request, e.g. a max_new_tokens cut to fit the context.
+    notes: tuple[str, ...] = ()
 
 
 # completion: each turn's text continues the rendered prompt (the CodeGen protocol);

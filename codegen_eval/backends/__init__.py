@@ -8,6 +8,9 @@ BACKENDS: Registry[ModelBackend] = Registry(
     {
         "reference": "codegen_eval.backends.reference:ReferenceBackend",
         "replay": "codegen_eval.backends.replay:ReplayBackend",
+        "hf": "codegen_eval.backends.hf:HFBackend",
+        # Alias: `--model smollm2-135m` (also accepted as `hf:smollm2-135m`).
+        "smollm2-135m": "codegen_eval.backends.hf:smollm2_backend",
     },
 )
 
