@@ -61,6 +61,13 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Backend option (repeatable), e.g. -B dtype=bf16.",
         ),
         click.option(
+            "--base-url",
+            "base_url",
+            multiple=True,
+            metavar="URL",
+            help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (repeatable; same as -B base_url=A,B).",
+        ),
+        click.option(
             "-O",
             "--bench-opt",
             "bench_opt",
@@ -130,8 +137,10 @@ def build_config(ctx: click.Context, params: dict[str, Any]) -> tuple[RunConfig,
     backend_opts = dict(values.get("backend_options") or {})
     bench_opts = dict(values.get("bench_options") or {})
     backend_opts.update(dict(parse_kv(params.get("backend_opt", ()), "-B")))
+    if params.get("base_url"):
+        backend_opts["base_url"] = ",".join(params["base_url"])
     bench_opts.update(dict(parse_kv(params.get("bench_opt", ()), "-O")))
-    explicit = explicit or bool(params.get("backend_opt")) or bool(params.get("bench_opt"))
+    explicit = explicit or any(params.get(p) for p in ("backend_opt", "bench_opt", "base_url"))
     cfg = dataclasses.replace(
         cfg,
         backend_options=tuple(sorted((k, str(v)) for k, v in backend_opts.items())),

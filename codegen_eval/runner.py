@@ -10,6 +10,7 @@ import platform
 import re
 import secrets
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -30,7 +31,7 @@ from codegen_eval.errors import UsageError
 from codegen_eval.execute import execute
 from codegen_eval.generate import GenerationPlan, generate, pending
 from codegen_eval.metrics import summarize
-from codegen_eval.records import Problem, Sample, SamplingParams
+from codegen_eval.records import Completion, GenerationRequest, Outcome, Problem, Sample, SamplingParams
 from codegen_eval.rundir import RunDir
 from codegen_eval.sandbox import SANDBOXES
 from codegen_eval.sandbox.base import SandboxSettings
@@ -196,10 +197,16 @@ class Run:
             smoothing=0.1,
         )
 
+    def latest_samples(self) -> dict[tuple[str, int], Sample]:
+        """The last record per (problem, index): a failed generation retried on resume is superseded."""
+        return {(s.problem_id, s.index): s for s in self.rundir.samples()}
+
     def generation_todo(self) -> list[tuple[Problem, list[int]]]:
+        # A sample whose generation failed (server down, retries spent) is not done: resume asks for it again.
         done: dict[str, set[int]] = defaultdict(set)
-        for s in self.rundir.samples():
-            done[s.problem_id].add(s.index)
+        for (problem_id, index), s in self.latest_samples().items():
+            if s.error is None:
+                done[problem_id].add(index)
         return pending(self.problems, self.config.n, done)
 
     def make_backend(self) -> ModelBackend:
@@ -234,21 +241,35 @@ class Run:
                 chunk=c.gen_chunk,
             )
             total = sum(len(idx) for _, idx in todo)
+            failed = 0
             with self._bar(total, "generate", "sample") as bar:
 
                 def sink(sample: Sample) -> None:
+                    nonlocal failed
+                    failed += sample.error is not None
                     self.rundir.append_sample(sample)
                     bar.update(1)
 
-                generate(self.benchmark, backend, todo, plan, sink)
+                generate(self.benchmark, _Metered(backend, bar), todo, plan, sink)
+            if failed:
+                log.warning(
+                    "%d sample(s) could not be generated (recorded as generation errors); "
+                    "`run --resume %s` asks for them again",
+                    failed,
+                    self.rundir.path,
+                )
         finally:
             backend.close()
 
     def execute(self) -> None:
-        judged = {(r.problem_id, r.index) for r in self.rundir.executions()}
-        samples = [
-            s for s in self.rundir.samples() if s.problem_id in self.by_id and (s.problem_id, s.index) not in judged
-        ]
+        judged = {(r.problem_id, r.index): r.outcome for r in self.rundir.executions()}
+
+        def current(s: Sample) -> bool:
+            # A GENERATION_ERROR verdict is stale once resume has generated the sample successfully.
+            outcome = judged.get((s.problem_id, s.index))
+            return outcome is not None and (outcome == Outcome.GENERATION_ERROR) == (s.error is not None)
+
+        samples = [s for s in self.latest_samples().values() if s.problem_id in self.by_id and not current(s)]
         if not samples:
             return
         c = self.config
@@ -303,6 +324,36 @@ class Run:
         self.meta.update(extra)
         self.rundir.write_meta(self.meta)
         self.rundir.close()
+
+
+class _Metered:
+    """Wraps a backend to show requests/s and tokens/s (from Completion token counts) on the progress bar."""
+
+    def __init__(self, backend: ModelBackend, bar: tqdm[Any]) -> None:
+        self.name = backend.name
+        self.mode = backend.mode
+        self._backend = backend
+        self._bar = bar
+        self._start = time.monotonic()
+        self._requests = 0
+        self._tokens = 0
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        out = self._backend.generate(requests)
+        self._requests += len(requests)
+        self._tokens += sum(c.completion_tokens for c in out)
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        postfix = {"req/s": f"{self._requests / elapsed:.1f}"}
+        if self._tokens:
+            postfix["tok/s"] = f"{self._tokens / elapsed:.0f}"
+        self._bar.set_postfix(postfix, refresh=False)
+        return out
+
+    def provenance(self) -> Mapping[str, str]:
+        return self._backend.provenance()
+
+    def close(self) -> None:
+        self._backend.close()
 
 
 @contextmanager

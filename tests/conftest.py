@@ -11,6 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Fixtures for the openai backend's tests: a real OpenAI-compatible server and a fault-injecting proxy.
+pytest_plugins = ("tests.openai_server",)
+
 
 def shared_data_dir() -> Path:
     env = os.environ.get("CODEGEN_EVAL_DATA_DIR")

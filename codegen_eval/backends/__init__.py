@@ -11,6 +11,7 @@ BACKENDS: Registry[ModelBackend] = Registry(
         "hf": "codegen_eval.backends.hf:HFBackend",
         # Alias: `--model smollm2-135m` (also accepted as `hf:smollm2-135m`).
         "smollm2-135m": "codegen_eval.backends.hf:smollm2_backend",
+        "openai": "codegen_eval.backends.openai:OpenAIBackend",
     },
 )
 
