@@ -53,9 +53,7 @@ class Benchmark(Protocol):
 
     def build_job(self, problem: Problem, sample: Sample, nonce: str) -> ExecutionJob: ...
 
-    def judge(
-        self, problem: Problem, sample: Sample, result: ExecutionResult, nonce: str
-    ) -> Verdict: ...
+    def judge(self, problem: Problem, sample: Sample, result: ExecutionResult, nonce: str) -> Verdict: ...
 
     def provenance(self) -> Mapping[str, str]:
         """Data source, sha256, version and every prompt/scoring choice, for run.json."""
