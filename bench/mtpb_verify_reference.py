@@ -61,12 +61,12 @@ class CaseResult:
 
 
 def find_data(explicit: str | None) -> Path | None:
-    """--data, else $CODEGEN_EVAL_DATA_DIR/{mtpb/,}mtpb.jsonl, else the harness's user cache."""
+    """--data, else $CODEGEN_EVAL_DATA_DIR (or <repo>/../shared/data, the CI layout), else the user cache."""
     if explicit:
         return Path(explicit)
     candidates: list[Path] = []
-    if os.environ.get("CODEGEN_EVAL_DATA_DIR"):
-        d = Path(os.environ["CODEGEN_EVAL_DATA_DIR"])
+    env = os.environ.get("CODEGEN_EVAL_DATA_DIR")
+    for d in [Path(env)] if env else [ROOT.parent / "shared" / "data"]:
         candidates += [d / "mtpb" / "mtpb.jsonl", d / "mtpb.jsonl"]
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     cache = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
