@@ -29,6 +29,7 @@ from codegen_eval.records import (
     Outcome,
     Problem,
     Sample,
+    SamplingParams,
     Turn,
     TurnOutput,
     Verdict,
@@ -42,9 +43,7 @@ MTPB_DATA = DatasetSpec(
     name="mtpb",
     filename="mtpb.jsonl",
     sha256="3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c",
-    url=(
-        f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/codegen1/benchmark/mtpb.jsonl"
-    ),
+    url=(f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/codegen1/benchmark/mtpb.jsonl"),
     hint=f"the MTPB data (mtpb.jsonl from {UPSTREAM_REPO} at {UPSTREAM_COMMIT[:12]})",
 )
 
@@ -217,9 +216,7 @@ def _validate(raw: object, where: str) -> MtpbRecord:
     if len(inputs) != N_CASES or not all(
         isinstance(case, dict) and all(isinstance(k, str) for k in case) for case in inputs
     ):
-        raise UsageError(
-            f"{where}: {label}: 'inputs' must hold exactly {N_CASES} objects (got {len(inputs)} entries)"
-        )
+        raise UsageError(f"{where}: {label}: 'inputs' must hold exactly {N_CASES} objects (got {len(inputs)} entries)")
     if len(outputs) < N_CASES:
         raise UsageError(f"{where}: {label}: {len(outputs)} outputs for {N_CASES} inputs")
     if "max_gen_length" in raw:
@@ -389,8 +386,7 @@ class MTPB:
         unknown = sorted(set(settings.options) - set(OPTIONS))
         if unknown:
             raise UsageError(
-                f"benchmark 'mtpb' has no option {', '.join(repr(k) for k in unknown)} "
-                f"(options: {', '.join(OPTIONS)})"
+                f"benchmark 'mtpb' has no option {', '.join(repr(k) for k in unknown)} (options: {', '.join(OPTIONS)})"
             )
         if settings.turns not in ("multi", "single"):
             raise UsageError(f"mtpb: turns must be 'multi' or 'single', not {settings.turns!r}")
@@ -404,9 +400,7 @@ class MTPB:
             markers = DEFAULT_EOS_MARKERS
         single_truncation = settings.options.get("single_truncation", "relaxed")
         if single_truncation not in ("relaxed", "full"):
-            raise UsageError(
-                f"mtpb: single_truncation must be 'relaxed' or 'full', not {single_truncation!r}"
-            )
+            raise UsageError(f"mtpb: single_truncation must be 'relaxed' or 'full', not {single_truncation!r}")
         self.single_truncation = single_truncation
         if self.turns == "single" and single_truncation == "relaxed":
             # Measured: under the #-line cut every single-turn continuation of a small model was empty,
@@ -428,17 +422,44 @@ class MTPB:
     def load(self) -> list[Problem]:
         return expand(self.records, self.turns)
 
+    def subsets(self) -> Mapping[str, frozenset[str]]:
+        """`scorable`: the problems none of whose cases has a known issue (benchmarks/mtpb/known_issues.json)
+        for any scorer — wrong golds, unpublished CSV files, random golds, golds the checker cannot accept."""
+        flawed = {f"mtpb/{issue_id}" for issue_id in self._known_issue_ids}
+        if not flawed:
+            return {}
+        return {"scorable": frozenset(f"mtpb/{r.id}" for r in self.records) - flawed}
+
+    @cached_property
+    def _known_issue_ids(self) -> frozenset[str]:
+        path = asset_path("mtpb", "known_issues.json")
+        if not path.is_file():
+            log.warning("mtpb: no known-issues file at %s; no 'scorable' subset", path)
+            return frozenset()
+        try:
+            issues = json.loads(path.read_text(encoding="utf-8"))
+            return frozenset(str(issue["id"]) for issue in issues)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise UsageError(f"cannot read {path}: {e!r}") from None
+
     # -- generation ---------------------------------------------------------------------------------------
 
+    def default_sampling(self, n: int) -> SamplingParams:
+        # The authors' sampler: temperature 0.2, top-p 0.95, whatever the number of samples.
+        return SamplingParams(temperature=0.2, top_p=0.95)
+
     def render(self, problem: Problem, turn: int, history: Sequence[TurnOutput]) -> str:
-        # Completion mode only. Chat mode (instruct models, Sample.mode == "chat") needs its own message
-        # rendering and a matching program assembly in _texts(); it is not implemented yet.
         case = _case(problem)
         if self.turns == "single":
             if turn != 0 or history:
                 raise ValueError(f"{problem.id}: single-turn MTPB has one turn")
             return render_single(case)
         return render_multi(case, turn, [h.text for h in history])
+
+    def instruction(self, problem: Problem, turn: int) -> str:
+        # Hook for chat mode (instruct models): the user message per turn, and in program() the assembly of
+        # the extracted code. Not implemented yet; failing here stops a chat run before any generation.
+        raise UsageError("mtpb: chat mode (instruct models) is not supported yet; use a completion backend")
 
     def stop_sequences(self, problem: Problem, turn: int) -> tuple[str, ...]:
         """Hints that end generation no earlier than postprocess would cut.
@@ -471,9 +492,7 @@ class MTPB:
             return None
         where = f"{self._references_path}: problem {case.problem_id}"
         if len(templates) != len(case.prompts):
-            raise UsageError(
-                f"{where} has {len(templates)} turns of code, the problem has {len(case.prompts)}"
-            )
+            raise UsageError(f"{where} has {len(templates)} turns of code, the problem has {len(case.prompts)}")
         try:
             code = tuple(fill(t, case.inputs) for t in templates)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
@@ -507,6 +526,11 @@ class MTPB:
     def program(self, problem: Problem, sample: Sample) -> str:
         """The program the authors would score for this sample (before the checker is wrapped around it)."""
         case = _case(problem)
+        if sample.mode == "solution":
+            # A whole program already (e.g. the "completions" field of the authors' own sample files).
+            if len(sample.turns) != 1:
+                raise UsageError(f"{problem.id}: a whole-program sample must have one text, not {len(sample.turns)}")
+            return sample.turns[0].text
         texts = self._texts(problem, sample)
         if self.turns == "single":
             return program_single(case, texts[0])
@@ -537,8 +561,8 @@ class MTPB:
 
     def _texts(self, problem: Problem, sample: Sample) -> list[str]:
         if sample.mode != "completion":
-            # Hook for instruct models: chat-mode answers need code extraction before assembly.
-            raise UsageError(f"{problem.id}: MTPB does not support chat-mode samples yet")
+            # Chat hook (see instruction()): how extracted code per turn forms a program is not decided yet.
+            raise UsageError(f"{problem.id}: MTPB does not support {sample.mode}-mode samples yet")
         texts = [t.text for t in sample.turns]
         expected = 1 if self.turns == "single" else len(problem.turns)
         if len(texts) != expected:

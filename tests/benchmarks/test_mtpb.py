@@ -6,6 +6,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,7 @@ def test_turns_are_filled_prompts_with_budgets(
         budget = raw.get("max_gen_length", 256)
         assert {t.max_new_tokens for t in p.turns} == {budget}
         assert case.max_gen_length_given == ("max_gen_length" in raw)
-    missing = sorted(
-        {case_of(p).problem_id for p in items_multi.values() if not case_of(p).max_gen_length_given}
-    )
+    missing = sorted({case_of(p).problem_id for p in items_multi.values() if not case_of(p).max_gen_length_given})
     assert missing == ["39", "40", "41", "42", "43", "44", "45"]
     assert items_multi["mtpb/39/2"].turns[0].max_new_tokens == 256
     assert items_multi["mtpb/18/0"].turns[0].max_new_tokens == 512
@@ -126,9 +125,7 @@ def test_fill_on_published_problems(items_multi: dict[str, Problem]) -> None:
 
     assert prompts("mtpb/1/0")[0] == 'Assign the string "abcde" to a variable named "my_string".'
     # Lists go in as str(list); `{{ }}` become literal braces.
-    assert (
-        "corresponding notes [[3, 5, 4], [3, 1, 1], [1, 2, 3], [0, 4, 4]] as values" in prompts("mtpb/9/0")[0]
-    )
+    assert "corresponding notes [[3, 5, 4], [3, 1, 1], [1, 2, 3], [0, 4, 4]] as values" in prompts("mtpb/9/0")[0]
     assert '{ "name": "John", "notes": [3, 5, 4] }' in prompts("mtpb/9/0")[1]
     assert prompts("mtpb/46/0")[-1].endswith('Use the format "{:.1f} {:.1f}".')
     assert "train set size of 80%, test set size of 20%" in prompts("mtpb/46/0")[5]
@@ -137,10 +134,7 @@ def test_fill_on_published_problems(items_multi: dict[str, Problem]) -> None:
     assert prompts("mtpb/89/3")[0] == "Initialize a variable \"x\" with [[1, 2, 3], 'a', 'b', 'c']."
     # Embedded newlines stay; the stray key of case 5 is ignored.
     assert "\n# str(4) = 4\n" in prompts("mtpb/17/0")[0]
-    assert (
-        prompts("mtpb/57/4")[0]
-        == 'Assign an integer array "[2, 2,2,2,2, 10000]" to a variable named "my_array".'
-    )
+    assert prompts("mtpb/57/4")[0] == 'Assign an integer array "[2, 2,2,2,2, 10000]" to a variable named "my_array".'
 
 
 def test_published_quirks_are_warnings(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -150,10 +144,7 @@ def test_published_quirks_are_warnings(data_dir: Path, caplog: pytest.LogCapture
     warned = {r.getMessage().split(" ")[2]: r.getMessage() for r in caplog.records}
     assert sorted(warned, key=int) == ["10", "41", "57", "89"]
     assert "mtpb/10/4 repeats the inputs of mtpb/10/1" in warned["10"]
-    assert (
-        "6 outputs for 5 inputs" in warned["57"]
-        and "mtpb/57/4 has input keys no prompt uses: B" in warned["57"]
-    )
+    assert "6 outputs for 5 inputs" in warned["57"] and "mtpb/57/4 has input keys no prompt uses: B" in warned["57"]
     assert "mtpb/41/1 (null), mtpb/41/4 (null)" in warned["41"]
     assert "mtpb/89/0 (dict)" in warned["89"]
 
@@ -301,8 +292,7 @@ def _outputs(*texts: str) -> tuple[TurnOutput, ...]:
 def test_render_multi(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
     p = items_multi["mtpb/1/1"]
     assert (
-        mtpb_multi.render(p, 0, ())
-        == PREFIX + '# Assign the string "abcdecadeCADE" to a variable named "my_string".\n'
+        mtpb_multi.render(p, 0, ()) == PREFIX + '# Assign the string "abcdecadeCADE" to a variable named "my_string".\n'
     )
     history = _outputs('my_string = "abcdecadeCADE"', "my_string = my_string.lower()")
     expected = (
@@ -323,9 +313,7 @@ def test_render_multi(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None
 def test_render_single(mtpb_single: MTPB, items_single: dict[str, Problem]) -> None:
     p = items_single["mtpb/1/0"]
     context = mtpb_single.render(p, 0, ())
-    assert context.startswith(
-        PREFIX + '# Assign the string "abcde" to a variable named "my_string".\n# Lowercase'
-    )
+    assert context.startswith(PREFIX + '# Assign the string "abcde" to a variable named "my_string".\n# Lowercase')
     assert context.endswith("# Print the resulting list of characters.\n")
     assert context.count("\n# ") == 5
     with pytest.raises(ValueError, match="one turn"):
@@ -365,3 +353,72 @@ def test_sample_shape_is_checked(
     # A failed generation still assembles (its verdict is GENERATION_ERROR); missing turns are empty.
     expected = program_multi(case_of(p), ["x = 1", "", "", "", ""])
     assert mtpb_multi.program(p, _sample(p.id, "x = 1", error="boom")) == expected
+
+
+# -- reference solutions, protocol extras --------------------------------------------------------------------
+
+
+def test_references_survive_postprocess(
+    mtpb_multi: MTPB, mtpb_single: MTPB, items_multi: dict[str, Problem], items_single: dict[str, Problem]
+) -> None:
+    """The reference backend's text goes through postprocess like a model's: it must come out unchanged."""
+    for bench, items in ((mtpb_multi, items_multi), (mtpb_single, items_single)):
+        for p in items.values():
+            reference = bench.reference(p)
+            assert reference is not None and len(reference) == len(p.turns), p.id
+            for t, text in enumerate(reference):
+                assert bench.postprocess(p, t, text) == text, (bench.turns, p.id, t)
+
+
+def _code_lines(program: str) -> list[str]:
+    return [line for line in program.splitlines() if line.strip() and not line.startswith("# ")]
+
+
+def test_single_reference_program_equals_multi_modulo_comments(
+    mtpb_multi: MTPB, mtpb_single: MTPB, items_multi: dict[str, Problem], items_single: dict[str, Problem]
+) -> None:
+    for pid, multi in items_multi.items():
+        single = items_single[pid]
+        multi_ref, single_ref = mtpb_multi.reference(multi), mtpb_single.reference(single)
+        assert multi_ref is not None and single_ref is not None
+        multi_program = mtpb_multi.program(multi, _sample(pid, *multi_ref))
+        single_program = mtpb_single.program(single, _sample(pid, *single_ref))
+        assert _code_lines(single_program) == _code_lines(multi_program), pid
+        assert "\n\n\n" not in single_ref[0]
+    # Filled like the prompts: the case's values, `{{ }}` as braces.
+    (code,) = mtpb_single.reference(items_single["mtpb/9/0"]) or ("",)
+    assert code.startswith('my_notes = dict(zip(["Kevin", "John", "Mike", "Mitch"], [[3, 5, 4], [3, 1, 1],')
+    assert '{"name": student["name"]' in code
+
+
+def test_reference_missing_for_unknown_problem(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
+    p = items_multi["mtpb/1/0"]
+    stranger = Problem("mtpb/999/0", "mtpb/999", p.turns, replace(case_of(p), problem_id="999"))
+    assert mtpb_multi.reference(stranger) is None
+
+
+def test_scorable_subset(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
+    flawed = {"9", "23", "31", "38", "41", "46", "55", "56", "87", "89", "94"}  # known_issues.json
+    subsets = mtpb_multi.subsets()
+    assert set(subsets) == {"scorable"}
+    assert subsets["scorable"] == {p.group for p in items_multi.values()} - {f"mtpb/{i}" for i in flawed}
+    assert len(subsets["scorable"]) == 104
+
+
+def test_default_sampling_is_the_authors(mtpb_multi: MTPB) -> None:
+    for n in (1, 5):
+        sampling = mtpb_multi.default_sampling(n)
+        assert (sampling.temperature, sampling.top_p) == (0.2, 0.95)
+
+
+def test_chat_mode_is_refused_before_generation(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
+    with pytest.raises(UsageError, match=r"chat mode .* is not supported yet"):
+        mtpb_multi.instruction(items_multi["mtpb/1/0"], 0)
+
+
+def test_solution_mode_sample_is_the_whole_program(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
+    p = items_multi["mtpb/1/0"]
+    program = "x = 1\nprint(x)\n"
+    assert mtpb_multi.program(p, _sample(p.id, program, mode="solution")) == program
+    with pytest.raises(UsageError, match="must have one text"):
+        mtpb_multi.program(p, _sample(p.id, "a", "b", mode="solution"))

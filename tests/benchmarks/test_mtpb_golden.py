@@ -31,9 +31,7 @@ def _history(bench: MTPB, problem: Problem) -> tuple[str, tuple[str, ...]]:
     if reference is not None:
         return "reference", tuple(bench.postprocess(problem, t, r) for t, r in enumerate(reference))
     turns = len(problem.turns)
-    return "fixed", tuple(f"step_{t} = {t}" for t in range(turns)) if turns > 1 else (
-        "result = 0\nprint(result)",
-    )
+    return "fixed", tuple(f"step_{t} = {t}" for t in range(turns)) if turns > 1 else ("result = 0\nprint(result)",)
 
 
 def render_golden(make: Callable[..., MTPB]) -> dict[str, str]:

@@ -128,10 +128,7 @@ def test_order_is_observable_with_a_marker_spanning_a_cut() -> None:
 
 
 def test_relaxed_single_turn_keeps_comments_and_functions() -> None:
-    raw = (
-        "# step 1\nx = 1\n# step 2\ndef f(v):\n    return v\n\ndef g(v):\n    return f(v)\n"
-        "print(g(x))\nprint(2)\n"
-    )
+    raw = "# step 1\nx = 1\n# step 2\ndef f(v):\n    return v\n\ndef g(v):\n    return f(v)\nprint(g(x))\nprint(2)\n"
     expected = raw.removesuffix("print(2)\n")
     assert truncate(raw, RELAXED) == expected
     assert truncate(raw, MULTI) == ""

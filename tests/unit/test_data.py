@@ -31,19 +31,6 @@ CONTENT = b'{"id": "1"}\n{"id": "2"}\n'
 SHA = hashlib.sha256(CONTENT).hexdigest()
 
 
-# Read at import, before the autouse fixture below hides the variable from the code under test.
-_SHARED_ENV = os.environ.get(DATA_DIR_ENV)
-
-
-def shared_data_dir() -> Path:
-    """The checked-out shared data: $CODEGEN_EVAL_DATA_DIR, else <repo>/../shared/data (the CI layout)."""
-    env = _SHARED_ENV
-    directory = Path(env) if env else REPO.parent / "shared" / "data"
-    if not (directory / "mtpb" / "mtpb.jsonl").is_file():
-        pytest.fail(f"no mtpb/mtpb.jsonl under {directory}: set {DATA_DIR_ENV} to the shared data folder")
-    return directory
-
-
 @pytest.fixture
 def spec() -> DatasetSpec:
     return DatasetSpec(
@@ -156,9 +143,7 @@ def test_data_dir_nested_and_flat_layouts(spec: DatasetSpec, tmp_path: Path) -> 
     assert resolve_dataset(spec, nested) == nested / "toy" / "toy.jsonl"
 
 
-def test_env_data_dir_and_flag_precedence(
-    spec: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_data_dir_and_flag_precedence(spec: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_dir, flag_dir = tmp_path / "env", tmp_path / "flag"
     for d in (env_dir, flag_dir):
         d.mkdir()
@@ -194,8 +179,8 @@ def test_data_dir_without_the_file_falls_back_to_the_cache(spec: DatasetSpec, tm
     assert resolve_dataset(spec, empty) == cached
 
 
-def test_real_mtpb_file_from_the_shared_data_dir() -> None:
-    path = resolve_dataset(MTPB_DATA, shared_data_dir())
+def test_real_mtpb_file_from_the_shared_data_dir(data_dir: Path) -> None:
+    path = resolve_dataset(MTPB_DATA, data_dir)
     assert sha256_file(path) == MTPB_DATA.sha256
 
 
@@ -263,18 +248,14 @@ def test_corrupted_download_is_refused_and_not_cached(
     assert not cache_path(spec).parent.exists() or not any(cache_path(spec).parent.iterdir())
 
 
-def test_http_error_is_one_clear_line(
-    spec: DatasetSpec, server: _Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_http_error_is_one_clear_line(spec: DatasetSpec, server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(spec.url_env, server.url("absent.jsonl"))
     with pytest.raises(UsageError, match="HTTP 404") as e:
         resolve_dataset(spec, None)
     assert "\n" not in str(e.value)
 
 
-def test_offline_without_a_copy_says_how_to_provide_it(
-    spec: DatasetSpec, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_offline_without_a_copy_says_how_to_provide_it(spec: DatasetSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"http://127.0.0.1:{_free_port()}/toy.jsonl"  # nothing listens there: connection refused
     monkeypatch.setenv(spec.url_env, url)
     with pytest.raises(UsageError) as e:
@@ -299,9 +280,9 @@ def test_unwritable_cache_is_a_usage_error(
 
 
 def test_real_mtpb_file_downloaded_from_a_local_mirror(
-    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copy(shared_data_dir() / "mtpb" / "mtpb.jsonl", tmp_path / "served" / "mtpb.jsonl")
+    shutil.copy(data_dir / "mtpb" / "mtpb.jsonl", tmp_path / "served" / "mtpb.jsonl")
     monkeypatch.setenv("CODEGEN_EVAL_MTPB_URL", server.url("mtpb.jsonl"))
     path = resolve_dataset(MTPB_DATA, None)
     assert path == cache_path(MTPB_DATA)
