@@ -261,15 +261,19 @@ class Run:
         finally:
             backend.close()
 
-    def execute(self) -> None:
+    def execution_todo(self) -> list[Sample]:
+        """Samples without a current verdict. A GENERATION_ERROR verdict is stale once resume has generated the
+        sample successfully; the new verdict is appended and wins in summarize."""
         judged = {(r.problem_id, r.index): r.outcome for r in self.rundir.executions()}
 
         def current(s: Sample) -> bool:
-            # A GENERATION_ERROR verdict is stale once resume has generated the sample successfully.
             outcome = judged.get((s.problem_id, s.index))
             return outcome is not None and (outcome == Outcome.GENERATION_ERROR) == (s.error is not None)
 
-        samples = [s for s in self.latest_samples().values() if s.problem_id in self.by_id and not current(s)]
+        return [s for s in self.latest_samples().values() if s.problem_id in self.by_id and not current(s)]
+
+    def execute(self) -> None:
+        samples = self.execution_todo()
         if not samples:
             return
         c = self.config

@@ -79,7 +79,7 @@ class TransformersServer:
         cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "transformers.cli.transformers"]
         cmd += ["serve", str(self.model), "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"]
         cmd += [*self.extra, "--log-level", "warning"]
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TQDM_DISABLE": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
