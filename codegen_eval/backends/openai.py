@@ -288,7 +288,10 @@ class OpenAIBackend:
                 conn.close()
                 if fresh:
                     raise
-                continue  # the server dropped an idle keep-alive connection: not a failure
+                # The server dropped an idle keep-alive connection (or restarted, and then every idle one is
+                # dead): not a failure; try once more on a new connection.
+                self._drop_idle(ep)
+                continue
             except BaseException:
                 conn.close()
                 raise
@@ -299,6 +302,12 @@ class OpenAIBackend:
                     ep.idle.append(conn)
             return resp.status, resp.headers, data
         raise http.client.RemoteDisconnected("the server closed the connection")
+
+    def _drop_idle(self, ep: _Endpoint) -> None:
+        with self._lock:
+            idle, ep.idle = ep.idle, []
+        for conn in idle:
+            conn.close()
 
     # -- routing and retries --------------------------------------------------------------------------------
 
@@ -381,6 +390,7 @@ class OpenAIBackend:
             except (OSError, http.client.HTTPException) as exc:
                 last, pause = f"{url}: {_describe(exc, self.options.timeout)}", 0.0
                 self._unreachable(ep)
+                self._drop_idle(ep)
             attempt += 1
             if attempt >= attempts:
                 with self._lock:
@@ -512,11 +522,8 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self._abort.set()
-        with self._lock:
-            for ep in self.endpoints:
-                for conn in ep.idle:
-                    conn.close()
-                ep.idle.clear()
+        for ep in self.endpoints:
+            self._drop_idle(ep)
         if self.stats["http_requests"]:
             log.info("openai: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
 
