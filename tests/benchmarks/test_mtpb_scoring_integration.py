@@ -159,8 +159,20 @@ def test_hang_without_the_value_is_a_timeout(bench: MTPB, items: dict[str, Probl
 
 def test_syntax_error_is_an_error(bench: MTPB, items: dict[str, Problem]) -> None:
     verdict, _ = judge_texts(bench, items["mtpb/1/0"], _five_turns("print(sorted(chars)"))
-    assert verdict.outcome in (Outcome.ERROR, Outcome.FAILED)
+    assert (verdict.outcome, verdict.detail) == (Outcome.ERROR, "syntax error")
     assert dict(verdict.scores)["reference"] is False
+
+
+def test_crash_before_any_print_is_an_error(bench: MTPB, items: dict[str, Problem]) -> None:
+    verdict, result = judge_texts(bench, items["mtpb/1/0"], _five_turns("y = undefined_name"))
+    assert result.kind is ExitKind.EXITED  # the checker swallows the exception, as the authors' did
+    assert verdict.outcome is Outcome.ERROR and "NameError" in verdict.detail
+
+
+def test_no_print_is_a_failure(bench: MTPB, items: dict[str, Problem]) -> None:
+    # The authors' rewrite prints the last statement's value only when it has one: a `for` has none.
+    verdict, _ = judge_texts(bench, items["mtpb/1/0"], _five_turns("for c in chars:\n    pass"))
+    assert (verdict.outcome, verdict.detail) == (Outcome.FAILED, "no print")
 
 
 def test_truncated_stdout_cannot_pass(bench: MTPB, items: dict[str, Problem]) -> None:
