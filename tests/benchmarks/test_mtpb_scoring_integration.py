@@ -197,9 +197,7 @@ def test_generation_error(bench: MTPB, items: dict[str, Problem]) -> None:
 # -- every reference solution, both modes (slow) ------------------------------------------------------------
 
 
-def _sweep(bench: MTPB) -> dict[str, Outcome]:
-    problems = bench.load()
-
+def _sweep(bench: MTPB, problems: list[Problem]) -> dict[str, Outcome]:
     def one(problem: Problem) -> tuple[str, Outcome]:
         sample = reference_sample(bench, problem)
         result = execute(bench.build_job(problem, sample, NONCE))
@@ -212,8 +210,15 @@ def _sweep(bench: MTPB) -> dict[str, Outcome]:
 @pytest.mark.slow
 @pytest.mark.parametrize("turns", ["multi", "single"])
 def test_every_reference_solution_passes(data_dir: Path, turns: str, mtpb_factory: Callable[..., MTPB]) -> None:
+    """Multi: all 575 items. Single: the first case of each problem (its programs differ from the multi-turn
+    ones only in where the comments stand, which test_mtpb checks for every item without running them)."""
     bench = mtpb_factory(data_dir, turns)
-    outcomes = _sweep(bench)
+    problems = [p for p in bench.load() if turns == "multi" or p.id.endswith("/0")]
+    outcomes = _sweep(bench, problems)
+    assert len(outcomes) == (575 if turns == "multi" else 115)
     expected_failures = known_issue_items("reference")
     unexpected = {i: o for i, o in outcomes.items() if o is not Outcome.PASSED and i not in expected_failures}
     assert not unexpected
+    # The known issues are real: each listed item does fail here (none is stale).
+    stale = {i for i in expected_failures if i in outcomes and outcomes[i] is Outcome.PASSED}
+    assert not stale
