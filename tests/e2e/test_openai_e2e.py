@@ -73,14 +73,16 @@ def test_humaneval_generate_through_the_server(
 
 
 def test_humaneval_run_end_to_end(openai_server: TransformersServer, served_model: Path, tmp_path: Path) -> None:
-    pytest.importorskip("codegen_eval.sandbox.process", reason="the process sandbox has not been merged yet")
     out = tmp_path / "run"
     args = _common(served_model, openai_server.base_url, "--limit", "4", "--max-new-tokens", "24")
     r = run_cli("run", "--bench", "humaneval", *args, "--output-dir", str(out))
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["samples_judged"] == 4
-    assert sum(summary["outcomes"].values()) == 4 and "generation_error" not in summary["outcomes"]
+    # A random tiny model writes gibberish: every program is judged, none passes, none is a generation error.
+    assert sum(summary["outcomes"].values()) == 4 and summary["outcomes"].get("passed", 0) == 0
+    assert "generation_error" not in summary["outcomes"]
+    assert json.loads((out / "run.json").read_text())["status"] == "completed"
 
 
 def test_mtpb_multi_turn_through_the_server(
@@ -90,13 +92,15 @@ def test_mtpb_multi_turn_through_the_server(
     try:
         out = tmp_path / "run"
         args = _common(served_model, proxy.base_url, "--limit", "1", "--max-new-tokens", "16")
-        r = run_cli("generate", "--bench", "mtpb", *args, "--data-dir", str(data_dir), "--output-dir", str(out))
+        r = run_cli("run", "--bench", "mtpb", *args, "--data-dir", str(data_dir), "--output-dir", str(out))
         assert r.returncode == 0, r.stderr
         posts = proxy.posts()
     finally:
         proxy.close()
     samples = _samples(out)
     assert len(samples) == 5 and all(s["error"] is None for s in samples)  # problem 1: one sample per test case
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples_judged"] == 5 and "generation_error" not in summary["outcomes"]
     # Every turn's prompt was the whole history so far: the benchmark's rendering of the earlier turns' outputs.
     from codegen_eval.benchmarks.base import BenchmarkSettings
     from codegen_eval.benchmarks.mtpb import MTPB
@@ -117,15 +121,15 @@ def test_mtpb_multi_turn_through_the_server(
 
 
 def test_server_killed_mid_run_then_resume(restartable: TransformersServer, served_model: Path, tmp_path: Path) -> None:
-    """Kill -9 the server mid-run: failed items are recorded, the run ends normally; after a restart, resume asks
-    only for those."""
+    """Kill -9 the server mid-run: failed items are recorded (and scored generation_error), the run ends normally;
+    after a restart, resume asks only for those, executes them, and the summary has no generation error left."""
     config = tmp_path / "c.yaml"
     config.write_text("gen_chunk: 1\n")  # one request at a time, each sample appended as it finishes
     out = tmp_path / "run"
     args = _common(served_model, restartable.base_url, "--limit", "20", "--max-new-tokens", "32")
     args += ["-B", "retries=1", "-B", "backoff=0.05", "-B", "concurrency=1", "--config", str(config)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codegen_eval", "generate", "--bench", "humaneval", *args, "--output-dir", str(out)],
+        [sys.executable, "-m", "codegen_eval", "run", "--bench", "humaneval", *args, "--output-dir", str(out)],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -142,16 +146,22 @@ def test_server_killed_mid_run_then_resume(restartable: TransformersServer, serv
     assert len(first) == 20 and 0 < len(failed) < 20, "the kill must land mid-run"
     assert all("connection refused" in str(first[k]["error"]) or "closed" in str(first[k]["error"]) for k in failed)
     assert "could not be generated" in stderr and f"--resume {out}" in stderr
-    assert json.loads((out / "run.json").read_text())["status"] == "generated"
+    assert json.loads((out / "run.json").read_text())["status"] == "completed"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples_judged"] == 20 and summary["outcomes"]["generation_error"] == len(failed)
 
     restartable.start()
-    r = run_cli("generate", "--resume", str(out), "--no-progress")
+    r = run_cli("run", "--resume", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
     after = _latest(out)
     assert len(after) == 20 and all(s["error"] is None for s in after.values())
     assert restartable.completions_served() == len(failed)  # nothing generated twice
     assert all(after[k] == first[k] for k in first if k not in failed)
     assert len(_samples(out)) == 20 + len(failed)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples_judged"] == 20 and "generation_error" not in summary["outcomes"]
+    executions = (out / "executions.jsonl").read_text().splitlines()
+    assert len(executions) == 20 + len(failed)  # the failed items judged once more, nothing else
 
 
 @pytest.mark.slow
