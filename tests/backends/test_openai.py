@@ -4,12 +4,13 @@ directly and through a fault-injecting proxy."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from codegen_eval.backends.base import BackendContext
-from codegen_eval.backends.openai import OpenAIBackend
+from codegen_eval.backends.openai import OpenAIBackend, _retry_after
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.records import ChatMessage, GenerationRequest, SamplingParams
 from tests.openai_server import Fault, FaultProxy, Seen, TransformersServer, faults, free_port
@@ -70,6 +71,17 @@ def test_wrong_model_name_did_you_mean(openai_server: TransformersServer, served
 def test_missing_v1_in_base_url_is_explained(openai_server: TransformersServer, served_model: Path) -> None:
     with pytest.raises(BackendError, match=r"not found \(404\); did you mean http://127.0.0.1:\d+/v1\?"):
         _backend(f"http://127.0.0.1:{openai_server.port}", served_model)
+
+
+def test_retry_after_header_forms() -> None:
+    from email.utils import formatdate
+
+    assert _retry_after("2") == 2.0
+    assert _retry_after("-3") == 0.0
+    assert _retry_after(None) is None and _retry_after("soon") is None
+    in_a_minute = _retry_after(formatdate(time.time() + 60, usegmt=True))
+    assert in_a_minute is not None and 55 < in_a_minute <= 60
+    assert _retry_after("86400") == 600.0  # capped
 
 
 # -- generation ---------------------------------------------------------------------------------------------

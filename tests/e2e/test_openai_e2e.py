@@ -72,6 +72,20 @@ def test_humaneval_generate_through_the_server(
     assert SENTINEL not in r.stderr + r.stdout
 
 
+def test_chat_mode_is_recorded_as_not_paper_comparable(
+    openai_server: TransformersServer, served_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = _common(served_model, openai_server.base_url, "--limit", "2", "--max-new-tokens", "16", "-B", "chat=true")
+    r = run_cli("generate", "--bench", "humaneval", *args, "--output-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["sample_mode"] == "chat" and meta["paper_comparable"] is False
+    assert meta["backend"]["endpoint"] == "/chat/completions"
+    samples = _samples(out)
+    assert len(samples) == 2 and all(s["mode"] == "chat" and s["error"] is None for s in samples)
+
+
 def test_humaneval_run_end_to_end(openai_server: TransformersServer, served_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = _common(served_model, openai_server.base_url, "--limit", "4", "--max-new-tokens", "24")
@@ -120,6 +134,7 @@ def test_mtpb_multi_turn_through_the_server(
     assert sorted(str(p.body["prompt"]) for p in posts if p.body) == sorted(expected)
 
 
+@pytest.mark.slow
 def test_server_killed_mid_run_then_resume(restartable: TransformersServer, served_model: Path, tmp_path: Path) -> None:
     """Kill -9 the server mid-run: failed items are recorded (and scored generation_error), the run ends normally;
     after a restart, resume asks only for those, executes them, and the summary has no generation error left."""
