@@ -45,13 +45,16 @@ def processes_with(marker: str) -> list[int]:
 
 
 def processes_of(uids: set[int]) -> set[int]:
+    """Host pids of live (not zombie) processes owned by `uids`."""
     found = set()
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}").st_uid in uids:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    state = f.read().rpartition(b")")[2].split()[0]
+                if os.stat(f"/proc/{name}").st_uid in uids and state != b"Z":
                     found.add(int(name))
-            except OSError:
+            except (OSError, IndexError):
                 continue
     return found
 
