@@ -202,6 +202,10 @@ class _Slot:
         """Start the worker and wait for its "ready" message; SandboxError if it cannot start."""
         plan = self.box.plan
         self.silent = False
+        if self.root_dir:  # no private /tmp: clear what a retired worker could not
+            for name in os.listdir(self.root_dir):
+                with contextlib.suppress(OSError, RecursionError):
+                    worker._remove(os.path.join(self.root_dir, name))
         self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop
         home = "/tmp" if plan.mode == "bubblewrap" else self.root_dir
         try:

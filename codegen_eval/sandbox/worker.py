@@ -26,7 +26,6 @@ import mmap
 import os
 import resource
 import select
-import shutil
 import signal
 import stat
 import struct
@@ -52,15 +51,27 @@ FLAG_NONE, FLAG_MEMORY, FLAG_PROCESS = 0, 1, 2
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
-_IGNORED_IN_WORKER = (
+_BLOCKED_IN_WORKER = (
     "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGTTIN", "SIGTTOU",
     "SIGIO", "SIGPROF", "SIGVTALRM", "SIGPWR",
 )  # fmt: skip
 _MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
 # Pure stdlib modules that HumanEval-style programs import all the time. Imported once in the worker, they
-# reach every child initialised (a program could tell only from sys.modules). Nothing with random state.
-_PRELOAD = ("collections", "functools", "itertools", "math", "re", "string", "typing")
-_DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
+# reach every child initialised (a program could tell only from sys.modules). `random` reseeds itself from
+# os.urandom in every forked child (CPython registers that at-fork hook), so children do not share a sequence.
+_PRELOAD = (
+    *("bisect", "collections", "copy", "functools", "heapq", "itertools", "math", "random", "re", "string"),
+    "typing",
+)
+_DRAIN_S = 1.0
+_LIMITS = (
+    resource.RLIMIT_CORE,
+    resource.RLIMIT_CPU,
+    resource.RLIMIT_FSIZE,
+    resource.RLIMIT_NOFILE,
+    resource.RLIMIT_NPROC,
+    resource.RLIMIT_AS,
+)  # after the main process ends, how long to wait for its pipes to reach EOF
 
 Prctl = Callable[[int, int, int, int, int], int]
 
@@ -128,7 +139,8 @@ class Worker:
         self.pid = os.getpid()
         self.uid = os.getuid()
         self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
-        self.default_signals: dict[int, Any] = {}
+        self.signal_mask: set[int | signal.Signals] = set()  # the mask to give children back
+        self.hard_limits: dict[int, int] = {}
         self.prctl = _libc_prctl()
         self.subreaper = False
         self.has_pidfd = hasattr(os, "pidfd_open")
@@ -144,13 +156,12 @@ class Worker:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(self.devnull, 0)
         os.dup2(self.devnull, 1)
-        for name in _IGNORED_IN_WORKER:
-            num = getattr(signal, name, None)
-            if num is not None:
-                self.default_signals[num] = signal.getsignal(num)
-                # Programs share our uid and can signal us; then only SIGKILL and SIGSTOP have an effect,
-                # and the harness notices both (EOF, silence).
-                signal.signal(num, signal.SIG_IGN)
+        # Programs share our uid and can signal us: block the usual terminating and stopping signals (a child
+        # gets the original mask back with one call). SIGKILL and SIGSTOP remain; the harness notices both.
+        blocked = {getattr(signal, name) for name in _BLOCKED_IN_WORKER if hasattr(signal, name)}
+        self.signal_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        for which in _LIMITS:
+            self.hard_limits[which] = resource.getrlimit(which)[1]
         if self.prctl is not None:
             # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
             self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -410,13 +421,9 @@ class Worker:
             return False
         ok = True
         for name in entries:
-            path = os.path.join(self.root, name)
             try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, onerror=_force_writable)
-                else:
-                    os.unlink(path)
-            except OSError:
+                _remove(os.path.join(self.root, name))
+            except (OSError, RecursionError):
                 ok = False
         return ok
 
@@ -431,20 +438,19 @@ class Worker:
             os.dup2(err_w, 2)
             # Nothing but 0/1/2 survives: the program can never reach the worker's protocol.
             os.closerange(3, self.maxfd)
-            for num, handler in self.default_signals.items():
-                signal.signal(num, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
             if self.prctl is not None:
                 self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
-            _limit(resource.RLIMIT_CORE, 0)
-            _limit(resource.RLIMIT_CPU, cpu_soft, cpu_soft + 1)
+            self.limit(resource.RLIMIT_CORE, 0)
+            self.limit(resource.RLIMIT_CPU, cpu_soft, cpu_soft + 1)
             if self.fsize:
-                _limit(resource.RLIMIT_FSIZE, self.fsize)
+                self.limit(resource.RLIMIT_FSIZE, self.fsize)
             if self.nofile:
-                _limit(resource.RLIMIT_NOFILE, self.nofile)
+                self.limit(resource.RLIMIT_NOFILE, self.nofile)
             if self.nproc:
-                _limit(resource.RLIMIT_NPROC, self.nproc)
+                self.limit(resource.RLIMIT_NPROC, self.nproc)
             if memory_bytes:
-                _limit(resource.RLIMIT_AS, memory_bytes)
+                self.limit(resource.RLIMIT_AS, memory_bytes)
             os.chdir(self.work)
             os.environ["PWD"] = self.work
         except BaseException as e:
@@ -457,6 +463,15 @@ class Worker:
             code = self.run_main(program)
         finally:
             os._exit(code)
+
+    def limit(self, which: int, soft: int, hard: int | None = None) -> None:
+        """Set soft and hard limit (so the program cannot raise them), never above the worker's hard limit."""
+        current_hard = self.hard_limits[which]
+        hard = soft if hard is None else hard
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+            soft = min(soft, hard)
+        resource.setrlimit(which, (soft, hard))
 
     def run_main(self, program: bytes) -> int:
         """Execute the program as __main__ and finish the way the interpreter does; the exit status."""
@@ -589,22 +604,25 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _limit(which: int, soft: int, hard: int | None = None) -> None:
-    """Set soft and hard limit (so the program cannot raise them), never above the current hard limit."""
-    current_hard = resource.getrlimit(which)[1]
-    hard = soft if hard is None else hard
-    if current_hard != resource.RLIM_INFINITY:
-        hard = min(hard, current_hard)
-        soft = min(soft, hard)
-    resource.setrlimit(which, (soft, hard))
-
-
-def _force_writable(func: Callable[[str], object], path: str, _exc: object) -> None:
-    """rmtree helper: programs may leave directories without write or search permission."""
-    os.chmod(os.path.dirname(path), stat.S_IRWXU)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, stat.S_IRWXU)
-    func(path)
+def _remove(path: str) -> None:
+    """Remove a file or a whole tree the program left, whatever permissions it set (it has our uid)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+    dirs = []
+    stack = [path]
+    while stack:  # iterative: a program may nest directories deeper than the recursion limit
+        current = stack.pop()
+        os.chmod(current, stat.S_IRWXU)
+        dirs.append(current)
+        with os.scandir(current) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for current in reversed(dirs):
+        os.rmdir(current)
 
 
 def main() -> int:

@@ -438,6 +438,32 @@ def test_working_directory_is_fresh_for_each_program(box1: ProcessSandbox) -> No
     assert run(box1, "import os; print(os.listdir('.'))").stdout == "[]\n"
 
 
+@pytest.mark.parametrize(
+    "mess",
+    [
+        "os.makedirs('a/b/c'); open('a/b/c/f', 'w').write('x'); os.chmod('a/b', 0); os.chmod('a', 0)",
+        "os.chdir('/'); os.rmdir(cwd)",
+        "os.mkfifo('fifo'); p = 'd'\nfor _ in range(200):\n    os.mkdir(p); p += '/d'",
+        "import socket; socket.socket(socket.AF_UNIX).bind('sock'); os.symlink('/etc', 'etc')",
+    ],
+    ids=["unreadable-dirs", "removed-cwd", "fifo-and-deep-tree", "socket-and-symlink"],
+)
+def test_whatever_a_program_leaves_is_cleaned_up(box1: ProcessSandbox, mess: str) -> None:
+    r = run(box1, f"import os\ncwd = os.getcwd()\n{mess}\nprint('messed')")
+    assert r.stdout == "messed\n", r.stderr
+    r = run(box1, "import os; print(os.listdir('.'), sorted(os.listdir(os.path.dirname(os.getcwd()))))")
+    assert r.stdout == "[] ['program.py', 'work']\n"
+
+
+def test_orphans_and_zombies_do_not_linger(box1: ProcessSandbox) -> None:
+    uids = worker_uids(box1)
+    before = processes_of(uids) if uids else set()
+    r = run(box1, "import os\nfor _ in range(5):\n    if os.fork() == 0:\n        os._exit(0)\nprint('done')")
+    assert r.stdout == "done\n"
+    if uids:
+        assert processes_of(uids) == before
+
+
 def test_environment_does_not_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEGEN_EVAL_TEST_SECRET", "hunter2")
     with ProcessSandbox(SandboxSettings(workers=1)) as b:
