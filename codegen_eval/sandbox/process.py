@@ -52,6 +52,13 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _wait_for(fd: int, event: int, timeout_s: float) -> bool:
+    """poll(2) one descriptor (select(2) cannot take descriptors above 1023)."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(timeout_s * 1000.0))
+
+
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
@@ -309,8 +316,7 @@ class _Slot:
             if wait <= 0:
                 self.silent = True
                 return None
-            ready, _, _ = select.select([fd], [], [], wait)
-            if not ready:
+            if not _wait_for(fd, select.POLLIN, wait):
                 continue
             chunk = os.read(fd, n - len(buf))
             if not chunk:
@@ -328,8 +334,7 @@ class _Slot:
             if wait <= 0:
                 self.silent = True
                 return False
-            _, ready, _ = select.select([], [fd], [], wait)
-            if not ready:
+            if not _wait_for(fd, select.POLLOUT, wait):
                 continue
             try:
                 view = view[os.write(fd, view) :]
@@ -456,8 +461,8 @@ class _Slot:
                 note = f"sandbox: the worker died while this program ran (status {rc}); it was restarted\n"
                 result = ExecutionResult(ExitKind.SIGNALED, None, sig or signal.SIGKILL, "", note, elapsed)
             head.finish(result)
-            if why:
-                log.debug("sandbox worker %d died: %s", self.index, why)
+            if rc is not None and 0 <= rc < 128:  # not a signal: the worker itself failed, not the program
+                log.warning("sandbox worker %d exited with status %s: %s", self.index, rc, why or "no message")
         unsent.extendleft(reversed(inflight))
         inflight.clear()
         self._restart()
