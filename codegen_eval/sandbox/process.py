@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -42,7 +43,12 @@ _KINDS = (
     ExitKind.OUTPUT_LIMIT,
     ExitKind.PROCESS_LIMIT,
 )
-_WORKER_SOURCE = Path(worker.__file__).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _worker_source() -> str:
+    """The worker's code, handed to the interpreter as `-c SOURCE` (the sandbox uid need not read our files)."""
+    return Path(worker.__file__).read_text(encoding="utf-8")
 
 
 def _cpu_count() -> int:
@@ -199,7 +205,7 @@ class _Slot:
             "output_bytes": settings.output_bytes,
             "stderr_tail_bytes": min(STDERR_TAIL_BYTES, settings.output_bytes),
         }
-        cmd = [plan.interpreter, "-c", _WORKER_SOURCE, json.dumps(config)]
+        cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
         if plan.mode == "bubblewrap":
             pre = probe.bwrap_args(plan.bwrap, settings, home=plan.home, keep=plan.keep_visible)
             cmd = [*pre, "--", *cmd]

@@ -104,6 +104,15 @@ def test_concurrency_allows_one_queued_job_per_worker(box: ProcessSandbox) -> No
     assert box.concurrency == 4
 
 
+def test_worker_runs_under_debians_python() -> None:
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("no /usr/bin/python3")
+    with ProcessSandbox(SandboxSettings(workers=1, python="/usr/bin/python3")) as b:
+        assert b.layers()["interpreter"].startswith("/usr/bin/python3 (3.")
+        r = run(b, "import sys; print(sys.executable)")
+    assert (r.exit_code, r.stdout) == (0, "/usr/bin/python3\n")
+
+
 def test_run_outside_the_context_manager_raises() -> None:
     sandbox = ProcessSandbox(SandboxSettings(workers=1))
     with pytest.raises(SandboxError):
