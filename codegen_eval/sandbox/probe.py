@@ -59,6 +59,8 @@ def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: t
         "/",
         "--dev",
         "/dev",
+        "--mqueue",
+        "/dev/mqueue",  # mounted so that the worker can see (and remove) POSIX message queues
         "--proc",
         "/proc",
         "--size",
@@ -72,11 +74,16 @@ def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: t
         # Host daemons' Unix sockets live under /run; a network namespace does not stop those.
         "--tmpfs",
         "/run",
+        "--remount-ro",
+        "/run",
+        "--remount-ro",
+        "/dev",  # device nodes still work; only /tmp, /dev/shm and /dev/mqueue take writes
     ]
     if home:
         args += ["--tmpfs", home]
         for path in keep:
             args += ["--ro-bind", path, path]
+        args += ["--remount-ro", home]
     args += ["--chdir", "/tmp"]
     return args
 

@@ -204,6 +204,10 @@ class _Slot:
             "max_processes": settings.max_processes if probe.nproc_enforced(settings, plan.mode) else 0,
             "output_bytes": settings.output_bytes,
             "stderr_tail_bytes": min(STDERR_TAIL_BYTES, settings.output_bytes),
+            "scratch": ["/dev/shm", "/dev/mqueue"] if plan.mode == "bubblewrap" else [],
+            "owned_scratch": ["/tmp", "/var/tmp", "/dev/shm"] if plan.mode == "uid" else [],
+            # Private IPC namespace (bubblewrap) or a uid of our own: every SysV object of our uid is the program's.
+            "ipc_cleanup": plan.mode != "none",
         }
         cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
         if plan.mode == "bubblewrap":

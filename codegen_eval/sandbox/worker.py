@@ -32,7 +32,6 @@ import struct
 import sys
 import time
 import types
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
@@ -63,7 +62,7 @@ _PRELOAD = (
     *("bisect", "collections", "copy", "functools", "heapq", "itertools", "math", "random", "re", "string"),
     "typing",
 )
-_DRAIN_S = 1.0
+_DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
 _LIMITS = (
     resource.RLIMIT_CORE,
     resource.RLIMIT_CPU,
@@ -71,23 +70,39 @@ _LIMITS = (
     resource.RLIMIT_NOFILE,
     resource.RLIMIT_NPROC,
     resource.RLIMIT_AS,
-)  # after the main process ends, how long to wait for its pipes to reach EOF
+)
+_IPC_RMID = 0
+_SYSV_IPC = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))  # /proc/sysvipc file, id column
 
-Prctl = Callable[[int, int, int, int, int], int]
 
+class _Libc:
+    """The few libc calls the standard library lacks (prctl, removing SysV IPC objects), through ctypes."""
 
-def _libc_prctl() -> Prctl | None:
-    try:
+    def __init__(self) -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.prctl
-        fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-        fn.restype = ctypes.c_int
+        self.prctl = libc.prctl
+        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        self.prctl.restype = ctypes.c_int
+        self.shmctl = libc.shmctl
+        self.semctl = libc.semctl
+        self.msgctl = libc.msgctl
+
+    def remove_ipc(self, kind: str, ident: int) -> None:
+        if kind == "shm":
+            self.shmctl(ident, _IPC_RMID, None)
+        elif kind == "sem":
+            self.semctl(ident, 0, _IPC_RMID)
+        else:
+            self.msgctl(ident, _IPC_RMID, None)
+
+
+def _load_libc() -> _Libc | None:
+    try:
+        return _Libc()
     except (OSError, AttributeError):
         return None
-    prctl: Prctl = fn
-    return prctl
 
 
 class _Capture:
@@ -141,7 +156,13 @@ class Worker:
         self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
         self.signal_mask: set[int | signal.Signals] = set()  # the mask to give children back
         self.hard_limits: dict[int, int] = {}
-        self.prctl = _libc_prctl()
+        self.libc = _load_libc()
+        self.prctl = self.libc.prctl if self.libc is not None else None
+        # Emptied after every program as well: private scratch mounts (inside bubblewrap), or, with a dedicated
+        # uid but no namespaces, whatever that uid left in the host's shared scratch directories.
+        self.scratch: list[str] = list(config.get("scratch", ()))
+        self.owned_scratch: list[str] = list(config.get("owned_scratch", ()))
+        self.ipc_cleanup = bool(config.get("ipc_cleanup", False))
         self.subreaper = False
         self.has_pidfd = hasattr(os, "pidfd_open")
         self.proto_in = self.proto_out = self.devnull = -1
@@ -265,6 +286,7 @@ class Worker:
         duration = time.monotonic() - start
         clean = self.kill_others()
         clean = self.wipe() and clean
+        clean = self.clear_scratch() and clean
 
         kind = KIND_EXITED
         exit_code = sig = has_code = 0
@@ -407,6 +429,29 @@ class Worker:
         if self.kill_uid:
             found.update(p for p, (_, _, uid) in procs.items() if uid == self.uid)
         return [p for p in found if procs[p][0] != b"Z"]
+
+    def clear_scratch(self) -> bool:
+        """Empty /dev/shm, /dev/mqueue and SysV IPC: they outlive a program, and must not reach the next one."""
+        ok = True
+        for directory in self.scratch:
+            ok = _empty(directory, None) and ok
+        for directory in self.owned_scratch:
+            _empty(directory, self.uid)  # best effort: shared with the host
+        if self.ipc_cleanup and self.libc is not None:
+            for kind, id_column in _SYSV_IPC:
+                try:
+                    with open(f"/proc/sysvipc/{kind}") as f:
+                        lines = f.read().splitlines()
+                except OSError:
+                    continue
+                if len(lines) < 2:
+                    continue
+                names = lines[0].split()
+                for line in lines[1:]:
+                    row = dict(zip(names, line.split()))  # noqa: B905 - zip(strict=) needs 3.10
+                    if str(self.uid) in (row.get("uid"), row.get("cuid")):
+                        self.libc.remove_ipc(kind, int(row[id_column]))
+        return ok
 
     def wipe(self) -> bool:
         """Empty the root (working dir, program file and, inside bubblewrap, all of the private /tmp)."""
@@ -602,6 +647,24 @@ assert f([2]) == [5], "deliberately failing, to format a traceback"
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
+
+
+def _empty(directory: str, owner: int | None) -> bool:
+    """Remove every entry of `directory` (only those owned by `owner` unless None); False if one remains."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return True  # nothing there (not mounted, or not ours to list)
+    ok = True
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if owner is not None and os.lstat(path).st_uid != owner:
+                continue
+            _remove(path)
+        except (OSError, RecursionError):
+            ok = False
+    return ok
 
 
 def _remove(path: str) -> None:

@@ -442,6 +442,58 @@ def test_tmp_is_private_and_emptied_between_programs(box1: ProcessSandbox) -> No
     assert r.stdout == "False\n"
 
 
+def test_shared_memory_and_ipc_do_not_reach_the_next_program(box1: ProcessSandbox) -> None:
+    if not NAMESPACES:
+        pytest.skip("needs bubblewrap")
+    r = run(
+        box1,
+        """
+        import ctypes, os
+        from multiprocessing import shared_memory
+        shm = shared_memory.SharedMemory(name="leftover", create=True, size=1 << 20)
+        open("/dev/shm/file", "w").write("x")
+        open("/dev/mqueue/queue", "w").close()
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(libc.shmget(0, 1 << 20, 0o1600) >= 0, libc.semget(0, 1, 0o1600) >= 0, libc.msgget(0, 0o1600) >= 0)
+        print(sorted(os.listdir("/dev/shm")), os.listdir("/dev/mqueue"), flush=True)
+        os._exit(0)  # no clean-up of our own
+        """,
+    )
+    assert r.stdout == "True True True\n['file', 'leftover'] ['queue']\n", r.stderr
+    r = run(
+        box1,
+        """
+        import os
+        print(os.listdir("/dev/shm"), os.listdir("/dev/mqueue"))
+        for kind in ("shm", "sem", "msg"):
+            print(len(open(f"/proc/sysvipc/{kind}").read().splitlines()) - 1)
+        """,
+    )
+    assert r.stdout == "[] []\n0\n0\n0\n", r.stderr
+
+
+def test_only_tmp_and_shared_memory_take_writes(box: ProcessSandbox) -> None:
+    if not NAMESPACES:
+        pytest.skip("needs bubblewrap")
+    r = run(
+        box,
+        """
+        import os
+        for d in ("/dev", "/run", "/var/tmp", "/etc", "/tmp", "/dev/shm"):
+            try:
+                open(os.path.join(d, "probe"), "w").close()
+                print(d, "writable")
+            except OSError as e:
+                print(d, e.strerror)
+        open("/dev/null", "w").write("device nodes still work")
+        """,
+    )
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:4] == [f"{d} Read-only file system" for d in ("/dev", "/run", "/var/tmp", "/etc")]
+    assert lines[4:] == ["/tmp writable", "/dev/shm writable"]
+
+
 def test_working_directory_is_fresh_for_each_program(box1: ProcessSandbox) -> None:
     run(box1, "open('left-behind', 'w').write('x')")
     assert run(box1, "import os; print(os.listdir('.'))").stdout == "[]\n"
