@@ -37,6 +37,7 @@ programs = {
     "uid": "import os; print(os.getuid())",
     "home": "import os; print(sorted(os.listdir(os.environ['HARNESS_HOME'])))",
     "root_write": "open('/codegen-eval-mode-probe', 'w')",
+    "tmp_write": f"open('/tmp/{marker}', 'w').write('x'); print('wrote')",
     "daemon": (
         "import os, sys\n"
         "if os.fork() == 0:\n"
@@ -113,6 +114,7 @@ def test_root_without_bubblewrap_still_drops_to_a_dedicated_uid() -> None:
     assert out["home"][1] == 1  # /root is private to root
     assert out["daemon"][:3] == ["exited", 0, "parent done\n"]
     assert not marker_alive(marker)  # killed by uid: the worker's uid is its alone
+    assert out["tmp_write"][2] == "wrote\n" and not Path("/tmp", marker).exists()  # removed after the program
 
 
 def test_unprivileged_user_with_bubblewrap_hides_home(nobody_home: str) -> None:
@@ -139,3 +141,6 @@ def test_unprivileged_user_without_bubblewrap_is_refused_unless_allowed(nobody_h
     assert out["uid"][2] == f"{NOBODY}\n"
     assert out["daemon"][:3] == ["exited", 0, "parent done\n"]
     assert not marker_alive(marker)  # a descendant of the worker, found through /proc
+    leftover = Path("/tmp", marker)
+    assert out["tmp_write"][2] == "wrote\n" and leftover.exists()  # documented: nothing protects the host's /tmp
+    leftover.unlink()
