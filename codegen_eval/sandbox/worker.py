@@ -15,6 +15,7 @@ Nothing here may print: fds 0-2 are handed to programs and the protocol uses pri
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stubs; see pthread_sigmask below
 import atexit
 import contextlib
 import errno
@@ -154,7 +155,7 @@ class Worker:
         self.pid = os.getpid()
         self.uid = os.getuid()
         self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
-        self.signal_mask: set[int | signal.Signals] = set()  # the mask to give children back
+        self.signal_mask: set[int] = set()  # the mask to give children back
         self.hard_limits: dict[int, int] = {}
         self.libc = _load_libc()
         self.prctl = self.libc.prctl if self.libc is not None else None
@@ -167,6 +168,8 @@ class Worker:
         self.has_pidfd = hasattr(os, "pidfd_open")
         self.proto_in = self.proto_out = self.devnull = -1
         self.main_pid = 0  # in a child: the pid of the program's main process
+        self.main_template: dict[str, object] = {}
+        self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
 
     # ----------------------------------------------------------------------------------------- setup
 
@@ -180,7 +183,8 @@ class Worker:
         # Programs share our uid and can signal us: block the usual terminating and stopping signals (a child
         # gets the original mask back with one call). SIGKILL and SIGSTOP remain; the harness notices both.
         blocked = {getattr(signal, name) for name in _BLOCKED_IN_WORKER if hasattr(signal, name)}
-        self.signal_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        # _signal, not signal: the wrapper converts to enums, which costs every child page faults.
+        self.signal_mask = set(_signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
         for which in _LIMITS:
             self.hard_limits[which] = resource.getrlimit(which)[1]
         if self.prctl is not None:
@@ -194,12 +198,39 @@ class Worker:
                     os._exit(RETIRE_STATUS)
         os.makedirs(self.root, exist_ok=True)
         self.wipe()
+        if self.ipc_cleanup:
+            for kind, id_column in _SYSV_IPC:
+                with contextlib.suppress(OSError):
+                    self.sysvipc_fds.append((kind, id_column, os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)))
+        self.clear_scratch()
         for name in _PRELOAD:
             importlib.import_module(name)
         self.warm_up()
+        self.look_like_the_program()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
         return self.describe()
+
+    def look_like_the_program(self) -> None:
+        """Interpreter state that is the same for every program, set once here instead of in every child.
+
+        Each object a child touches costs it a copy-on-write page fault, so children do as little as possible.
+        """
+        path = self.program_path
+        sys.argv = [path]
+        sys.orig_argv = [sys.executable, path]
+        if sys.path:
+            sys.path[0] = os.path.dirname(path)
+        os.environ["PWD"] = self.work
+        atexit._clear()  # only the program's own callbacks run at its exit
+        self.main_template = {
+            "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
+            "__file__": path,
+            "__cached__": None,
+            "__spec__": None,
+            "__package__": None,
+            "__builtins__": __builtins__,
+        }
 
     def warm_up(self) -> None:
         """Compile, run, print and format a traceback once before the first fork.
@@ -276,10 +307,13 @@ class Worker:
         err_r, err_w = os.pipe()
         self.flag[: FLAG.size] = FLAG.pack(0, FLAG_NONE)
         cpu_soft = int(timeout_s) + 1
+        main = types.ModuleType("__main__")  # made here, where it costs no page faults
+        main.__dict__.update(self.main_template)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self.child(program, out_w, err_w, cpu_soft, memory_bytes)
+            self.child(program, main, out_w, err_w, cpu_soft, memory_bytes)
+        del main
         os.close(out_w)
         os.close(err_w)
         status, rusage, out, timed_out = self.supervise(pid, out_r, err_r, start + timeout_s)
@@ -437,13 +471,9 @@ class Worker:
             ok = _empty(directory, None) and ok
         for directory in self.owned_scratch:
             _empty(directory, self.uid)  # best effort: shared with the host
-        if self.ipc_cleanup and self.libc is not None:
-            for kind, id_column in _SYSV_IPC:
-                try:
-                    with open(f"/proc/sysvipc/{kind}") as f:
-                        lines = f.read().splitlines()
-                except OSError:
-                    continue
+        if self.libc is not None:
+            for kind, id_column, fd in self.sysvipc_fds:
+                lines = os.pread(fd, 1 << 20, 0).decode().splitlines()  # procfs regenerates it on every read
                 if len(lines) < 2:
                     continue
                 names = lines[0].split()
@@ -474,7 +504,9 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ the child
 
-    def child(self, program: bytes, out_w: int, err_w: int, cpu_soft: int, memory_bytes: int) -> NoReturn:
+    def child(
+        self, program: bytes, main: types.ModuleType, out_w: int, err_w: int, cpu_soft: int, memory_bytes: int
+    ) -> NoReturn:
         """Become `python program.py` in a fresh working directory. Never returns."""
         self.main_pid = os.getpid()
         try:
@@ -483,7 +515,7 @@ class Worker:
             os.dup2(err_w, 2)
             # Nothing but 0/1/2 survives: the program can never reach the worker's protocol.
             os.closerange(3, self.maxfd)
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
+            _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
             if self.prctl is not None:
                 self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
             self.limit(resource.RLIMIT_CORE, 0)
@@ -497,7 +529,6 @@ class Worker:
             if memory_bytes:
                 self.limit(resource.RLIMIT_AS, memory_bytes)
             os.chdir(self.work)
-            os.environ["PWD"] = self.work
         except BaseException as e:
             try:
                 os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
@@ -505,7 +536,7 @@ class Worker:
                 os._exit(1)
         code = 1
         try:
-            code = self.run_main(program)
+            code = self.run_main(program, main)
         finally:
             os._exit(code)
 
@@ -518,25 +549,12 @@ class Worker:
             soft = min(soft, hard)
         resource.setrlimit(which, (soft, hard))
 
-    def run_main(self, program: bytes) -> int:
+    def run_main(self, program: bytes, main: types.ModuleType) -> int:
         """Execute the program as __main__ and finish the way the interpreter does; the exit status."""
-        path = self.program_path
-        main = types.ModuleType("__main__")
-        main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
-        main.__file__ = path
-        main.__cached__ = None  # type: ignore[attr-defined]
-        main.__spec__ = None
-        main.__package__ = None
-        main.__builtins__ = __builtins__  # type: ignore[attr-defined]
         sys.modules["__main__"] = main
-        atexit._clear()  # only the program's own callbacks run at exit
-        sys.argv = [path]
-        sys.orig_argv = [sys.executable, path]
-        if sys.path:
-            sys.path[0] = os.path.dirname(path)
         code = 0
         try:
-            exec(compile(program, path, "exec", dont_inherit=True), main.__dict__)
+            exec(compile(program, self.program_path, "exec", dont_inherit=True), main.__dict__)
         except SystemExit as e:
             code = self.exit_code(e)
         except BaseException as e:
