@@ -32,6 +32,7 @@ import stat
 import struct
 import sys
 import time
+import traceback  # imported here: sys.path[0] later points at the programs' directory
 import types
 from typing import Any, NoReturn
 
@@ -595,12 +596,8 @@ class Worker:
         try:
             sys.excepthook(type(e), e, tb)
         except BaseException:
-            try:
-                import traceback
-
+            with contextlib.suppress(BaseException):
                 traceback.print_exception(type(e), e, tb)
-            except BaseException:
-                pass
         return -signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1
 
     def finalize(self, code: int) -> int:
