@@ -141,6 +141,8 @@ class _Capture:
 
 
 class Worker:
+    """Runs programs one at a time, each in a child forked from this warm interpreter."""
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.root: str = config["root"]  # emptied after every program
         self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
