@@ -44,9 +44,7 @@ def tmpfs_bytes(settings: SandboxSettings) -> int:
     return max(64, 4 * settings.file_size_mb) << 20
 
 
-def bwrap_args(
-    bwrap: str, settings: SandboxSettings, *, home: str = "", keep: tuple[str, ...] = ()
-) -> list[str]:
+def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: tuple[str, ...] = ()) -> list[str]:
     """bubblewrap options: every namespace, read-only host root, private /tmp, /dev/shm and /run."""
     size = str(tmpfs_bytes(settings))
     args = [
@@ -61,6 +59,8 @@ def bwrap_args(
         "/",
         "--dev",
         "/dev",
+        "--mqueue",
+        "/dev/mqueue",  # mounted so that the worker can see (and remove) POSIX message queues
         "--proc",
         "/proc",
         "--size",
@@ -74,11 +74,16 @@ def bwrap_args(
         # Host daemons' Unix sockets live under /run; a network namespace does not stop those.
         "--tmpfs",
         "/run",
+        "--remount-ro",
+        "/run",
+        "--remount-ro",
+        "/dev",  # device nodes still work; only /tmp, /dev/shm and /dev/mqueue take writes
     ]
     if home:
         args += ["--tmpfs", home]
         for path in keep:
             args += ["--ro-bind", path, path]
+        args += ["--remount-ro", home]
     args += ["--chdir", "/tmp"]
     return args
 

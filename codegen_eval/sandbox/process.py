@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -42,7 +43,12 @@ _KINDS = (
     ExitKind.OUTPUT_LIMIT,
     ExitKind.PROCESS_LIMIT,
 )
-_WORKER_SOURCE = Path(worker.__file__).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _worker_source() -> str:
+    """The worker's code, handed to the interpreter as `-c SOURCE` (the sandbox uid need not read our files)."""
+    return Path(worker.__file__).read_text(encoding="utf-8")
 
 
 def _cpu_count() -> int:
@@ -50,6 +56,13 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def _wait_for(fd: int, event: int, timeout_s: float) -> bool:
+    """poll(2) one descriptor (select(2) cannot take descriptors above 1023)."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(timeout_s * 1000.0))
 
 
 def _decode(data: bytes) -> str:
@@ -123,31 +136,36 @@ def _uid_has_account(uid: int) -> bool:
     return True
 
 
-def _uids_with_processes() -> set[int]:
-    uids = set()
+def _live_processes() -> list[tuple[int, int]]:
+    """(pid, uid) of every process on the machine that is not a zombie (a zombie holds nothing but its pid)."""
+    found = []
     for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                uids.add(os.stat(f"/proc/{name}").st_uid)
-    return uids
+        if not name.isdigit():
+            continue
+        try:
+            uid = os.stat(f"/proc/{name}").st_uid
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != b"Z":
+            found.append((int(name), uid))
+    return found
+
+
+def _uids_with_processes() -> set[int]:
+    return {uid for _, uid in _live_processes()}
 
 
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid` (root, dedicated uid, no PID namespace to do it for us)."""
-    for _ in range(50):
-        found = False
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                if os.stat(f"/proc/{name}").st_uid != uid:
-                    continue
-                os.kill(int(name), signal.SIGKILL)
-                found = True
-            except OSError:
-                continue
-        if not found:
+    for _ in range(100):
+        victims = [pid for pid, owner in _live_processes() if owner == uid]
+        if not victims:
             return
+        for pid in victims:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
 
@@ -186,8 +204,12 @@ class _Slot:
             "max_processes": settings.max_processes if probe.nproc_enforced(settings, plan.mode) else 0,
             "output_bytes": settings.output_bytes,
             "stderr_tail_bytes": min(STDERR_TAIL_BYTES, settings.output_bytes),
+            "scratch": ["/dev/shm", "/dev/mqueue"] if plan.mode == "bubblewrap" else [],
+            "owned_scratch": ["/tmp", "/var/tmp", "/dev/shm"] if plan.mode == "uid" else [],
+            # Private IPC namespace (bubblewrap) or a uid of our own: every SysV object of our uid is the program's.
+            "ipc_cleanup": plan.mode != "none",
         }
-        cmd = [plan.interpreter, "-c", _WORKER_SOURCE, json.dumps(config)]
+        cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
         if plan.mode == "bubblewrap":
             pre = probe.bwrap_args(plan.bwrap, settings, home=plan.home, keep=plan.keep_visible)
             cmd = [*pre, "--", *cmd]
@@ -197,6 +219,10 @@ class _Slot:
         """Start the worker and wait for its "ready" message; SandboxError if it cannot start."""
         plan = self.box.plan
         self.silent = False
+        if self.root_dir:  # no private /tmp: clear what a retired worker could not
+            for name in os.listdir(self.root_dir):
+                with contextlib.suppress(OSError, RecursionError):
+                    worker._remove(os.path.join(self.root_dir, name))
         self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop
         home = "/tmp" if plan.mode == "bubblewrap" else self.root_dir
         try:
@@ -252,7 +278,9 @@ class _Slot:
                     with contextlib.suppress(OSError):
                         stream.close()
             self.proc = None
-        if self.box.plan.mode == "uid" and self.uid is not None:
+        if self.uid is not None:
+            # The uid is leased to this worker alone: whatever still runs under it (a namespace being torn down,
+            # or a daemon outside any namespace) must be gone before the uid is reused.
             _kill_uid(self.uid)
         if self.errlog is not None:
             self.errlog.close()
@@ -298,8 +326,7 @@ class _Slot:
             if wait <= 0:
                 self.silent = True
                 return None
-            ready, _, _ = select.select([fd], [], [], wait)
-            if not ready:
+            if not _wait_for(fd, select.POLLIN, wait):
                 continue
             chunk = os.read(fd, n - len(buf))
             if not chunk:
@@ -317,8 +344,7 @@ class _Slot:
             if wait <= 0:
                 self.silent = True
                 return False
-            _, ready, _ = select.select([], [fd], [], wait)
-            if not ready:
+            if not _wait_for(fd, select.POLLOUT, wait):
                 continue
             try:
                 view = view[os.write(fd, view) :]
@@ -445,8 +471,8 @@ class _Slot:
                 note = f"sandbox: the worker died while this program ran (status {rc}); it was restarted\n"
                 result = ExecutionResult(ExitKind.SIGNALED, None, sig or signal.SIGKILL, "", note, elapsed)
             head.finish(result)
-            if why:
-                log.debug("sandbox worker %d died: %s", self.index, why)
+            if rc is not None and 0 <= rc < 128:  # not a signal: the worker itself failed, not the program
+                log.warning("sandbox worker %d exited with status %s: %s", self.index, rc, why or "no message")
         unsent.extendleft(reversed(inflight))
         inflight.clear()
         self._restart()
@@ -517,9 +543,7 @@ class ProcessSandbox:
                     "no isolation layer works here (no usable bubblewrap, not root); install bubblewrap or "
                     "set allow_unsandboxed to run programs with rlimits only"
                 )
-            log.warning(
-                "process sandbox: UNSANDBOXED (allow_unsandboxed): programs run as you, with rlimits only"
-            )
+            log.warning("process sandbox: UNSANDBOXED (allow_unsandboxed): programs run as you, with rlimits only")
         if plan.mode != "bubblewrap":
             self._host_dir = tempfile.mkdtemp(prefix="codegen-eval-sandbox-")
             os.chmod(self._host_dir, 0o711)
@@ -559,9 +583,7 @@ class ProcessSandbox:
                 if not info.get("root_readonly"):
                     raise SandboxError("sandbox worker sees a writable root filesystem")
                 if info.get("pid") != 2:
-                    raise SandboxError(
-                        f"sandbox worker is pid {info.get('pid')}, not in its own PID namespace"
-                    )
+                    raise SandboxError(f"sandbox worker is pid {info.get('pid')}, not in its own PID namespace")
                 if info.get("cap_eff") not in (None, "0000000000000000"):
                     raise SandboxError(f"sandbox worker has capabilities {info.get('cap_eff')}")
         python = self._slots[0].info.get("python", "?")
@@ -631,3 +653,8 @@ class ProcessSandbox:
 
             shutil.rmtree(self._host_dir, ignore_errors=True)
             self._host_dir = ""
+
+
+def probe_layers(settings: SandboxSettings | None = None) -> dict[str, str]:
+    """Which isolation layers the process sandbox would use on this machine (for `codegen-eval list`)."""
+    return probe.probe(settings)

@@ -15,6 +15,7 @@ Nothing here may print: fds 0-2 are handed to programs and the protocol uses pri
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stubs; see pthread_sigmask below
 import atexit
 import contextlib
 import errno
@@ -26,14 +27,13 @@ import mmap
 import os
 import resource
 import select
-import shutil
 import signal
 import stat
 import struct
 import sys
 import time
+import traceback  # imported here: sys.path[0] later points at the programs' directory
 import types
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
@@ -52,28 +52,59 @@ FLAG_NONE, FLAG_MEMORY, FLAG_PROCESS = 0, 1, 2
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
-_IGNORED_IN_WORKER = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP")
+_BLOCKED_IN_WORKER = (
+    "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGTTIN", "SIGTTOU",
+    "SIGIO", "SIGPROF", "SIGVTALRM", "SIGPWR",
+)  # fmt: skip
 _MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
 # Pure stdlib modules that HumanEval-style programs import all the time. Imported once in the worker, they
-# reach every child initialised (a program could tell only from sys.modules). Nothing with random state.
-_PRELOAD = ("collections", "functools", "itertools", "math", "re", "string", "typing")
+# reach every child initialised (a program could tell only from sys.modules). `random` reseeds itself from
+# os.urandom in every forked child (CPython registers that at-fork hook), so children do not share a sequence.
+_PRELOAD = (
+    *("bisect", "collections", "copy", "functools", "heapq", "itertools", "math", "random", "re", "string"),
+    "typing",
+)
 _DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
+_LIMITS = (
+    resource.RLIMIT_CORE,
+    resource.RLIMIT_CPU,
+    resource.RLIMIT_FSIZE,
+    resource.RLIMIT_NOFILE,
+    resource.RLIMIT_NPROC,
+    resource.RLIMIT_AS,
+)
+_IPC_RMID = 0
+_SYSV_IPC = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))  # /proc/sysvipc file, id column
 
-Prctl = Callable[[int, int, int, int, int], int]
 
+class _Libc:
+    """The few libc calls the standard library lacks (prctl, removing SysV IPC objects), through ctypes."""
 
-def _libc_prctl() -> Prctl | None:
-    try:
+    def __init__(self) -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.prctl
-        fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-        fn.restype = ctypes.c_int
+        self.prctl = libc.prctl
+        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        self.prctl.restype = ctypes.c_int
+        self.shmctl = libc.shmctl
+        self.semctl = libc.semctl
+        self.msgctl = libc.msgctl
+
+    def remove_ipc(self, kind: str, ident: int) -> None:
+        if kind == "shm":
+            self.shmctl(ident, _IPC_RMID, None)
+        elif kind == "sem":
+            self.semctl(ident, 0, _IPC_RMID)
+        else:
+            self.msgctl(ident, _IPC_RMID, None)
+
+
+def _load_libc() -> _Libc | None:
+    try:
+        return _Libc()
     except (OSError, AttributeError):
         return None
-    prctl: Prctl = fn
-    return prctl
 
 
 class _Capture:
@@ -110,6 +141,8 @@ class _Capture:
 
 
 class Worker:
+    """Runs programs one at a time, each in a child forked from this warm interpreter."""
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.root: str = config["root"]  # emptied after every program
         self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
@@ -125,12 +158,21 @@ class Worker:
         self.pid = os.getpid()
         self.uid = os.getuid()
         self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
-        self.default_signals: dict[int, Any] = {}
-        self.prctl = _libc_prctl()
+        self.signal_mask: set[int] = set()  # the mask to give children back
+        self.hard_limits: dict[int, int] = {}
+        self.libc = _load_libc()
+        self.prctl = self.libc.prctl if self.libc is not None else None
+        # Emptied after every program as well: private scratch mounts (inside bubblewrap), or, with a dedicated
+        # uid but no namespaces, whatever that uid left in the host's shared scratch directories.
+        self.scratch: list[str] = list(config.get("scratch", ()))
+        self.owned_scratch: list[str] = list(config.get("owned_scratch", ()))
+        self.ipc_cleanup = bool(config.get("ipc_cleanup", False))
         self.subreaper = False
         self.has_pidfd = hasattr(os, "pidfd_open")
         self.proto_in = self.proto_out = self.devnull = -1
         self.main_pid = 0  # in a child: the pid of the program's main process
+        self.main_template: dict[str, object] = {}
+        self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
 
     # ----------------------------------------------------------------------------------------- setup
 
@@ -141,13 +183,13 @@ class Worker:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(self.devnull, 0)
         os.dup2(self.devnull, 1)
-        for name in _IGNORED_IN_WORKER:
-            num = getattr(signal, name, None)
-            if num is not None:
-                self.default_signals[num] = signal.getsignal(num)
-                # Programs share our uid and can signal us; then only SIGKILL and SIGSTOP have an effect,
-                # and the harness notices both (EOF, silence).
-                signal.signal(num, signal.SIG_IGN)
+        # Programs share our uid and can signal us: block the usual terminating and stopping signals (a child
+        # gets the original mask back with one call). SIGKILL and SIGSTOP remain; the harness notices both.
+        blocked = {getattr(signal, name) for name in _BLOCKED_IN_WORKER if hasattr(signal, name)}
+        # _signal, not signal: the wrapper converts to enums, which costs every child page faults.
+        self.signal_mask = set(_signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
+        for which in _LIMITS:
+            self.hard_limits[which] = resource.getrlimit(which)[1]
         if self.prctl is not None:
             # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
             self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -159,12 +201,39 @@ class Worker:
                     os._exit(RETIRE_STATUS)
         os.makedirs(self.root, exist_ok=True)
         self.wipe()
+        if self.ipc_cleanup:
+            for kind, id_column in _SYSV_IPC:
+                with contextlib.suppress(OSError):
+                    self.sysvipc_fds.append((kind, id_column, os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)))
+        self.clear_scratch()
         for name in _PRELOAD:
             importlib.import_module(name)
         self.warm_up()
+        self.look_like_the_program()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
         return self.describe()
+
+    def look_like_the_program(self) -> None:
+        """Interpreter state that is the same for every program, set once here instead of in every child.
+
+        Each object a child touches costs it a copy-on-write page fault, so children do as little as possible.
+        """
+        path = self.program_path
+        sys.argv = [path]
+        sys.orig_argv = [sys.executable, path]
+        if sys.path:
+            sys.path[0] = os.path.dirname(path)
+        os.environ["PWD"] = self.work
+        atexit._clear()  # only the program's own callbacks run at its exit
+        self.main_template = {
+            "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
+            "__file__": path,
+            "__cached__": None,
+            "__spec__": None,
+            "__package__": None,
+            "__builtins__": __builtins__,
+        }
 
     def warm_up(self) -> None:
         """Compile, run, print and format a traceback once before the first fork.
@@ -233,9 +302,7 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one program
 
-    def run(
-        self, program: bytes, timeout_s: float, memory_bytes: int
-    ) -> tuple[tuple[Any, ...], bytes, bytes, bool]:
+    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bytes, bool]:
         os.mkdir(self.work, 0o700)
         with open(self.program_path, "wb") as f:
             f.write(program)
@@ -243,16 +310,20 @@ class Worker:
         err_r, err_w = os.pipe()
         self.flag[: FLAG.size] = FLAG.pack(0, FLAG_NONE)
         cpu_soft = int(timeout_s) + 1
+        main = types.ModuleType("__main__")  # made here, where it costs no page faults
+        main.__dict__.update(self.main_template)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self.child(program, out_w, err_w, cpu_soft, memory_bytes)
+            self.child(program, main, out_w, err_w, cpu_soft, memory_bytes)
+        del main
         os.close(out_w)
         os.close(err_w)
         status, rusage, out, timed_out = self.supervise(pid, out_r, err_r, start + timeout_s)
         duration = time.monotonic() - start
         clean = self.kill_others()
         clean = self.wipe() and clean
+        clean = self.clear_scratch() and clean
 
         kind = KIND_EXITED
         exit_code = sig = has_code = 0
@@ -269,9 +340,7 @@ class Worker:
             cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
                 kind = KIND_TIMEOUT
-            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(
-                w in out.stderr for w in _MEMORY_WORDS
-            ):
+            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(w in out.stderr for w in _MEMORY_WORDS):
                 kind = KIND_MEMORY
         elif exit_code == 1:
             flag_pid, flag_kind = FLAG.unpack(self.flag[: FLAG.size])
@@ -398,6 +467,25 @@ class Worker:
             found.update(p for p, (_, _, uid) in procs.items() if uid == self.uid)
         return [p for p in found if procs[p][0] != b"Z"]
 
+    def clear_scratch(self) -> bool:
+        """Empty /dev/shm, /dev/mqueue and SysV IPC: they outlive a program, and must not reach the next one."""
+        ok = True
+        for directory in self.scratch:
+            ok = _empty(directory, None) and ok
+        for directory in self.owned_scratch:
+            _empty(directory, self.uid)  # best effort: shared with the host
+        if self.libc is not None:
+            for kind, id_column, fd in self.sysvipc_fds:
+                lines = os.pread(fd, 1 << 20, 0).decode().splitlines()  # procfs regenerates it on every read
+                if len(lines) < 2:
+                    continue
+                names = lines[0].split()
+                for line in lines[1:]:
+                    row = dict(zip(names, line.split()))  # noqa: B905 - zip(strict=) needs 3.10
+                    if str(self.uid) in (row.get("uid"), row.get("cuid")):
+                        self.libc.remove_ipc(kind, int(row[id_column]))
+        return ok
+
     def wipe(self) -> bool:
         """Empty the root (working dir, program file and, inside bubblewrap, all of the private /tmp)."""
         # Fast path for the usual case: an untouched working directory and our program file.
@@ -411,19 +499,17 @@ class Worker:
             return False
         ok = True
         for name in entries:
-            path = os.path.join(self.root, name)
             try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, onerror=_force_writable)
-                else:
-                    os.unlink(path)
-            except OSError:
+                _remove(os.path.join(self.root, name))
+            except (OSError, RecursionError):
                 ok = False
         return ok
 
     # ------------------------------------------------------------------------------------ the child
 
-    def child(self, program: bytes, out_w: int, err_w: int, cpu_soft: int, memory_bytes: int) -> NoReturn:
+    def child(
+        self, program: bytes, main: types.ModuleType, out_w: int, err_w: int, cpu_soft: int, memory_bytes: int
+    ) -> NoReturn:
         """Become `python program.py` in a fresh working directory. Never returns."""
         self.main_pid = os.getpid()
         try:
@@ -432,22 +518,20 @@ class Worker:
             os.dup2(err_w, 2)
             # Nothing but 0/1/2 survives: the program can never reach the worker's protocol.
             os.closerange(3, self.maxfd)
-            for num, handler in self.default_signals.items():
-                signal.signal(num, handler)
+            _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
             if self.prctl is not None:
                 self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
-            _limit(resource.RLIMIT_CORE, 0)
-            _limit(resource.RLIMIT_CPU, cpu_soft, cpu_soft + 1)
+            self.limit(resource.RLIMIT_CORE, 0)
+            self.limit(resource.RLIMIT_CPU, cpu_soft, cpu_soft + 1)
             if self.fsize:
-                _limit(resource.RLIMIT_FSIZE, self.fsize)
+                self.limit(resource.RLIMIT_FSIZE, self.fsize)
             if self.nofile:
-                _limit(resource.RLIMIT_NOFILE, self.nofile)
+                self.limit(resource.RLIMIT_NOFILE, self.nofile)
             if self.nproc:
-                _limit(resource.RLIMIT_NPROC, self.nproc)
+                self.limit(resource.RLIMIT_NPROC, self.nproc)
             if memory_bytes:
-                _limit(resource.RLIMIT_AS, memory_bytes)
+                self.limit(resource.RLIMIT_AS, memory_bytes)
             os.chdir(self.work)
-            os.environ["PWD"] = self.work
         except BaseException as e:
             try:
                 os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
@@ -455,29 +539,25 @@ class Worker:
                 os._exit(1)
         code = 1
         try:
-            code = self.run_main(program)
+            code = self.run_main(program, main)
         finally:
             os._exit(code)
 
-    def run_main(self, program: bytes) -> int:
+    def limit(self, which: int, soft: int, hard: int | None = None) -> None:
+        """Set soft and hard limit (so the program cannot raise them), never above the worker's hard limit."""
+        current_hard = self.hard_limits[which]
+        hard = soft if hard is None else hard
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+            soft = min(soft, hard)
+        resource.setrlimit(which, (soft, hard))
+
+    def run_main(self, program: bytes, main: types.ModuleType) -> int:
         """Execute the program as __main__ and finish the way the interpreter does; the exit status."""
-        path = self.program_path
-        main = types.ModuleType("__main__")
-        main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
-        main.__file__ = path
-        main.__cached__ = None  # type: ignore[attr-defined]
-        main.__spec__ = None
-        main.__package__ = None
-        main.__builtins__ = __builtins__  # type: ignore[attr-defined]
         sys.modules["__main__"] = main
-        atexit._clear()  # only the program's own callbacks run at exit
-        sys.argv = [path]
-        sys.orig_argv = [sys.executable, path]
-        if sys.path:
-            sys.path[0] = os.path.dirname(path)
         code = 0
         try:
-            exec(compile(program, path, "exec", dont_inherit=True), main.__dict__)
+            exec(compile(program, self.program_path, "exec", dont_inherit=True), main.__dict__)
         except SystemExit as e:
             code = self.exit_code(e)
         except BaseException as e:
@@ -518,12 +598,8 @@ class Worker:
         try:
             sys.excepthook(type(e), e, tb)
         except BaseException:
-            try:
-                import traceback
-
+            with contextlib.suppress(BaseException):
                 traceback.print_exception(type(e), e, tb)
-            except BaseException:
-                pass
         return -signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1
 
     def finalize(self, code: int) -> int:
@@ -590,22 +666,43 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _limit(which: int, soft: int, hard: int | None = None) -> None:
-    """Set soft and hard limit (so the program cannot raise them), never above the current hard limit."""
-    current_hard = resource.getrlimit(which)[1]
-    hard = soft if hard is None else hard
-    if current_hard != resource.RLIM_INFINITY:
-        hard = min(hard, current_hard)
-        soft = min(soft, hard)
-    resource.setrlimit(which, (soft, hard))
+def _empty(directory: str, owner: int | None) -> bool:
+    """Remove every entry of `directory` (only those owned by `owner` unless None); False if one remains."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return True  # nothing there (not mounted, or not ours to list)
+    ok = True
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if owner is not None and os.lstat(path).st_uid != owner:
+                continue
+            _remove(path)
+        except (OSError, RecursionError):
+            ok = False
+    return ok
 
 
-def _force_writable(func: Callable[[str], object], path: str, _exc: object) -> None:
-    """rmtree helper: programs may leave directories without write or search permission."""
-    os.chmod(os.path.dirname(path), stat.S_IRWXU)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, stat.S_IRWXU)
-    func(path)
+def _remove(path: str) -> None:
+    """Remove a file or a whole tree the program left, whatever permissions it set (it has our uid)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+    dirs = []
+    stack = [path]
+    while stack:  # iterative: a program may nest directories deeper than the recursion limit
+        current = stack.pop()
+        os.chmod(current, stat.S_IRWXU)
+        dirs.append(current)
+        with os.scandir(current) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for current in reversed(dirs):
+        os.rmdir(current)
 
 
 def main() -> int:
