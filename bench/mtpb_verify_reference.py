@@ -243,9 +243,7 @@ def report(results: Iterable[CaseResult]) -> tuple[int, int, int, int]:
     for pid in sorted(by_problem, key=int):
         rows = by_problem[pid]
         marks = " ".join(
-            ("R" if r.verdict.reference else "r")
-            + ("S" if r.verdict.strict else "s")
-            + ("" if r.as_expected else "!")
+            ("R" if r.verdict.reference else "r") + ("S" if r.verdict.strict else "s") + ("" if r.as_expected else "!")
             for r in rows
         )
         slowest = max(r.duration_s for r in rows)
@@ -303,9 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wanted = {i.strip() for i in args.ids.split(",") if i.strip()}
         problems = [p for p in problems if p["id"] in wanted]
     start = time.monotonic()
-    results, errors = verify(
-        problems, templates, known, python=args.python, jobs=args.jobs, timeout_s=args.timeout
-    )
+    results, errors = verify(problems, templates, known, python=args.python, jobs=args.jobs, timeout_s=args.timeout)
     total, ref, strict, bad = report(results)
     for e in errors:
         print(f"TEMPLATE ERROR {e}")
