@@ -423,7 +423,7 @@ class HFBackend:
         """Generate every row, in batches of at most self._batch_rows; halve the size on out-of-memory."""
         start = 0
         while start < len(rows):
-            batch = rows[start : start + self._batch_rows]
+            batch = self._next_batch(rows, start)
             oom = False
             try:
                 self._run_batch(batch)
@@ -434,6 +434,8 @@ class HFBackend:
             if not oom:
                 start += len(batch)
                 continue
+            if self._prefix is not None:
+                self._prefix.clear()  # kept keys/values are the first memory to give back
             _free_device_memory()
             self.stats["oom_retries"] += 1
             if len(batch) == 1:
@@ -447,6 +449,23 @@ class HFBackend:
             log.warning(
                 "out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows
             )
+
+    def _next_batch(self, rows: list[_Row], start: int) -> list[_Row]:
+        """Up to self._batch_rows rows from `start` that can share one generate call.
+
+        A batch runs as many steps as its largest budget, and a sequence that finished early is still fed
+        (padding) until then: every row's prompt plus those steps must fit the context, or positions past the
+        model's table would be looked up. Rows come sorted by budget, so the batch ends where that fails.
+        """
+        batch = [rows[start]]
+        longest = len(rows[start].ids)
+        for row in rows[start + 1 : start + self._batch_rows]:
+            longest = max(longest, len(row.ids))
+            steps = max(row.budget, batch[-1].budget)
+            if self.max_context is not None and longest + steps > self.max_context:
+                break
+            batch.append(row)
+        return batch
 
     def _run_batch(self, batch: list[_Row]) -> None:
         import torch
@@ -702,6 +721,11 @@ class _PrefixCache:
             tokens = row.ids + new[i][: length - len(row.ids)]
             self._add(_Entry(tokens, kv, nbytes))
         return True
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._index.clear()
+        self.size = 0
 
     def _add(self, entry: _Entry) -> None:
         eid = self._next

@@ -208,6 +208,17 @@ def test_budget_is_cut_to_fit_the_context_and_noted(plain: HFBackend) -> None:
     assert len(completion.notes) == 1 and "max_new_tokens reduced from 100" in completion.notes[0]
 
 
+def test_cut_budget_shares_a_call_with_long_budgets(plain: HFBackend) -> None:
+    """A sequence whose budget was cut must not be fed past the context while others still run."""
+    ids = plain.tokenizer("x = 1\n" * 200)["input_ids"]
+    near_full = plain.tokenizer.decode(ids[:505])
+    requests = [req(near_full, max_new=100), req(PROMPTS[0], max_new=60), req(PROMPTS[1], max_new=5)]
+    completions = plain.generate(requests)
+    assert [c.error for c in completions] == [None, None, None]
+    assert completions[0].notes and completions[1].completion_tokens == 60
+    assert [c.texts for c in completions] == [plain.generate([r])[0].texts for r in requests]
+
+
 def test_max_context_option(tiny_codegen: Path) -> None:
     backend = HFBackend(str(tiny_codegen), {"max_context": "16", "prefix_cache_mb": "0"})
     assert backend.provenance()["max_context"] == "16"
