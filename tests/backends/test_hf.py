@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 from codegen_eval.backends import BACKENDS  # noqa: E402
 from codegen_eval.backends import hf as hf_module  # noqa: E402
-from codegen_eval.backends.hf import HFBackend, _PrefixCache, _Row, left_pad, smollm2_backend  # noqa: E402
+from codegen_eval.backends.hf import HFBackend, _PrefixCache, left_pad, smollm2_backend  # noqa: E402
 from codegen_eval.chat import SYSTEM_INSTRUCTION  # noqa: E402
 from codegen_eval.errors import BackendError, UsageError  # noqa: E402
 from codegen_eval.records import ChatMessage, GenerationRequest, SamplingParams  # noqa: E402
@@ -69,6 +69,40 @@ def test_batched_greedy_equals_one_prompt_at_a_time(name: str, request: pytest.F
     assert all(len(c.texts) == 1 and c.texts[0] for c in batched)
     # the random model never emits EOS this early, so every budget is used up
     assert [c.completion_tokens for c in batched] == [16 + 8 * i for i in range(len(PROMPTS))]
+
+
+def test_paused_batches_resume_to_the_same_text(tiny_codegen: Path, plain: HFBackend) -> None:
+    """Once half a batch is done the call pauses; the rest resumes, refilled, from the prefix cache."""
+    backend = HFBackend(str(tiny_codegen), {"batch_size": "4"})
+    [full] = plain.generate([req(PROMPTS[0], max_new=60)])
+    stop = _stop_from(full.texts[0])
+    requests = [
+        req(PROMPTS[0], max_new=60, stop=(stop,)),  # stops early
+        req(PROMPTS[1], max_new=10),
+        req(PROMPTS[2], max_new=70),
+        req(PROMPTS[3], max_new=48),
+        req(PROMPTS[1], max_new=50),
+        req(PROMPTS[3], max_new=40),
+    ]
+    batched = backend.generate(requests)
+    assert backend.stats["pauses"] > 0
+    assert backend.stats["reused_prompt_tokens"] > 0
+    assert [c.texts for c in batched] == [c.texts for c in plain.generate(requests)]
+    assert [c.texts for c in batched] == [plain.generate([r])[0].texts for r in requests]
+    assert [c.completion_tokens for c in batched][1:] == [10, 70, 48, 50, 40]
+
+
+def test_paused_samples_continue_their_random_streams(tiny_codegen: Path) -> None:
+    """In fp64, so that no rounding difference between the two paths can tip a near-tie (in fp32, rarely,
+    one does: the guarantee is up to rounding)."""
+    paused = HFBackend(str(tiny_codegen), {"batch_size": "2", "dtype": "fp64"})
+    unpaused = HFBackend(str(tiny_codegen), {"batch_size": "1", "dtype": "fp64", "prefix_cache_mb": "0"})
+    requests = [req(PROMPTS[1], max_new=10), req(PROMPTS[0], max_new=30), sampled(PROMPTS[3], n=3, seed=9)]
+    requests[2] = dataclasses.replace(requests[2], max_new_tokens=48)
+    texts = [c.texts for c in paused.generate(requests)]
+    assert paused.stats["pauses"] > 0
+    assert texts == [c.texts for c in unpaused.generate(requests)]
+    assert len(set(texts[2])) == 3
 
 
 def test_batch_size_does_not_change_greedy_output(tiny_codegen: Path, plain: HFBackend) -> None:
@@ -354,19 +388,27 @@ def test_chat_mode_needs_a_chat_template(tiny_codegen: Path) -> None:
 # --- prefix reuse across turns --------------------------------------------------------------------
 
 
-def test_prefix_reuse_across_turns_gives_the_same_text(tiny_codegen: Path, plain: HFBackend) -> None:
-    reuse = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "64"})
+@pytest.mark.parametrize(("dtype", "with_sampling"), [("fp32", False), ("fp64", True)])
+def test_prefix_reuse_across_turns_gives_the_same_text(
+    tiny_codegen: Path, dtype: str, with_sampling: bool
+) -> None:
+    """Greedy in fp32; sampled rows in fp64, where rounding cannot tip a near-tie of the random model."""
+    reuse = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "64", "dtype": dtype})
+    plain = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "0", "dtype": dtype})
     assert reuse._prefix is not None
     histories = ["# Import libraries.\n\nimport numpy as np\n\n# " + p for p in PROMPTS]
     for turn in range(3):
         requests = [req(h, max_new=20, key=f"{i}/{turn}") for i, h in enumerate(histories)]
-        requests.append(sampled(histories[0], n=2, seed=turn, key="sampled"))
+        if with_sampling:
+            requests.append(sampled(histories[0], n=2, seed=turn, key="sampled"))
         with_reuse = reuse.generate(requests)
         without = plain.generate(requests)
         assert [c.texts for c in with_reuse] == [c.texts for c in without]
         histories = [
             h + c.texts[0] + f"\n\n# Step {turn}.\n" for h, c in zip(histories, with_reuse, strict=False)
         ]
+    # most of each later turn's prompt is the earlier turn's prompt and output
+    assert reuse.stats["reused_prompt_tokens"] > 0.5 * reuse.stats["prompt_tokens"]
     assert reuse.stats["reused_prompt_tokens"] > 0.5 * reuse.stats["prompt_tokens"]
 
 
@@ -380,9 +422,8 @@ def _store(cache: _PrefixCache, tokens: list[int]) -> None:
 
     length = len(tokens)
     layers = [(torch.randn(1, 2, length, 4), torch.randn(1, 2, length, 4)) for _ in range(2)]
-    row = _Row(req=0, ids=tokens[:-4], budget=5, temperature=0, top_p=1, top_k=0, seed=0, stop=())
-    new = [[*tokens[-4:], 0]]  # the last new token is never fed, so it has no keys/values
-    assert cache.store([row], new, [5], len(row.ids), DynamicCache(layers))
+    new = [[*tokens[-4:], 0]]  # 4 new tokens fed back, and a last one that never was
+    assert cache.store([tokens[:-4]], new, [5], length - 4, DynamicCache(layers))
 
 
 def test_prefix_cache_finds_the_longest_prefix_and_respects_its_capacity() -> None:
