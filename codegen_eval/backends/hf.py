@@ -213,6 +213,7 @@ class HFBackend:
     """
 
     name = "hf"
+    PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
         self.options = parse_options(HFOptions, options, "hf")
@@ -502,15 +503,16 @@ class HFBackend:
         On a CPU compute is the bottleneck: a padded batch prefill spends it on padding (HumanEval prompts
         vary threefold in length) and on repeated prompts (n samples). Alone, each distinct prompt costs
         exactly its own tokens, continuing from any prefix already cached; generate then feeds one token
-        per row. (On a GPU the batched prefill is nearly free, so it stays.)
+        per row. A forward pass costs at least one read of the weights, so short uncached parts (a new
+        MTPB turn) are left to the batch. (On a GPU the batched prefill is nearly free, so it stays.)
         """
         import torch
 
         hf = _transformers()
         for tokens in inputs:
             entry, n = prefix.lookup(tokens)
-            if n >= len(tokens) - 1:
-                continue  # already cached (a repeated prompt, or a paused row)
+            if len(tokens) - 1 - n < self.PREFILL_ALONE_FROM:
+                continue  # cached (a repeated prompt, a paused row) or a short suffix: the batch does it
             past = (
                 [(k[None, :, :n], v[None, :, :n]) for k, v in entry.kv] if entry is not None and n else None
             )
@@ -543,6 +545,7 @@ class HFBackend:
             if cache is not None:
                 kwargs[self._cache_kwarg] = cache
                 self.stats["reused_prompt_tokens"] += reused
+        # Pausing costs about one step; it gains the waiting rows' places, and on a CPU fewer rows per step.
         pause_tokens = self._prefix.free_tokens() if self._prefix is not None else 0
         stopper = _RowStopper(self.tokenizer, width, batch, self.eos_ids, pause_tokens)
         processors = hf.LogitsProcessorList()
