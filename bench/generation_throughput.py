@@ -37,9 +37,7 @@ MTPB_PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", default="", help="path, hub id or smollm2-135m (default: the tiny CodeGen)"
-    )
+    parser.add_argument("--model", default="", help="path, hub id or smollm2-135m (default: the tiny CodeGen)")
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--stop", action="store_true", help="use HumanEval's stop strings in both runs")
@@ -71,8 +69,7 @@ def batching(model: str, options: dict[str, str], count: int, max_new: int, stop
     prompts = [p["prompt"] for p in list(read_problems().values())[:count]]
     stops = HUMANEVAL_STOPS if stop else ()
     requests = [
-        GenerationRequest(key=str(i), prompt=p, max_new_tokens=max_new, stop=stops)
-        for i, p in enumerate(prompts)
+        GenerationRequest(key=str(i), prompt=p, max_new_tokens=max_new, stop=stops) for i, p in enumerate(prompts)
     ]
     backend.generate(requests[:2])  # warm-up, both sides
     tok, net = backend.tokenizer, backend.model
@@ -86,9 +83,7 @@ def batching(model: str, options: dict[str, str], count: int, max_new: int, stop
     def one(prompt: str) -> tuple[str, int]:
         enc = tok(prompt, return_tensors="pt").to(backend.device)
         with torch.inference_mode():
-            out = net.generate(
-                **enc, max_new_tokens=max_new, do_sample=False, pad_token_id=backend.pad_id, **extra
-            )
+            out = net.generate(**enc, max_new_tokens=max_new, do_sample=False, pad_token_id=backend.pad_id, **extra)
         new = out[0, enc["input_ids"].shape[1] :].tolist()
         ends = [i + 1 for i, t in enumerate(new) if t in backend.eos_ids]
         new = new[: ends[0]] if ends else new
@@ -102,9 +97,7 @@ def batching(model: str, options: dict[str, str], count: int, max_new: int, stop
 
     same = sum(c.texts[0] == text for c, (text, _) in zip(completions, loop, strict=True))
     print(f"HumanEval x{count}, greedy, max_new_tokens {max_new}, stops {'on' if stop else 'off'}")
-    print(
-        f"  one-prompt loop : {loop_tokens:6d} tokens in {loop_s:7.2f} s = {loop_tokens / loop_s:8.1f} tok/s"
-    )
+    print(f"  one-prompt loop : {loop_tokens:6d} tokens in {loop_s:7.2f} s = {loop_tokens / loop_s:8.1f} tok/s")
     rate = batched_tokens / batched_s
     print(f"  HFBackend batch : {batched_tokens:6d} tokens in {batched_s:7.2f} s = {rate:8.1f} tok/s")
     print(f"  speed-up        : {(batched_tokens / batched_s) / (loop_tokens / loop_s):.2f}x (target >= 3x)")
@@ -156,12 +149,9 @@ def multi_turn(model: str, options: dict[str, str], count: int, turn_tokens: int
             live = [i for i, (p, _) in enumerate(trajectories) if turn < len(p["prompts"])]
             texts = {}
             for label in labels if (run + turn) % 2 == 0 else labels[::-1]:
-                prompts = {
-                    i: histories[label][i] + "# " + render(*trajectories[i], turn) + "\n" for i in live
-                }
+                prompts = {i: histories[label][i] + "# " + render(*trajectories[i], turn) + "\n" for i in live}
                 requests = [
-                    GenerationRequest(key=f"{i}/{turn}", prompt=prompts[i], max_new_tokens=turn_tokens)
-                    for i in live
+                    GenerationRequest(key=f"{i}/{turn}", prompt=prompts[i], max_new_tokens=turn_tokens) for i in live
                 ]
                 start = time.perf_counter()
                 completions = backends[label].generate(requests)

@@ -85,10 +85,7 @@ def _merges(bpe: object) -> list[tuple[str, str]]:
     import json
 
     model = json.loads(bpe.to_str())["model"]  # type: ignore[attr-defined]
-    return [
-        (m.split(" ", 1)[0], m.split(" ", 1)[1]) if isinstance(m, str) else (m[0], m[1])
-        for m in model["merges"]
-    ]
+    return [(m.split(" ", 1)[0], m.split(" ", 1)[1]) if isinstance(m, str) else (m[0], m[1]) for m in model["merges"]]
 
 
 # Chat template of the tiny model's chat variant (the model is random: only the plumbing matters).

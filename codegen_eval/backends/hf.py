@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from codegen_eval.backends.base import BackendContext, parse_options
 from codegen_eval.chat import SYSTEM_INSTRUCTION
 from codegen_eval.errors import BackendError, UsageError
-from codegen_eval.records import Completion, GenerationRequest
+from codegen_eval.records import Completion, GenerationRequest, SampleMode
 
 if TYPE_CHECKING:
     import torch
@@ -54,9 +54,7 @@ class HFOptions:
 
 def _validate(opts: HFOptions) -> None:
     if opts.dtype not in ("auto", *_DTYPES):
-        raise UsageError(
-            f"backend 'hf' option 'dtype': {opts.dtype!r} is not one of auto, {', '.join(_DTYPES)}"
-        )
+        raise UsageError(f"backend 'hf' option 'dtype': {opts.dtype!r} is not one of auto, {', '.join(_DTYPES)}")
     if opts.batch_size != "auto" and not (opts.batch_size.isdigit() and int(opts.batch_size) > 0):
         raise UsageError(
             f"backend 'hf' option 'batch_size': {opts.batch_size!r} is neither a positive integer nor 'auto'"
@@ -135,9 +133,7 @@ def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
             plain.generation_config = loaded.generation_config
             plain.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        (tmp / "codegen_eval_source.json").write_text(
-            json.dumps({**source, "transformers": hf.__version__}, indent=1)
-        )
+        (tmp / "codegen_eval_source.json").write_text(json.dumps({**source, "transformers": hf.__version__}, indent=1))
         if target.exists():  # a stale conversion: move it aside, then drop it
             stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=target.parent))
             os.replace(target, stale / "old")
@@ -213,11 +209,13 @@ class HFBackend:
     """
 
     name = "hf"
+    mode: SampleMode
     PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
         self.options = parse_options(HFOptions, options, "hf")
         _validate(self.options)
+        self.mode = "chat" if self.options.chat else "completion"
         self.model_arg = model
         self._alias_provenance: dict[str, str] = {}
         if model == SMOLLM2_ALIAS:
@@ -256,9 +254,7 @@ class HFBackend:
                 config = hf.AutoConfig.from_pretrained(self.model_ref, **common)
                 self.dtype = _resolve_dtype(opts.dtype, self.device, getattr(config, "dtype", None))
                 # padding_side goes to the constructor: set afterwards, transformers 5 does not keep it.
-                self.tokenizer = hf.AutoTokenizer.from_pretrained(
-                    self.model_ref, padding_side="left", **common
-                )
+                self.tokenizer = hf.AutoTokenizer.from_pretrained(self.model_ref, padding_side="left", **common)
                 self.model: Any = hf.AutoModelForCausalLM.from_pretrained(
                     self.model_ref, config=config, dtype=self.dtype, **common
                 )
@@ -371,15 +367,13 @@ class HFBackend:
             "torch": self._torch_version,
             "batch_size": self.options.batch_size,
             "max_context": str(self.max_context),
-            "mode": "chat" if self.options.chat else "completion",
+            "mode": self.mode,
             "prefix_cache_mb": str(self.options.prefix_cache_mb if self._prefix is not None else 0),
             "sampling": "per-sequence seeded inverse-CDF draws (temperature, top-k, top-p); greedy at 0",
             "checkpoint_generation_config_ignored": json.dumps(self._checkpoint_generation, sort_keys=True),
         }
         if self.options.chat:
-            prov["paper_comparable"] = (
-                "no: instruct (chat template) mode, not the paper's raw completion protocol"
-            )
+            prov["paper_comparable"] = "no: instruct (chat template) mode, not the paper's raw completion protocol"
         for key in ("revision", "gguf_file"):
             value = getattr(self.options, key)
             if value:
@@ -405,9 +399,9 @@ class HFBackend:
         todo = [i for i, p in enumerate(prepared) if p.error is None]
         if todo:
             # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
-            encoded = self.tokenizer(
-                [texts[i] for i in todo], add_special_tokens=not self.options.chat, verbose=False
-            )["input_ids"]
+            encoded = self.tokenizer([texts[i] for i in todo], add_special_tokens=not self.options.chat, verbose=False)[
+                "input_ids"
+            ]
             for i, ids in zip(todo, encoded, strict=True):
                 prepared[i].ids = list(ids)
         for req, prep in zip(requests, prepared, strict=True):
@@ -415,9 +409,7 @@ class HFBackend:
                 continue
             room = self._room(len(prep.ids))
             if room < 1:
-                prep.error = (
-                    f"prompt of {len(prep.ids)} tokens does not fit the model's context of {self.max_context}"
-                )
+                prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {self.max_context}"
             elif room < req.max_new_tokens:
                 prep.notes = (
                     f"max_new_tokens reduced from {req.max_new_tokens} to {room}: the prompt has "
@@ -477,9 +469,7 @@ class HFBackend:
                 todo = todo[1:]
                 continue
             self._batch_rows = max(1, len(batch) // 2)
-            log.warning(
-                "out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows
-            )
+            log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows)
 
     def _next_batch(self, todo: list[_Row]) -> list[_Row]:
         """The longest run of up to self._batch_rows rows from the front of `todo` that can share a call.
@@ -513,9 +503,7 @@ class HFBackend:
             entry, n = prefix.lookup(tokens)
             if len(tokens) - 1 - n < self.PREFILL_ALONE_FROM:
                 continue  # cached (a repeated prompt, a paused row) or a short suffix: the batch does it
-            past = (
-                [(k[None, :, :n], v[None, :, :n]) for k, v in entry.kv] if entry is not None and n else None
-            )
+            past = [(k[None, :, :n], v[None, :, :n]) for k, v in entry.kv] if entry is not None and n else None
             cache = hf.DynamicCache(past, config=self.model.config)
             feed = torch.tensor([tokens[n:-1]], dtype=torch.long, device=self.device)
             with torch.inference_mode():
@@ -590,9 +578,7 @@ class HFBackend:
         if self._prefix is not None:
             returned = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
             if not self._prefix.store(inputs, new, counts, width, returned):
-                log.warning(
-                    "hf: this model's cache layout is not a plain key/value cache; prefix reuse is off"
-                )
+                log.warning("hf: this model's cache layout is not a plain key/value cache; prefix reuse is off")
                 self._prefix = None
 
 
@@ -764,9 +750,7 @@ class _PrefixCache:
             return entry, n
         return None, 0
 
-    def assemble(
-        self, inputs: Sequence[list[int]], width: int, model: Any, device: torch.device
-    ) -> tuple[Any, int]:
+    def assemble(self, inputs: Sequence[list[int]], width: int, model: Any, device: torch.device) -> tuple[Any, int]:
         """A cache covering the first P columns of the left-padded batch, or None when nothing is reusable.
 
         P is where the last row's uncached suffix begins: rows whose reusable prefix reaches further recompute
@@ -781,12 +765,8 @@ class _PrefixCache:
         template = next(e for e, _ in hits if e is not None)
         layers = []
         for layer, (k0, v0) in enumerate(template.kv):
-            keys = torch.zeros(
-                (len(inputs), k0.shape[0], columns, k0.shape[2]), dtype=k0.dtype, device=device
-            )
-            values = torch.zeros(
-                (len(inputs), v0.shape[0], columns, v0.shape[2]), dtype=v0.dtype, device=device
-            )
+            keys = torch.zeros((len(inputs), k0.shape[0], columns, k0.shape[2]), dtype=k0.dtype, device=device)
+            values = torch.zeros((len(inputs), v0.shape[0], columns, v0.shape[2]), dtype=v0.dtype, device=device)
             for i, (tokens, (entry, _)) in enumerate(zip(inputs, hits, strict=True)):
                 offset = width - len(tokens)
                 count = columns - offset  # never more than the hit's length: columns <= offset + n
@@ -1081,12 +1061,3 @@ def _digest_files(folder: str) -> dict[str, str]:
     if m:
         out["hub_commit"] = m.group(1)
     return out
-
-
-def smollm2_backend(
-    model: str, options: Mapping[str, str], context: BackendContext | None = None
-) -> HFBackend:
-    """Registry entry for `--model smollm2-135m`: the hf backend on the converted SmolLM2-135M-Instruct."""
-    if model not in ("", SMOLLM2_ALIAS):
-        raise UsageError(f"model '{SMOLLM2_ALIAS}' takes no path (got {model!r})")
-    return HFBackend(SMOLLM2_ALIAS, options, context)

@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from codegen_eval.backends import BACKENDS  # noqa: E402
+from codegen_eval.backends import BACKENDS, resolve_model  # noqa: E402
 from codegen_eval.backends import hf as hf_module  # noqa: E402
-from codegen_eval.backends.hf import HFBackend, _PrefixCache, left_pad, smollm2_backend  # noqa: E402
+from codegen_eval.backends.hf import HFBackend, _PrefixCache, left_pad  # noqa: E402
 from codegen_eval.chat import SYSTEM_INSTRUCTION  # noqa: E402
 from codegen_eval.errors import BackendError, UsageError  # noqa: E402
 from codegen_eval.records import ChatMessage, GenerationRequest, SamplingParams  # noqa: E402
@@ -301,12 +301,13 @@ def test_provenance(default: HFBackend, tiny_codegen: Path) -> None:
     assert prov["device"] == "cpu" or prov["device"].startswith("cuda")
     assert prov["transformers"] and prov["torch"]
     assert len(prov["config_sha256"]) == 64 and len(prov["weights_sha256"]) == 64
-    assert prov["mode"] == "completion" and "paper_comparable" not in prov
+    assert prov["mode"] == default.mode == "completion" and "paper_comparable" not in prov
 
 
 def test_registry_entries() -> None:
     assert BACKENDS.load("hf") is HFBackend
-    assert BACKENDS.load("smollm2-135m") is smollm2_backend
+    assert resolve_model("hf:/models/x") == ("hf", "/models/x")
+    assert resolve_model("smollm2-135m") == ("hf", "smollm2-135m")
 
 
 def test_importing_backends_does_not_import_torch() -> None:
@@ -366,6 +367,7 @@ def test_out_of_memory_with_one_sequence_is_a_per_request_error(tiny_codegen: Pa
 
 def test_chat_mode_wraps_the_prompt_in_the_template(tiny_chat_codegen: Path) -> None:
     backend = HFBackend(str(tiny_chat_codegen), {"chat": "true", "prefix_cache_mb": "0"})
+    assert backend.mode == "chat"  # the generation driver extracts code from chat replies
     rendered = backend._render(req("def f():\n"))
     assert rendered == f"<|system|>\n{SYSTEM_INSTRUCTION}\n<|user|>\ndef f():\n\n<|assistant|>\n"
     messages = (ChatMessage("user", "hi"), ChatMessage("assistant", "hello"), ChatMessage("user", "more"))
@@ -389,9 +391,7 @@ def test_chat_mode_needs_a_chat_template(tiny_codegen: Path) -> None:
 
 
 @pytest.mark.parametrize(("dtype", "with_sampling"), [("fp32", False), ("fp64", True)])
-def test_prefix_reuse_across_turns_gives_the_same_text(
-    tiny_codegen: Path, dtype: str, with_sampling: bool
-) -> None:
+def test_prefix_reuse_across_turns_gives_the_same_text(tiny_codegen: Path, dtype: str, with_sampling: bool) -> None:
     """Greedy in fp32; sampled rows in fp64, where rounding cannot tip a near-tie of the random model."""
     reuse = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "64", "dtype": dtype})
     plain = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "0", "dtype": dtype})
@@ -404,9 +404,7 @@ def test_prefix_reuse_across_turns_gives_the_same_text(
         with_reuse = reuse.generate(requests)
         without = plain.generate(requests)
         assert [c.texts for c in with_reuse] == [c.texts for c in without]
-        histories = [
-            h + c.texts[0] + f"\n\n# Step {turn}.\n" for h, c in zip(histories, with_reuse, strict=False)
-        ]
+        histories = [h + c.texts[0] + f"\n\n# Step {turn}.\n" for h, c in zip(histories, with_reuse, strict=False)]
     # most of each later turn's prompt is the earlier turn's prompt and output
     assert reuse.stats["reused_prompt_tokens"] > 0.5 * reuse.stats["prompt_tokens"]
     assert reuse.stats["reused_prompt_tokens"] > 0.5 * reuse.stats["prompt_tokens"]
@@ -466,7 +464,7 @@ def test_smollm2_converts_once_and_writes_python(tmp_path: Path, monkeypatch: py
     converted_at = weights.stat().st_mtime_ns
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
 
-    backend = smollm2_backend("", {"device": "cpu"})  # the second use loads the cached folder
+    backend = HFBackend(*resolve_model("smollm2-135m")[1:], {"device": "cpu"})  # loads the cached folder
     assert weights.stat().st_mtime_ns == converted_at
     assert backend.tokenizer.padding_side == "left"
     prov = backend.provenance()
