@@ -90,7 +90,8 @@ def _merges(bpe: object) -> list[tuple[str, str]]:
 
 # Chat template of the tiny model's chat variant (the model is random: only the plumbing matters).
 TINY_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% for m in messages %}{% if 'FORBIDDEN' in m['content'] %}{{ raise_exception('refused') }}{% endif %}"
+    "<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 

