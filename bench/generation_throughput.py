@@ -7,7 +7,7 @@ ratio, and whether every output is identical.
 Part 2: MTPB problems rendered per the authors' protocol (prefix, then "# " + prompt + "\\n" per turn, each
 continuation cut and appended), every trajectory of a turn in one call, with prefix reuse off and on, in
 lockstep, the minimum of several passes per turn.
-Prints the time of both, the ratio, the share of prompt tokens reused, and whether the outputs are identical.
+Prints the time of both, the ratio, how many tokens' keys/values were reused, and whether the outputs are identical.
 
     PYTHONPATH=$PWD python bench/generation_throughput.py          # the tiny random CodeGen (built here)
     PYTHONPATH=$PWD python bench/generation_throughput.py --model smollm2-135m
@@ -73,7 +73,16 @@ def batching(model: str, options: dict[str, str], count: int, max_new: int, stop
     ]
     backend.generate(requests[:2])  # warm-up, both sides
     tok, net = backend.tokenizer, backend.model
-    extra = {"stop_strings": list(stops), "tokenizer": tok} if stops else {}
+
+    class EndOfFunction:
+        """bigcode-evaluation-harness's criterion: stop once the generated part (not the prompt) has a stop."""
+
+        def __init__(self, start: int) -> None:
+            self.start = start
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            text = tok.decode(input_ids[0, self.start :])
+            return any(s in text for s in stops)
 
     start = time.perf_counter()
     completions = backend.generate(requests)
@@ -83,7 +92,10 @@ def batching(model: str, options: dict[str, str], count: int, max_new: int, stop
     def one(prompt: str) -> tuple[str, int]:
         enc = tok(prompt, return_tensors="pt").to(backend.device)
         with torch.inference_mode():
-            out = net.generate(**enc, max_new_tokens=max_new, do_sample=False, pad_token_id=backend.pad_id, **extra)
+            criteria = [EndOfFunction(enc["input_ids"].shape[1])] if stops else []
+            out = net.generate(
+                **enc, max_new_tokens=max_new, do_sample=False, pad_token_id=backend.pad_id, stopping_criteria=criteria
+            )
         new = out[0, enc["input_ids"].shape[1] :].tolist()
         ends = [i + 1 for i, t in enumerate(new) if t in backend.eos_ids]
         new = new[: ends[0]] if ends else new
@@ -161,7 +173,7 @@ def multi_turn(model: str, options: dict[str, str], count: int, turn_tokens: int
                     histories[label][i] = prompts[i] + mtpb_cut(text) + "\n\n"
             identical += sum(a == b for a, b in zip(texts[labels[0]], texts[labels[1]], strict=True))
             total += len(live)
-        reused += backends["prefix reuse"].stats["reused_prompt_tokens"]
+        reused += backends["prefix reuse"].stats["reused_tokens"]
         prompt_tokens += backends["prefix reuse"].stats["prompt_tokens"]
         for backend in backends.values():
             backend.close()
@@ -171,7 +183,7 @@ def multi_turn(model: str, options: dict[str, str], count: int, turn_tokens: int
         f"{turn_tokens} new tokens per turn, min of {passes} passes per turn"
     )
     print(f"  no reuse        : {slow:7.2f} s")
-    print(f"  prefix reuse    : {fast:7.2f} s ({reused}/{prompt_tokens} prompt tokens reused)")
+    print(f"  prefix reuse    : {fast:7.2f} s (keys/values of {reused} tokens reused; {prompt_tokens} prompt tokens)")
     print(f"  speed-up        : {slow / fast:.2f}x")
     print(f"  identical texts : {identical}/{total}")
 

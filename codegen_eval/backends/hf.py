@@ -235,7 +235,9 @@ class HFBackend:
         self._weights_digest: dict[str, str] | None = None
         self.stats = {
             "prompt_tokens": 0,
-            "reused_prompt_tokens": 0,
+            # tokens whose keys/values came from the prefix cache instead of being computed
+            # (shared prompt prefixes, and the sequences a paused batch resumes)
+            "reused_tokens": 0,
             "completion_tokens": 0,
             "oom_retries": 0,
             "pauses": 0,
@@ -524,7 +526,7 @@ class HFBackend:
             # prompt token, which generate will feed.
             if not prefix.store([tokens[:-1]], [[tokens[-1]]], [1], len(tokens) - 1, cache):
                 return
-            self.stats["reused_prompt_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
+            self.stats["reused_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
 
     def _run_batch(self, batch: list[_Row]) -> None:
         """One generate call. Finished rows get their text; paused rows keep their tokens so far."""
@@ -544,7 +546,7 @@ class HFBackend:
             cache, reused = self._prefix.assemble(inputs, width, self.model, self.device)
             if cache is not None:
                 kwargs[self._cache_kwarg] = cache
-                self.stats["reused_prompt_tokens"] += reused
+                self.stats["reused_tokens"] += reused
         # Pausing costs about one step; it gains the waiting rows' places, and on a CPU fewer rows per step.
         pause_tokens = self._prefix.free_tokens() if self._prefix is not None else 0
         stopper = _RowStopper(self.tokenizer, width, batch, self.eos_ids, pause_tokens)
