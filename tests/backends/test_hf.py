@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from codegen_eval.backends import BACKENDS  # noqa: E402
+from codegen_eval.backends import BACKENDS, resolve_model  # noqa: E402
 from codegen_eval.backends import hf as hf_module  # noqa: E402
-from codegen_eval.backends.hf import HFBackend, _PrefixCache, _Row, left_pad, smollm2_backend  # noqa: E402
+from codegen_eval.backends.hf import HFBackend, _PrefixCache, left_pad  # noqa: E402
 from codegen_eval.chat import SYSTEM_INSTRUCTION  # noqa: E402
 from codegen_eval.errors import BackendError, UsageError  # noqa: E402
 from codegen_eval.records import ChatMessage, GenerationRequest, SamplingParams  # noqa: E402
@@ -69,6 +69,40 @@ def test_batched_greedy_equals_one_prompt_at_a_time(name: str, request: pytest.F
     assert all(len(c.texts) == 1 and c.texts[0] for c in batched)
     # the random model never emits EOS this early, so every budget is used up
     assert [c.completion_tokens for c in batched] == [16 + 8 * i for i in range(len(PROMPTS))]
+
+
+def test_paused_batches_resume_to_the_same_text(tiny_codegen: Path, plain: HFBackend) -> None:
+    """Once half a batch is done the call pauses; the rest resumes, refilled, from the prefix cache."""
+    backend = HFBackend(str(tiny_codegen), {"batch_size": "4"})
+    [full] = plain.generate([req(PROMPTS[0], max_new=60)])
+    stop = _stop_from(full.texts[0])
+    requests = [
+        req(PROMPTS[0], max_new=60, stop=(stop,)),  # stops early
+        req(PROMPTS[1], max_new=10),
+        req(PROMPTS[2], max_new=70),
+        req(PROMPTS[3], max_new=48),
+        req(PROMPTS[1], max_new=50),
+        req(PROMPTS[3], max_new=40),
+    ]
+    batched = backend.generate(requests)
+    assert backend.stats["pauses"] > 0
+    assert backend.stats["reused_tokens"] > 0
+    assert [c.texts for c in batched] == [c.texts for c in plain.generate(requests)]
+    assert [c.texts for c in batched] == [plain.generate([r])[0].texts for r in requests]
+    assert [c.completion_tokens for c in batched][1:] == [10, 70, 48, 50, 40]
+
+
+def test_paused_samples_continue_their_random_streams(tiny_codegen: Path) -> None:
+    """In fp64, so that no rounding difference between the two paths can tip a near-tie (in fp32, rarely,
+    one does: the guarantee is up to rounding)."""
+    paused = HFBackend(str(tiny_codegen), {"batch_size": "2", "dtype": "fp64"})
+    unpaused = HFBackend(str(tiny_codegen), {"batch_size": "1", "dtype": "fp64", "prefix_cache_mb": "0"})
+    requests = [req(PROMPTS[1], max_new=10), req(PROMPTS[0], max_new=30), sampled(PROMPTS[3], n=3, seed=9)]
+    requests[2] = dataclasses.replace(requests[2], max_new_tokens=48)
+    texts = [c.texts for c in paused.generate(requests)]
+    assert paused.stats["pauses"] > 0
+    assert texts == [c.texts for c in unpaused.generate(requests)]
+    assert len(set(texts[2])) == 3
 
 
 def test_batch_size_does_not_change_greedy_output(tiny_codegen: Path, plain: HFBackend) -> None:
@@ -208,6 +242,17 @@ def test_budget_is_cut_to_fit_the_context_and_noted(plain: HFBackend) -> None:
     assert len(completion.notes) == 1 and "max_new_tokens reduced from 100" in completion.notes[0]
 
 
+def test_cut_budget_shares_a_call_with_long_budgets(plain: HFBackend) -> None:
+    """A sequence whose budget was cut must not be fed past the context while others still run."""
+    ids = plain.tokenizer("x = 1\n" * 200)["input_ids"]
+    near_full = plain.tokenizer.decode(ids[:505])
+    requests = [req(near_full, max_new=100), req(PROMPTS[0], max_new=60), req(PROMPTS[1], max_new=5)]
+    completions = plain.generate(requests)
+    assert [c.error for c in completions] == [None, None, None]
+    assert completions[0].notes and completions[1].completion_tokens == 60
+    assert [c.texts for c in completions] == [plain.generate([r])[0].texts for r in requests]
+
+
 def test_max_context_option(tiny_codegen: Path) -> None:
     backend = HFBackend(str(tiny_codegen), {"max_context": "16", "prefix_cache_mb": "0"})
     assert backend.provenance()["max_context"] == "16"
@@ -256,12 +301,13 @@ def test_provenance(default: HFBackend, tiny_codegen: Path) -> None:
     assert prov["device"] == "cpu" or prov["device"].startswith("cuda")
     assert prov["transformers"] and prov["torch"]
     assert len(prov["config_sha256"]) == 64 and len(prov["weights_sha256"]) == 64
-    assert prov["mode"] == "completion" and "paper_comparable" not in prov
+    assert prov["mode"] == default.mode == "completion" and "paper_comparable" not in prov
 
 
 def test_registry_entries() -> None:
     assert BACKENDS.load("hf") is HFBackend
-    assert BACKENDS.load("smollm2-135m") is smollm2_backend
+    assert resolve_model("hf:/models/x") == ("hf", "/models/x")
+    assert resolve_model("smollm2-135m") == ("hf", "smollm2-135m")
 
 
 def test_importing_backends_does_not_import_torch() -> None:
@@ -321,6 +367,7 @@ def test_out_of_memory_with_one_sequence_is_a_per_request_error(tiny_codegen: Pa
 
 def test_chat_mode_wraps_the_prompt_in_the_template(tiny_chat_codegen: Path) -> None:
     backend = HFBackend(str(tiny_chat_codegen), {"chat": "true", "prefix_cache_mb": "0"})
+    assert backend.mode == "chat"  # the generation driver extracts code from chat replies
     rendered = backend._render(req("def f():\n"))
     assert rendered == f"<|system|>\n{SYSTEM_INSTRUCTION}\n<|user|>\ndef f():\n\n<|assistant|>\n"
     messages = (ChatMessage("user", "hi"), ChatMessage("assistant", "hello"), ChatMessage("user", "more"))
@@ -333,6 +380,9 @@ def test_chat_mode_wraps_the_prompt_in_the_template(tiny_chat_codegen: Path) -> 
     [with_stop] = backend.generate([req("def f():\n", max_new=12, stop=tuple(reply.texts[0][2:5]))])
     assert with_stop.texts == reply.texts
     assert "paper_comparable" in backend.provenance()
+    refused, fine = backend.generate([req("FORBIDDEN"), req("def g():\n", max_new=4)])
+    assert refused.error is not None and "chat template failed" in refused.error and "refused" in refused.error
+    assert fine.error is None and fine.completion_tokens == 4
 
 
 def test_chat_mode_needs_a_chat_template(tiny_codegen: Path) -> None:
@@ -343,20 +393,24 @@ def test_chat_mode_needs_a_chat_template(tiny_codegen: Path) -> None:
 # --- prefix reuse across turns --------------------------------------------------------------------
 
 
-def test_prefix_reuse_across_turns_gives_the_same_text(tiny_codegen: Path, plain: HFBackend) -> None:
-    reuse = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "64"})
+@pytest.mark.parametrize(("dtype", "with_sampling"), [("fp32", False), ("fp64", True)])
+def test_prefix_reuse_across_turns_gives_the_same_text(tiny_codegen: Path, dtype: str, with_sampling: bool) -> None:
+    """Greedy in fp32; sampled rows in fp64, where rounding cannot tip a near-tie of the random model."""
+    reuse = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "64", "dtype": dtype})
+    plain = HFBackend(str(tiny_codegen), {"prefix_cache_mb": "0", "dtype": dtype})
     assert reuse._prefix is not None
     histories = ["# Import libraries.\n\nimport numpy as np\n\n# " + p for p in PROMPTS]
     for turn in range(3):
         requests = [req(h, max_new=20, key=f"{i}/{turn}") for i, h in enumerate(histories)]
-        requests.append(sampled(histories[0], n=2, seed=turn, key="sampled"))
+        if with_sampling:
+            requests.append(sampled(histories[0], n=2, seed=turn, key="sampled"))
         with_reuse = reuse.generate(requests)
         without = plain.generate(requests)
         assert [c.texts for c in with_reuse] == [c.texts for c in without]
-        histories = [
-            h + c.texts[0] + f"\n\n# Step {turn}.\n" for h, c in zip(histories, with_reuse, strict=False)
-        ]
-    assert reuse.stats["reused_prompt_tokens"] > 0.5 * reuse.stats["prompt_tokens"]
+        histories = [h + c.texts[0] + f"\n\n# Step {turn}.\n" for h, c in zip(histories, with_reuse, strict=False)]
+    # most of each later turn's prompt is the earlier turn's prompt and output
+    assert reuse.stats["pauses"] == 0  # every row runs to the same budget: all reuse is of prompt prefixes
+    assert reuse.stats["reused_tokens"] > 0.5 * reuse.stats["prompt_tokens"]
 
 
 def _entry_tokens(n: int, start: int = 0) -> list[int]:
@@ -369,9 +423,8 @@ def _store(cache: _PrefixCache, tokens: list[int]) -> None:
 
     length = len(tokens)
     layers = [(torch.randn(1, 2, length, 4), torch.randn(1, 2, length, 4)) for _ in range(2)]
-    row = _Row(req=0, ids=tokens[:-4], budget=5, temperature=0, top_p=1, top_k=0, seed=0, stop=())
-    new = [[*tokens[-4:], 0]]  # the last new token is never fed, so it has no keys/values
-    assert cache.store([row], new, [5], len(row.ids), DynamicCache(layers))
+    new = [[*tokens[-4:], 0]]  # 4 new tokens fed back, and a last one that never was
+    assert cache.store([tokens[:-4]], new, [5], length - 4, DynamicCache(layers))
 
 
 def test_prefix_cache_finds_the_longest_prefix_and_respects_its_capacity() -> None:
@@ -414,7 +467,7 @@ def test_smollm2_converts_once_and_writes_python(tmp_path: Path, monkeypatch: py
     converted_at = weights.stat().st_mtime_ns
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
 
-    backend = smollm2_backend("", {"device": "cpu"})  # the second use loads the cached folder
+    backend = HFBackend(*resolve_model("smollm2-135m")[1:], {"device": "cpu"})  # loads the cached folder
     assert weights.stat().st_mtime_ns == converted_at
     assert backend.tokenizer.padding_side == "left"
     prov = backend.provenance()

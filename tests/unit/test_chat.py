@@ -17,9 +17,11 @@ from codegen_eval.chat import SYSTEM_INSTRUCTION, extract_code
         ),
         ("```py\nx = 1\n```", "x = 1\n"),
         ("```Python3 title=solution.py\nx = 2\n```\n", "x = 2\n"),
-        # no python block: the first fenced block of any kind
+        # untagged blocks count as Python
         ("Here:\n```\ny = 3\n```\nand\n```\nz = 4\n```", "y = 3\n"),
-        ("```text\nw = 5\n```", "w = 5\n"),
+        ("```text\nout\n```\n```\nq = 1\n```", "q = 1\n"),
+        # no python block: the first fenced block of any kind
+        ("```text\nw = 5\n```\n```bash\nls\n```", "w = 5\n"),
         # an unclosed block (the budget ran out) runs to the end of the reply
         ("```python\ndef g():\n    return [", "def g():\n    return ["),
         # a longer fence can contain a shorter one
@@ -37,5 +39,5 @@ def test_extract_code(reply: str, code: str) -> None:
     assert extract_code(reply) == code
 
 
-def test_the_instruction_asks_for_one_python_block() -> None:
+def test_the_instruction_asks_for_a_python_block() -> None:
     assert "```python" in SYSTEM_INSTRUCTION
