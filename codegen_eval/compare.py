@@ -606,6 +606,15 @@ def _outcome_summary(run: LoadedRun, item: str) -> tuple[tuple[tuple[str, int], 
     return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), detail
 
 
+def _status_notes(*runs: LoadedRun) -> list[str]:
+    """A summary.json next to a run.json that is not `completed` may be older than the run's records."""
+    return [
+        f"{r.label}: run status is {r.meta['status']!r}, not 'completed'; its summary may not cover every sample"
+        for r in runs
+        if r.meta.get("status") not in (None, "completed")
+    ]
+
+
 def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
     """B against A: pass@k for every k both can give, per scorer present in both, per category, and flips."""
     pairing = pair(a, b)
@@ -621,6 +630,7 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
         notes.append(
             f"{pairing.only_a} item(s) only in A and {pairing.only_b} only in B are left out of every paired number"
         )
+    notes += _status_notes(a, b)
     scorers = [s for s in a.scorers if s in b.counts]
     missing = sorted(set(a.scorers) ^ set(b.scorers))
     if missing:
@@ -758,6 +768,8 @@ def gate(
         )
     else:
         verdict = f"OK: {what} That is within the allowed drop of {100 * max_drop:.2f} points."
+    for note in _status_notes(run, baseline):
+        verdict += f" Note: {note}."
     if pairing.only_a or pairing.only_b:
         verdict += f" Left out: {pairing.only_b} item(s) only in the run, {pairing.only_a} only in the baseline."
     return GateResult(

@@ -326,7 +326,7 @@ def junit_xml(run: LoadedRun, result: GateResult, baseline: LoadedRun | None = N
         records = run.executions.get(item, ()) if run.executions is not None else ()
         seconds = sum(r.duration_s for r in records)
         total_time += seconds
-        classname = run.bench if group == item else f"{run.bench}.{group}"
+        classname = run.bench if group == item else group
         tc = ET.SubElement(suite, "testcase", classname=classname, name=item, time=f"{seconds:.3f}")
         outcomes = Counter(r.outcome.value for r in records)
         if c == 0:

@@ -7,6 +7,7 @@ import json
 import re
 import struct
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,19 @@ def test_report_markdown_and_json(runs: StandardRuns) -> None:
 def test_duplicate_labels_are_made_unique(runs: StandardRuns) -> None:
     model = build_report([load_run(runs.ref), load_run(runs.ref)])
     assert model.labels == ("ref", "ref (2)")
+
+
+def test_junit_for_mtpb_has_a_case_per_test_case_classed_by_problem(runs: StandardRuns) -> None:
+    run, base = load_run(runs.mtpb_multi), load_run(runs.mtpb_single)
+    root = ET.fromstring(junit_xml(run, gate(run, base), base))
+    suite = root.findall("testsuite")[1]
+    cases = suite.findall("testcase")
+    assert len(cases) == 575 and suite.get("name") == "mtpb"
+    first = cases[0]
+    assert (first.get("classname"), first.get("name")) == ("mtpb/1", "mtpb/1/0")
+    kinds = Counter((child.tag, child.get("type")) for case in cases for child in case if child.tag != "system-out")
+    summary = json.loads((runs.mtpb_multi / "summary.json").read_text())
+    assert kinds == {
+        ("failure", "failed"): summary["outcomes"]["failed"],
+        ("error", "timeout"): summary["outcomes"]["timeout"],
+    }
