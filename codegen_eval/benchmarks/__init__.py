@@ -7,6 +7,7 @@ BENCHMARKS: Registry[Benchmark] = Registry(
     "benchmark",
     {
         "humaneval": "codegen_eval.benchmarks.humaneval:HumanEval",
+        "mtpb": "codegen_eval.benchmarks.mtpb:MTPB",
     },
 )
 

@@ -1,0 +1,626 @@
+"""MTPB, the CodeGen paper's multi-turn benchmark: fill and render turns, truncate, assemble, judge."""
+
+# The protocol (docs/mtpb.md, from the authors' mtpb.jsonl, mtpb_sample.py and mtpb_exec.py): every
+# (problem, test case) pair is one item whose turns are the problem's prompts filled with that case's inputs;
+# each turn is shown as a `# ...` comment after the history so far, and the model's continuation is
+# truncated by the authors' rules before it joins the history. The program scored is the final history,
+# checked by the authors' print-based checker (codegen_eval.benchmarks.mtpb_scoring).
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from codegen_eval.benchmarks.base import Benchmark, BenchmarkSettings
+from codegen_eval.data import DatasetSpec, asset_path, resolve_dataset
+from codegen_eval.errors import UsageError
+from codegen_eval.records import (
+    ExecutionJob,
+    ExecutionResult,
+    ExitKind,
+    Outcome,
+    Problem,
+    Sample,
+    SamplingParams,
+    Turn,
+    TurnOutput,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_REPO = "salesforce/CodeGen"
+UPSTREAM_COMMIT = "6f09e495f41e006375055239e4bcb18539f3a38b"
+MTPB_DATA = DatasetSpec(
+    name="mtpb",
+    filename="mtpb.jsonl",
+    sha256="3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c",
+    url=(f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/codegen1/benchmark/mtpb.jsonl"),
+    hint=f"the MTPB data (mtpb.jsonl from {UPSTREAM_REPO} at {UPSTREAM_COMMIT[:12]})",
+)
+
+PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"
+N_CASES = 5
+DEFAULT_MAX_GEN_LENGTH = 256  # the authors' sampler default, used where a problem has none (ids 39-45)
+DEFAULT_TIMEOUT_S = 20.0  # the authors' per-program limit
+# The authors cut at `<|endoftext|>` (CodeGen's marker, decoded with special tokens); other model families
+# end text with these, and a marker left in a program is a syntax error.
+DEFAULT_EOS_MARKERS = ("<|endoftext|>", "<|im_end|>", "</s>", "<|end|>", "<|eot_id|>")
+SINGLE_TURN_NOTE = "reconstruction (not published by the authors)"
+OPTIONS = ("eos_markers", "single_truncation")
+
+# Column 0 is what the authors' `re.MULTILINE` `^` means: the start of the text or just after a "\n".
+_PRINT_LINE = re.compile(r"^print", re.MULTILINE)
+_DEF_LINE = re.compile(r"^def", re.MULTILINE)
+_COMMENT_LINE = re.compile(r"^#", re.MULTILINE)
+_TRIPLE_QUOTE_LINE = re.compile(r"^(?:'''|\"\"\")", re.MULTILINE)
+_BLANK_LINES = "\n\n\n"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Truncation
+
+
+@dataclass(frozen=True, slots=True)
+class TruncationRules:
+    """Which of the authors' cuts apply. All on = the authors' multi-turn rules."""
+
+    second_print: bool = True
+    second_def: bool = True
+    comment_line: bool = True
+    eos_markers: tuple[str, ...] = DEFAULT_EOS_MARKERS
+
+    def describe(self) -> str:
+        parts = []
+        if self.second_print:
+            parts.append("second column-0 print")
+        if self.second_def:
+            parts.append("second column-0 def")
+        earliest = ["column-0 #"] if self.comment_line else []
+        earliest += ["end markers", "column-0 ''' or \"\"\"", "\\n\\n\\n"]
+        return f"cut before the {', then the '.join(parts)}, then at the earliest of: {', '.join(earliest)}"
+
+
+def truncate(text: str, rules: TruncationRules) -> str:
+    """The authors' truncation of one continuation, in their order: print rule, def rule, earliest cut.
+
+    "A line starts with print" is a literal prefix at column 0 (so `printer = 1` counts too, as in theirs).
+    """
+    if rules.second_print:
+        text = _cut_before_second(text, _PRINT_LINE)
+    if rules.second_def:
+        text = _cut_before_second(text, _DEF_LINE)
+    cuts = [len(text)]
+    if rules.comment_line and (m := _COMMENT_LINE.search(text)):
+        cuts.append(m.start())
+    if m := _TRIPLE_QUOTE_LINE.search(text):
+        cuts.append(m.start())
+    for marker in (*rules.eos_markers, _BLANK_LINES):
+        if marker and (i := text.find(marker)) >= 0:
+            cuts.append(i)
+    return text[: min(cuts)]
+
+
+def _cut_before_second(text: str, pattern: re.Pattern[str]) -> str:
+    matches = pattern.finditer(text)
+    if next(matches, None) is None:
+        return text
+    second = next(matches, None)
+    return text if second is None else text[: second.start()]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True, slots=True)
+class MtpbRecord:
+    """One validated line of mtpb.jsonl."""
+
+    id: str
+    name: str
+    description: str
+    category: str
+    templates: tuple[str, ...]
+    inputs: tuple[Mapping[str, object], ...]  # exactly N_CASES
+    outputs: tuple[object, ...]  # the first N_CASES golds (extra published ones dropped)
+    max_gen_length: int  # tokens per turn
+    max_gen_length_given: bool  # False: the authors' default was used
+
+
+@dataclass(frozen=True, slots=True)
+class MtpbCase:
+    """Problem.payload of one MTPB item: one problem with one of its five test cases."""
+
+    problem_id: str  # the original id, "1".."115"
+    case: int  # 0..4
+    name: str
+    description: str
+    category: str
+    templates: tuple[str, ...]  # raw prompt templates
+    prompts: tuple[str, ...]  # filled with this case's inputs
+    inputs: Mapping[str, object]
+    gold: object  # JSON value the last print must match
+    max_gen_length: int
+    max_gen_length_given: bool
+
+
+def fill(template: str, inputs: Mapping[str, object]) -> str:
+    """The authors' filling: `template.format(**case)`; values go in as str(value), `{{ }}` are braces."""
+    return template.format(**inputs)
+
+
+def load_records(path: Path) -> list[MtpbRecord]:
+    """Parse and validate an MTPB file. Real defects raise UsageError; known quirks of the published file
+    (extra golds, unused or repeated inputs, golds the checker can never accept) are logged as warnings."""
+    records: list[MtpbRecord] = []
+    seen: set[str] = set()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read the MTPB data {path}: {e}") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        record = _validate(raw, f"{path}:{lineno}")
+        if record.id in seen:
+            raise UsageError(f"{path}:{lineno}: MTPB problem id {record.id} appears twice")
+        seen.add(record.id)
+        records.append(record)
+    if not records:
+        raise UsageError(f"{path}: no MTPB problems in the file")
+    # The authors sort problems by their numeric id.
+    return sorted(records, key=lambda r: int(r.id))
+
+
+def _validate(raw: object, where: str) -> MtpbRecord:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: an MTPB line must be a JSON object")
+    pid = raw.get("id")
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        pid = str(pid)
+    if not isinstance(pid, str) or not pid.isdecimal():
+        raise UsageError(f"{where}: MTPB problem has no numeric 'id' (got {pid!r})")
+    label = f"MTPB problem {pid}" + (f" ({raw['name']})" if isinstance(raw.get("name"), str) else "")
+
+    def need(key: str, kind: type, what: str) -> object:
+        value = raw.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UsageError(f"{where}: {label}: field '{key}' must be {what} (got {value!r:.60})")
+        return value
+
+    name = need("name", str, "a string")
+    category = need("category", str, "a string")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise UsageError(f"{where}: {label}: field 'description' must be a string")
+    templates = need("prompts", list, "a list of prompt templates")
+    inputs = need("inputs", list, f"a list of {N_CASES} test-case inputs")
+    outputs = need("outputs", list, f"a list of {N_CASES} expected outputs")
+    assert isinstance(templates, list) and isinstance(inputs, list) and isinstance(outputs, list)
+    assert isinstance(name, str) and isinstance(category, str)
+    if not templates or not all(isinstance(t, str) for t in templates):
+        raise UsageError(f"{where}: {label}: 'prompts' must be a non-empty list of strings")
+    if len(inputs) != N_CASES or not all(
+        isinstance(case, dict) and all(isinstance(k, str) for k in case) for case in inputs
+    ):
+        raise UsageError(f"{where}: {label}: 'inputs' must hold exactly {N_CASES} objects (got {len(inputs)} entries)")
+    if len(outputs) < N_CASES:
+        raise UsageError(f"{where}: {label}: {len(outputs)} outputs for {N_CASES} inputs")
+    if "max_gen_length" in raw:
+        budget = need("max_gen_length", int, "a positive integer")
+        assert isinstance(budget, int)
+        if budget <= 0:
+            raise UsageError(f"{where}: {label}: 'max_gen_length' must be positive (got {budget})")
+        given = True
+    else:
+        budget, given = DEFAULT_MAX_GEN_LENGTH, False
+
+    for c, case in enumerate(inputs):
+        for t, template in enumerate(templates):
+            try:
+                fill(template, case)
+            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
+                raise UsageError(
+                    f"{where}: {label}: prompt {t + 1} cannot be filled with the inputs of mtpb/{pid}/{c} "
+                    f"({type(e).__name__}: {e})"
+                ) from None
+
+    quirks = _quirks(pid, templates, inputs, outputs, raw)
+    if quirks:
+        log.warning("%s: %s", label, "; ".join(quirks))
+    return MtpbRecord(
+        id=pid,
+        name=name,
+        description=description,
+        category=category,
+        templates=tuple(templates),
+        inputs=tuple(MappingProxyType(dict(case)) for case in inputs),
+        outputs=tuple(outputs[:N_CASES]),
+        max_gen_length=budget,
+        max_gen_length_given=given,
+    )
+
+
+_KNOWN_FIELDS = {"id", "name", "description", "category", "prompts", "inputs", "outputs", "max_gen_length"}
+
+
+def _quirks(
+    pid: str,
+    templates: list[str],
+    inputs: list[dict[str, object]],
+    outputs: list[object],
+    raw: dict[str, object],
+) -> list[str]:
+    """Defects of the published data that do not stop a run, worded for a warning."""
+    quirks = []
+    if len(outputs) > N_CASES:
+        quirks.append(
+            f"{len(outputs)} outputs for {N_CASES} inputs; outputs after the {N_CASES}th are ignored "
+            "(the authors pair them with zip)"
+        )
+    used = {
+        re.match(r"[^.\[]*", field).group()  # type: ignore[union-attr]  # always matches
+        for template in templates
+        for _, field, _, _ in string.Formatter().parse(template)
+        if field is not None
+    }
+    for c, case in enumerate(inputs):
+        unused = sorted(set(case) - used)
+        if unused:
+            quirks.append(f"mtpb/{pid}/{c} has input keys no prompt uses: {', '.join(unused)}")
+    canon = [json.dumps(case, sort_keys=True) for case in inputs]
+    for c, key in enumerate(canon):
+        first = canon.index(key)
+        if first != c:
+            quirks.append(f"mtpb/{pid}/{c} repeats the inputs of mtpb/{pid}/{first}")
+    never = [
+        f"mtpb/{pid}/{c} ({'null' if gold is None else type(gold).__name__})"
+        for c, gold in enumerate(outputs[:N_CASES])
+        if gold is None or isinstance(gold, dict)
+    ]
+    if never:
+        quirks.append(f"golds the authors' checker can never accept: {', '.join(never)}")
+    extra = sorted(set(raw) - _KNOWN_FIELDS)
+    if extra:
+        quirks.append(f"unknown fields ignored: {', '.join(extra)}")
+    return quirks
+
+
+def expand(records: Sequence[MtpbRecord], turns: Literal["multi", "single"]) -> list[Problem]:
+    """One Problem per (problem, test case): id mtpb/<id>/<case>, group mtpb/<id>, turns = filled prompts."""
+    problems = []
+    for record in records:
+        for c, case in enumerate(record.inputs):
+            prompts = tuple(fill(t, case) for t in record.templates)
+            payload = MtpbCase(
+                problem_id=record.id,
+                case=c,
+                name=record.name,
+                description=record.description,
+                category=record.category,
+                templates=record.templates,
+                prompts=prompts,
+                inputs=case,
+                gold=record.outputs[c],
+                max_gen_length=record.max_gen_length,
+                max_gen_length_given=record.max_gen_length_given,
+            )
+            if turns == "multi":
+                item_turns = tuple(Turn(p, record.max_gen_length) for p in prompts)
+            else:
+                # Single turn: every prompt at once; the budget is what the turns would have had together.
+                item_turns = (Turn("\n".join(prompts), record.max_gen_length * len(prompts)),)
+            problems.append(
+                Problem(
+                    id=f"mtpb/{record.id}/{c}",
+                    group=f"mtpb/{record.id}",
+                    turns=item_turns,
+                    payload=payload,
+                    category=record.category,
+                )
+            )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rendering and program assembly (pure functions of the payload, so tests and tools can use them directly)
+
+
+def comment(prompt: str) -> str:
+    """How one turn's prompt appears in the context (the authors' `# {prompt}\\n`)."""
+    return f"# {prompt}\n"
+
+
+def render_multi(case: MtpbCase, turn: int, texts: Sequence[str]) -> str:
+    """Context for `turn`: prefix, then each earlier turn's comment + postprocessed text + a blank line."""
+    if not 0 <= turn < len(case.prompts):
+        raise ValueError(f"mtpb/{case.problem_id} has {len(case.prompts)} turns, not turn {turn}")
+    if len(texts) != turn:
+        raise ValueError(f"turn {turn} needs {turn} earlier outputs, got {len(texts)}")
+    parts = [PREFIX]
+    for prompt, text in zip(case.prompts[:turn], texts, strict=True):
+        parts += [comment(prompt), text, "\n\n"]
+    parts.append(comment(case.prompts[turn]))
+    return "".join(parts)
+
+
+def render_single(case: MtpbCase) -> str:
+    """The single-turn reconstruction: prefix, then every prompt as a comment line, then the continuation."""
+    return PREFIX + "".join(comment(p) for p in case.prompts)
+
+
+def program_multi(case: MtpbCase, texts: Sequence[str]) -> str:
+    """The authors' program: the final history (prefix, and per turn comment + text + blank line)."""
+    return "".join([PREFIX, *(comment(p) + t + "\n\n" for p, t in zip(case.prompts, texts, strict=True))])
+
+
+def program_single(case: MtpbCase, text: str) -> str:
+    return render_single(case) + text
+
+
+# --------------------------------------------------------------------------------------------------------
+# The benchmark
+
+
+class MTPB:
+    """The Multi-Turn Programming Benchmark (115 problems x 5 test cases = 575 items)."""
+
+    name = "mtpb"
+    # Bump whenever a prompt, a truncation rule, the program assembly or the scoring changes.
+    version = "mtpb-1"
+
+    def __init__(self, settings: BenchmarkSettings) -> None:
+        unknown = sorted(set(settings.options) - set(OPTIONS))
+        if unknown:
+            raise UsageError(
+                f"benchmark 'mtpb' has no option {', '.join(repr(k) for k in unknown)} (options: {', '.join(OPTIONS)})"
+            )
+        if settings.turns not in ("multi", "single"):
+            raise UsageError(f"mtpb: turns must be 'multi' or 'single', not {settings.turns!r}")
+        self.turns: Literal["multi", "single"] = "multi" if settings.turns == "multi" else "single"
+        self.data_dir = settings.data_dir
+        self.timeout_s = DEFAULT_TIMEOUT_S if settings.timeout_s is None else settings.timeout_s
+        if "eos_markers" in settings.options:
+            # Comma-separated; an empty value turns the marker cut off (for text decoded without specials).
+            markers = tuple(m for m in settings.options["eos_markers"].split(",") if m)
+        else:
+            markers = DEFAULT_EOS_MARKERS
+        single_truncation = settings.options.get("single_truncation", "relaxed")
+        if single_truncation not in ("relaxed", "full"):
+            raise UsageError(f"mtpb: single_truncation must be 'relaxed' or 'full', not {single_truncation!r}")
+        self.single_truncation = single_truncation
+        if self.turns == "single" and single_truncation == "relaxed":
+            # Measured: under the #-line cut every single-turn continuation of a small model was empty,
+            # because it first writes another `# ...` line; several functions in one answer are normal too.
+            self.rules = TruncationRules(second_def=False, comment_line=False, eos_markers=markers)
+        else:
+            self.rules = TruncationRules(eos_markers=markers)
+
+    # -- data ---------------------------------------------------------------------------------------------
+
+    @cached_property
+    def data_path(self) -> Path:
+        return resolve_dataset(MTPB_DATA, self.data_dir)
+
+    @cached_property
+    def records(self) -> list[MtpbRecord]:
+        return load_records(self.data_path)
+
+    def load(self) -> list[Problem]:
+        return expand(self.records, self.turns)
+
+    def subsets(self) -> Mapping[str, frozenset[str]]:
+        """`scorable`: the problems none of whose cases has a known issue (benchmarks/mtpb/known_issues.json)
+        for any scorer — wrong golds, unpublished CSV files, random golds, golds the checker cannot accept."""
+        flawed = {f"mtpb/{issue_id}" for issue_id in self._known_issue_ids}
+        if not flawed:
+            return {}
+        return {"scorable": frozenset(f"mtpb/{r.id}" for r in self.records) - flawed}
+
+    @cached_property
+    def _known_issue_ids(self) -> frozenset[str]:
+        path = asset_path("mtpb", "known_issues.json")
+        if not path.is_file():
+            log.warning("mtpb: no known-issues file at %s; no 'scorable' subset", path)
+            return frozenset()
+        try:
+            issues = json.loads(path.read_text(encoding="utf-8"))
+            return frozenset(str(issue["id"]) for issue in issues)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise UsageError(f"cannot read {path}: {e!r}") from None
+
+    # -- generation ---------------------------------------------------------------------------------------
+
+    def default_sampling(self, n: int) -> SamplingParams:
+        # The authors' sampler: temperature 0.2, top-p 0.95, whatever the number of samples.
+        return SamplingParams(temperature=0.2, top_p=0.95)
+
+    def render(self, problem: Problem, turn: int, history: Sequence[TurnOutput]) -> str:
+        case = _case(problem)
+        if self.turns == "single":
+            if turn != 0 or history:
+                raise ValueError(f"{problem.id}: single-turn MTPB has one turn")
+            return render_single(case)
+        return render_multi(case, turn, [h.text for h in history])
+
+    def instruction(self, problem: Problem, turn: int) -> str:
+        # Hook for chat mode (instruct models): the user message per turn, and in program() the assembly of
+        # the extracted code. Not implemented yet; failing here stops a chat run before any generation.
+        raise UsageError("mtpb: chat mode (instruct models) is not supported yet; use a completion backend")
+
+    def stop_sequences(self, problem: Problem, turn: int) -> tuple[str, ...]:
+        """Hints that end generation no earlier than postprocess would cut.
+
+        Each hint's first occurrence lies at or after the final cut, so the text up to and including it
+        truncates exactly like the whole continuation. The column-0 hints ("\\n#", "\\n'''", '\\n\"\"\"')
+        assume the backend keeps the stop string in the returned text (as transformers' stop_strings do):
+        a backend that strips it would drop the newline before the cut. "\\n\\n\\n" and the end markers
+        are safe either way. "\\n#" is offered only where the #-line cut applies (not in relaxed single).
+        """
+        hints = ["\n\n\n", *self.rules.eos_markers]
+        if self.rules.comment_line:
+            hints.append("\n#")
+        hints += ["\n'''", '\n"""']
+        return tuple(dict.fromkeys(h for h in hints if h))
+
+    def postprocess(self, problem: Problem, turn: int, raw: str) -> str:
+        return truncate(raw, self.rules)
+
+    def reference(self, problem: Problem) -> tuple[str, ...] | None:
+        """Known-good code per turn from benchmarks/mtpb/reference_solutions.json, filled with the case.
+
+        Single turn: one text, the turns' code with trailing newlines stripped, joined by "\\n". The
+        assembled program then equals the multi-turn one except that the comments come first and the
+        blank lines between turns are gone — and it contains no "\\n\\n\\n", which would be cut.
+        """
+        case = _case(problem)
+        templates = self._references.get(case.problem_id)
+        if templates is None:
+            return None
+        where = f"{self._references_path}: problem {case.problem_id}"
+        if len(templates) != len(case.prompts):
+            raise UsageError(f"{where} has {len(templates)} turns of code, the problem has {len(case.prompts)}")
+        try:
+            code = tuple(fill(t, case.inputs) for t in templates)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
+            raise UsageError(f"{where}: cannot fill with the inputs of {problem.id} ({e!r})") from None
+        if self.turns == "single":
+            return ("\n".join(c.rstrip("\n") for c in code),)
+        return code
+
+    @cached_property
+    def _references_path(self) -> Path:
+        return asset_path("mtpb", "reference_solutions.json")
+
+    @cached_property
+    def _references(self) -> dict[str, tuple[str, ...]]:
+        path = self._references_path
+        if not path.is_file():
+            log.warning("mtpb: no reference solutions at %s", path)
+            return {}
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read {path}: {e}") from None
+        if not isinstance(raw, dict) or not all(
+            isinstance(v, list) and all(isinstance(t, str) for t in v) for v in raw.values()
+        ):
+            raise UsageError(f"{path}: expected {{problem id: [code template per turn, ...]}}")
+        return {str(k): tuple(v) for k, v in raw.items()}
+
+    # -- execution ----------------------------------------------------------------------------------------
+
+    def program(self, problem: Problem, sample: Sample) -> str:
+        """The program the authors would score for this sample (before the checker is wrapped around it)."""
+        case = _case(problem)
+        if sample.mode == "solution":
+            # A whole program already (e.g. the "completions" field of the authors' own sample files).
+            if len(sample.turns) != 1:
+                raise UsageError(f"{problem.id}: a whole-program sample must have one text, not {len(sample.turns)}")
+            return sample.turns[0].text
+        texts = self._texts(problem, sample)
+        if self.turns == "single":
+            return program_single(case, texts[0])
+        return program_multi(case, texts)
+
+    def build_job(self, problem: Problem, sample: Sample, nonce: str) -> ExecutionJob:
+        from codegen_eval.benchmarks.mtpb_scoring import build_program
+
+        source = build_program(self.program(problem, sample), _case(problem).gold, nonce)
+        return ExecutionJob(program=source, timeout_s=self.timeout_s)
+
+    def judge(self, problem: Problem, sample: Sample, result: ExecutionResult, nonce: str) -> Verdict:
+        from codegen_eval.benchmarks.mtpb_scoring import parse_verdict
+
+        if sample.error is not None:
+            return Verdict(Outcome.GENERATION_ERROR, sample.error, _scores(False, False))
+        exited_ok = result.kind is ExitKind.EXITED and result.exit_code == 0
+        verdict = parse_verdict(result.stdout, nonce, exited_ok)
+        if result.stdout_truncated:
+            # The checker scores the *last* print; with the tail of stdout lost it cannot be known.
+            detail = f"stdout truncated, the last print is unknown; {verdict.detail}"
+            return Verdict(Outcome.OUTPUT_LIMIT, detail, _scores(False, False))
+        scores = _scores(verdict.reference, verdict.strict)
+        if verdict.reference:
+            # As in the authors' checker, a right value printed before a crash or a hang still passes.
+            return Verdict(Outcome.PASSED, verdict.detail, scores)
+        return Verdict(_failure_outcome(result, verdict.finished), verdict.detail, scores)
+
+    def _texts(self, problem: Problem, sample: Sample) -> list[str]:
+        if sample.mode != "completion":
+            # Chat hook (see instruction()): how extracted code per turn forms a program is not decided yet.
+            raise UsageError(f"{problem.id}: MTPB does not support {sample.mode}-mode samples yet")
+        texts = [t.text for t in sample.turns]
+        expected = 1 if self.turns == "single" else len(problem.turns)
+        if len(texts) != expected:
+            if sample.error is None:
+                raise UsageError(
+                    f"{problem.id}: sample {sample.index} has {len(texts)} turns, {self.turns}-turn MTPB "
+                    f"expects {expected} (were the samples generated with another --turns?)"
+                )
+            texts = (texts + [""] * expected)[:expected]
+        return texts
+
+    def provenance(self) -> Mapping[str, str]:
+        prov = {
+            "benchmark_version": self.version,
+            "data_path": str(self.data_path),
+            "data_sha256": MTPB_DATA.sha256,
+            "data_url": MTPB_DATA.url,
+            "upstream": f"{UPSTREAM_REPO}@{UPSTREAM_COMMIT}",
+            "turns": self.turns,
+            "truncation": self.rules.describe(),
+            "eos_markers": json.dumps(list(self.rules.eos_markers)),
+            "prefix": json.dumps(PREFIX),
+            "max_gen_length_default": str(DEFAULT_MAX_GEN_LENGTH),
+            "timeout_s": f"{self.timeout_s:g}",
+            "reference_solutions": str(self._references_path),
+        }
+        if self.turns == "single":
+            prov["single_turn_format"] = SINGLE_TURN_NOTE
+            prov["single_truncation"] = self.single_truncation
+        return prov
+
+
+def _case(problem: Problem) -> MtpbCase:
+    if not isinstance(problem.payload, MtpbCase):
+        raise TypeError(f"{problem.id} is not an MTPB item")
+    return problem.payload
+
+
+def _scores(reference: bool, strict: bool) -> tuple[tuple[str, bool], ...]:
+    return (("reference", reference), ("strict", strict))
+
+
+def _failure_outcome(result: ExecutionResult, finished: bool) -> Outcome:
+    limits = {
+        ExitKind.TIMEOUT: Outcome.TIMEOUT,
+        ExitKind.MEMORY_LIMIT: Outcome.MEMORY_LIMIT,
+        ExitKind.OUTPUT_LIMIT: Outcome.OUTPUT_LIMIT,
+        ExitKind.PROCESS_LIMIT: Outcome.PROCESS_LIMIT,
+        ExitKind.SIGNALED: Outcome.KILLED,
+    }
+    if result.kind in limits:
+        return limits[result.kind]
+    if result.exit_code != 0 or not finished:
+        return Outcome.ERROR
+    return Outcome.FAILED
+
+
+if TYPE_CHECKING:  # lets mypy check that MTPB satisfies the Benchmark protocol
+
+    def _conforms(settings: BenchmarkSettings) -> Benchmark:
+        return MTPB(settings)
