@@ -825,10 +825,9 @@ def pass_at_k_curve(run: LoadedRun, scorer: str = PRIMARY) -> list[CurvePoint]:
 
 
 def turn_pairs(runs: Sequence[LoadedRun]) -> list[tuple[LoadedRun, LoadedRun]]:
-    """(single, multi) pairs among runs of one benchmark: configs equal but for turns (else the only two)."""
+    """(single, multi) pairs: for each single-turn run, the multi-turn run of the same benchmark whose config is
+    equal but for turns, else one with the same model, else the only multi-turn run of that benchmark."""
     out: list[tuple[LoadedRun, LoadedRun]] = []
-    singles = [r for r in runs if r.turns == "single"]
-    multis = [r for r in runs if r.turns == "multi"]
     used: set[int] = set()
 
     def key(r: LoadedRun) -> str:
@@ -836,11 +835,13 @@ def turn_pairs(runs: Sequence[LoadedRun]) -> list[tuple[LoadedRun, LoadedRun]]:
             {k: v for k, v in r.config.items() if k not in NON_RESULT_FIELDS and k != "turns"}, sort_keys=True
         )
 
-    for s in singles:
-        match = next((m for m in multis if id(m) not in used and m.bench == s.bench and key(m) == key(s)), None)
+    for s in (r for r in runs if r.turns == "single"):
+        candidates = [m for m in runs if m.turns == "multi" and m.bench == s.bench and id(m) not in used]
+        match = next((m for m in candidates if key(m) == key(s)), None)
+        match = match or next((m for m in candidates if m.model == s.model), None)
+        if match is None and len(candidates) == 1:
+            match = candidates[0]
         if match is not None:
             used.add(id(match))
             out.append((s, match))
-    if not out and len(singles) == 1 and len(multis) == 1 and singles[0].bench == multis[0].bench:
-        out.append((singles[0], multis[0]))
     return out

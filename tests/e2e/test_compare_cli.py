@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -60,7 +59,7 @@ def test_compare_a_summary_file_with_a_run_directory(runs: StandardRuns) -> None
 def test_compare_mtpb_single_vs_multi(runs: StandardRuns) -> None:
     r = run_cli("compare", str(runs.mtpb_single), str(runs.mtpb_multi))
     assert r.returncode == 0, r.stderr
-    assert "paired: 115 problems (575 items)" in r.stdout
+    assert "paired: 11 problems (55 items) present in both" in r.stdout
     assert "turns: 'single' -> 'multi'" in r.stdout
     assert "by category: pass rate (%), scorer reference" in r.stdout
 
@@ -230,26 +229,23 @@ def test_generate_turns_both_writes_a_single_and_a_multi_run(tmp_path: Path) -> 
     assert not (out / "comparison.json").exists()  # nothing executed, nothing to compare
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("codegen_eval.sandbox.process") is None,
-    reason="the process sandbox (branch sandbox) is not merged into this checkout yet",
-)
-def test_run_turns_both_writes_the_comparison_that_compare_gives(tmp_path: Path) -> None:
-    samples = humaneval_samples(tmp_path / "s.jsonl", 4, {1: "    return None\n"})
+def test_run_turns_both_writes_the_comparison_that_compare_gives(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "both"
-    r = run_cli(
-        "run", "--model", f"replay:{samples}", "--limit", "4", "--turns", "both",
-        "--output-dir", str(out), "--no-progress",
-    )  # fmt: skip
+    common = ["--bench", "mtpb", "--model", "reference", "--problems", "1-3,9", "--data-dir", str(data_dir)]
+    r = run_cli("run", *common, "--turns", "both", "--output-dir", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "single-turn (A) vs multi-turn (B):" in r.stdout
+    for variant in ("single", "multi"):
+        meta = json.loads((out / variant / "run.json").read_text())
+        assert meta["status"] == "completed" and meta["config"]["turns"] == variant
     saved = json.loads((out / "comparison.json").read_text())
+    assert saved["a"]["turns"] == "single" and saved["b"]["turns"] == "multi"
+    assert saved["paired"] == {"items": 20, "groups": 4, "only_a": 0, "only_b": 0}
     again = run_cli("compare", str(out / "single"), str(out / "multi"), "--format", "json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == saved
-    assert (out / "comparison.md").read_text().startswith("### codegen-eval compare")
-    # Resuming the pair directory finds both runs complete and redoes nothing.
-    shutil.copy(out / "comparison.json", tmp_path / "before.json")
+    assert (out / "comparison.md").read_text().startswith("### codegen-eval compare · mtpb")
+    # Resuming the pair directory finds both runs complete, redoes nothing and rewrites the same comparison.
     r = run_cli("run", "--resume", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert json.loads((out / "comparison.json").read_text()) == json.loads((tmp_path / "before.json").read_text())
+    assert json.loads((out / "comparison.json").read_text()) == saved
