@@ -766,8 +766,10 @@ def gate(
             f"OK (not significant): {what} The drop exceeds the allowed {100 * max_drop:.2f} points but is not "
             f"significant at alpha = {alpha}, so the gate passes; more problems or samples would settle it."
         )
+    elif drop > 0:
+        verdict = f"OK: {what} That drop is within the allowed {100 * max_drop:.2f} points."
     else:
-        verdict = f"OK: {what} That is within the allowed drop of {100 * max_drop:.2f} points."
+        verdict = f"OK: {what} No drop (allowed: {100 * max_drop:.2f} points)."
     for note in _status_notes(run, baseline):
         verdict += f" Note: {note}."
     if pairing.only_a or pairing.only_b:

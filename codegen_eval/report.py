@@ -851,19 +851,18 @@ def report_html(model: ReportModel) -> str:
 
     grids = []
     for label, r in zip(model.labels, model.runs, strict=True):
-        png = outcome_grid_plot(_grid_cells(r))
+        cells = _grid_cells(r)
+        png = outcome_grid_plot(cells)
         where = "executions.jsonl" if r.executions is not None else "pass counts in summary.json"
-        multi_item = any(
-            len([i for i in r.groups if r.groups[i][0] == g]) > 1 for g in {v[0] for v in r.groups.values()}
-        )
+        multi_item = len({group for _, group, _ in cells}) < len(cells)
         layout = "a column per problem, a row per test case" if multi_item else "a cell per problem"
+        partial = "partial = some of the samples passed, other colours the most common failure; " if r.n > 1 else ""
         grids.append(
             f"<h3>{_e(label)}</h3>"
             + _img(
                 png,
                 f"{label} outcome grid",
-                f"{layout.capitalize()}, in benchmark order (numbers are problem ids); "
-                f"partial = some samples passed; from {where}.",
+                f"{layout.capitalize()}, in benchmark order (numbers are problem ids); {partial}from {where}.",
             )
         )
     sections.append("<section><h2>Per-problem outcomes</h2>" + "".join(grids) + "</section>")

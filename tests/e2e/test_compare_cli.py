@@ -82,7 +82,10 @@ def test_compare_bad_paths(runs: StandardRuns, tmp_path: Path) -> None:
 def test_check_exit_0_when_nothing_dropped(runs: StandardRuns) -> None:
     r = run_cli("check", str(runs.ref), "--baseline", str(runs.ref))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("OK: pass@1 (scorer pass) went from 100.00%")
+    assert (
+        r.stdout.startswith("OK: pass@1 (scorer pass) went from 100.00%")
+        and "No drop (allowed: 2.00 points)." in r.stdout
+    )
 
 
 def test_check_exit_1_on_a_significant_regression(runs: StandardRuns, tmp_path: Path) -> None:
@@ -115,7 +118,7 @@ def test_check_exit_0_when_the_drop_is_not_significant(runs: StandardRuns) -> No
 def test_check_exit_0_when_the_drop_is_within_the_threshold(runs: StandardRuns) -> None:
     r = run_cli("check", str(runs.broken), "--baseline", str(runs.ref), "--max-drop", "0.4")
     assert r.returncode == 0, r.stderr
-    assert "within the allowed drop of 40.00 points" in r.stdout
+    assert "That drop is within the allowed 40.00 points." in r.stdout
 
 
 def test_check_other_metrics_and_scorers(runs: StandardRuns) -> None:

@@ -267,7 +267,7 @@ def test_gate_passes_a_significant_drop_within_the_threshold(tmp_path: Path) -> 
     base, run = _gate_runs(tmp_path, regressions=8)
     result = gate(load_run(run), load_run(base), max_drop=0.25)
     assert not result.failed
-    assert "within the allowed drop of 25.00 points" in result.explanation
+    assert "That drop is within the allowed 25.00 points." in result.explanation
 
 
 def test_gate_alpha_decides_significance(tmp_path: Path) -> None:
