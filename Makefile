@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,hf,docker,serve,mtpb
+EXTRAS ?= dev,hf,docker,serve,mtpb,report
 export CODEGEN_EVAL_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: setup system demo test lint typecheck check clean

@@ -1,4 +1,4 @@
-"""Command-line interface: run, generate, evaluate, list. Parses into RunConfig; nothing else."""
+"""Command-line interface: run, generate, evaluate, compare, check, report, list. Parses flags; nothing else."""
 
 from __future__ import annotations
 
@@ -84,7 +84,13 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-new-tokens", type=int, default=None, help="Override every turn's budget."),
         click.option("--limit", type=int, default=None, help="Only the first N problems."),
         click.option("--problems", default=None, help='Selection, e.g. "1-10,57" or "HumanEval/3".'),
-        click.option("--turns", type=click.Choice(["multi", "single"]), default="multi", show_default=True),
+        click.option(
+            "--turns",
+            type=click.Choice(["multi", "single", "both"]),
+            default="multi",
+            show_default=True,
+            help="MTPB prompt variant; both: <dir>/single and <dir>/multi plus their comparison.",
+        ),
         click.option("--data-dir", default=None, help="Directory holding benchmark data files."),
         click.option(
             "--postprocess/--no-postprocess",
@@ -165,8 +171,12 @@ def cli(verbose: int) -> None:
 
 def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
     from codegen_eval.report import summary_table
-    from codegen_eval.runner import Run, execute_run
+    from codegen_eval.runner import Run, execute_run, is_turns_pair
 
+    resume = params.get("resume")
+    if params.get("turns") == "both" or (resume is not None and is_turns_pair(resume)):
+        _do_run_both(ctx, {**params, "turns": "multi"}, stages)
+        return
     config, explicit = build_config(ctx, params)
     if params.get("resume") is not None:
         run = Run.resume(params["resume"], config if explicit else None, progress=params["progress"])
@@ -176,6 +186,24 @@ def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...])
     if result.summary:
         click.echo(summary_table(result.summary))
     click.echo(f"run directory: {result.path}")
+
+
+def _do_run_both(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
+    from codegen_eval.report import compare_text, summary_table
+    from codegen_eval.runner import run_both_turns
+
+    config, explicit = build_config(ctx, params)
+    result = run_both_turns(
+        config, resume=params.get("resume"), overrides=explicit, progress=params["progress"], stages=stages
+    )
+    for variant in (result.single, result.multi):
+        if variant.summary:
+            click.echo(summary_table(variant.summary))
+        click.echo(f"run directory: {variant.path}\n")
+    if result.comparison is not None:
+        click.echo("single-turn (A) vs multi-turn (B):")
+        click.echo(compare_text(result.comparison))
+        click.echo(f"comparison: {result.base / 'comparison.json'}")
 
 
 @cli.command()
@@ -251,6 +279,94 @@ def evaluate(
     click.echo(summary_table(summary))
     click.echo(f"results: {results_path}")
     click.echo(f"run directory: {run_path}")
+
+
+_FORMATS = click.Choice(["text", "json", "markdown"])
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=_FORMATS, default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
+def compare(run_a: Path, run_b: Path, fmt: str, output: Path | None) -> None:
+    """Compare two runs of one benchmark (run directories or summary.json files): B − A per metric with a paired
+    bootstrap CI and a paired test, per MTPB category, and the problems that flipped."""
+    from codegen_eval.compare import compare_runs, load_run
+    from codegen_eval.report import compare_json, compare_markdown, compare_text
+
+    comparison = compare_runs(load_run(run_a), load_run(run_b))
+    render = {"text": compare_text, "json": compare_json, "markdown": compare_markdown}[fmt]
+    _emit(render(comparison), output)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option(
+    "--baseline",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Baseline run directory or its summary.json (per-problem counts suffice for the paired test).",
+)
+@click.option(
+    "--max-drop", type=float, default=0.02, show_default=True, help="Allowed drop as a fraction (0.02 = 2 points)."
+)
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level of the paired test.")
+@click.option("--metric", default="pass@1", show_default=True, help="pass@K or pass_rate.")
+@click.option("--scorer", default="pass", show_default=True, help="Scorer (MTPB also has reference, strict).")
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the verdict as JSON.")
+def check(
+    run_dir: Path,
+    baseline: Path,
+    max_drop: float,
+    alpha: float,
+    metric: str,
+    scorer: str,
+    junit: Path | None,
+    json_out: Path | None,
+) -> None:
+    """CI regression gate: exit 1 when RUN's metric is below the baseline's by more than --max-drop AND the drop
+    is significant at --alpha; 0 otherwise; 2 on bad input."""
+    import json
+
+    from codegen_eval.compare import gate, load_run
+    from codegen_eval.report import junit_xml
+
+    run_data, base_data = load_run(run_dir), load_run(baseline)
+    result = gate(run_data, base_data, metric=metric, scorer=scorer, max_drop=max_drop, alpha=alpha)
+    if junit is not None:
+        junit.write_text(junit_xml(run_data, result, base_data))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    click.echo(result.explanation)
+    if result.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output file (html: report.html).")
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json"]), default="html", show_default=True)
+def report(runs: tuple[Path, ...], output: Path | None, fmt: str) -> None:
+    """A report over one or more runs: scores with CIs, pass@k versus k, single- vs multi-turn by MTPB category,
+    outcome breakdown and per-problem outcome grid. HTML is one self-contained file (needs the `report` extra)."""
+    from codegen_eval.compare import load_run
+    from codegen_eval.report import build_report, report_html, report_json, report_markdown
+
+    model = build_report([load_run(p) for p in runs])
+    if fmt == "html":
+        _emit(report_html(model), output or Path("report.html"))
+    else:
+        _emit(report_markdown(model) if fmt == "markdown" else report_json(model), output)
 
 
 @cli.command(name="list")

@@ -134,4 +134,7 @@ def summarize(
             block.setdefault("subsets", {})[name] = score_block([it for it in counts if it.group in groups], ks)
         block["per_problem"] = {it.problem_id: [it.n, it.c] for it in counts}
         result["scorers"][scorer] = block
+    # Which group and category each scored item belongs to, so a paired comparison can be made from two
+    # summaries alone (compare/check pair problems by group; MTPB reports by category).
+    result["item_groups"] = {pid: [grp, cat] for pid, (grp, cat) in items.items() if n[pid] > 0}
     return result

@@ -32,7 +32,7 @@ from codegen_eval.execute import execute
 from codegen_eval.generate import GenerationPlan, generate, pending
 from codegen_eval.metrics import summarize
 from codegen_eval.records import Completion, GenerationRequest, Outcome, Problem, Sample, SamplingParams
-from codegen_eval.rundir import RunDir
+from codegen_eval.rundir import RunDir, write_json_atomic
 from codegen_eval.sandbox import SANDBOXES
 from codegen_eval.sandbox.base import SandboxSettings
 
@@ -428,3 +428,57 @@ def environment_overrides() -> Mapping[str, str]:
 
 
 ProgressFactory = Callable[[int, str], Any]
+
+
+# -- `run --turns both` ---------------------------------------------------------------------------------------
+
+TURN_VARIANTS = ("single", "multi")
+COMPARISON_JSON = "comparison.json"
+COMPARISON_MD = "comparison.md"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnsResult:
+    base: Path
+    single: RunResult
+    multi: RunResult
+    comparison: Any  # codegen_eval.compare.Comparison (imported lazily), A = single-turn, B = multi-turn
+
+
+def is_turns_pair(path: Path) -> bool:
+    """A directory written by `--turns both`: single/ and multi/ run directories side by side."""
+    return not (path / "run.json").exists() and all((path / v / "run.json").exists() for v in TURN_VARIANTS)
+
+
+def run_both_turns(
+    config: RunConfig,
+    *,
+    resume: Path | None = None,
+    overrides: bool = True,
+    progress: bool = True,
+    stages: Sequence[str] = ("generate", "execute"),
+) -> TurnsResult:
+    """Run the single- and the multi-turn variant of one config in <dir>/single and <dir>/multi, then compare them
+    (<dir>/comparison.json and .md; the same numbers `compare <dir>/single <dir>/multi` gives)."""
+    from codegen_eval.compare import compare_runs, load_run
+    from codegen_eval.report import compare_markdown
+
+    base = resume or (
+        Path(config.output_dir) if config.output_dir else default_run_dir(dataclasses.replace(config, turns="both"))
+    )
+    runs = []
+    for variant in TURN_VARIANTS:
+        variant_config = dataclasses.replace(config, turns=variant, output_dir=str(base / variant))
+        if resume is not None:
+            runs.append(Run.resume(base / variant, variant_config if overrides else None, progress=progress))
+        else:
+            runs.append(Run.create(variant_config, progress=progress))
+    if all(len(p.turns) <= 1 for p in runs[1].problems):
+        log.warning("--turns both: every selected %s problem has one turn, so both variants are the same", config.bench)
+    single, multi = (execute_run(run, stages) for run in runs)
+    comparison = None
+    if "execute" in stages:
+        comparison = compare_runs(load_run(single.path), load_run(multi.path))
+        write_json_atomic(base / COMPARISON_JSON, comparison.to_json())  # what `compare --format json` prints
+        (base / COMPARISON_MD).write_text(compare_markdown(comparison))
+    return TurnsResult(base, single, multi, comparison)

@@ -1,0 +1,264 @@
+"""PNG plots for the HTML report: matplotlib's Agg canvas, imported only when a plot is drawn."""
+
+# Figures are built on matplotlib.figure.Figure with an explicit Agg canvas, never through pyplot: no global
+# state, no GUI backend is ever selected, and drawing works in threads and on headless machines.
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from codegen_eval.errors import UsageError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+DPI = 110
+OUTCOME_ORDER = (
+    "passed",
+    "partial",
+    "failed",
+    "error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "process_limit",
+    "killed",
+    "generation_error",
+)
+OUTCOME_COLORS = {
+    "passed": "#2e9e5b",
+    "partial": "#a8dbb9",  # n > 1: some samples passed
+    "failed": "#d9534f",
+    "error": "#f0a030",
+    "timeout": "#7e57c2",
+    "memory_limit": "#8d6e63",
+    "output_limit": "#26a69a",
+    "process_limit": "#546e7a",
+    "killed": "#37474f",
+    "generation_error": "#b0b0b0",
+}
+RUN_COLORS = ("#3366cc", "#dc7633", "#2e9e5b", "#a23b72", "#7f8c8d", "#c0a020", "#17a2b8", "#8e44ad")
+INK = "#2b2f36"
+MUTED = "#6b7280"
+GRID = "#e5e7eb"
+GROUPS_PER_BAND = 40
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("plots need matplotlib: pip install 'codegen-eval[report]'") from None
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    return buf.getvalue()
+
+
+def _style(ax: Axes) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color("#9ca3af")
+    ax.tick_params(colors=INK, labelsize=9)
+    ax.yaxis.label.set_color(INK)
+    ax.xaxis.label.set_color(INK)
+    ax.set_axisbelow(True)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A value with its 95% CI, all as fractions."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+def pass_at_k_plot(series: Sequence[tuple[str, Sequence[tuple[int, Point]]]], title: str) -> bytes:
+    """pass@k against k, one line per run with its bootstrap CI as a band; bars when every run has only k = 1."""
+    only_k1 = all(len(points) == 1 for _, points in series)
+    fig = _new_figure(7.2, 3.6 if not only_k1 else max(1.6, 0.55 * len(series) + 1.0))
+    ax = fig.add_subplot()
+    _style(ax)
+    if only_k1:
+        labels = [label for label, _ in series]
+        values = [100 * pts[0][1].value for _, pts in series]
+        lo = [100 * (pts[0][1].value - pts[0][1].lo) for _, pts in series]
+        hi = [100 * (pts[0][1].hi - pts[0][1].value) for _, pts in series]
+        y = list(range(len(series)))[::-1]
+        colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(series))]
+        ax.barh(y, values, xerr=[lo, hi], color=colors, height=0.55, error_kw={"ecolor": INK, "capsize": 3, "lw": 1})
+        ax.set_yticks(y, labels)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("pass@1 (%), 95% bootstrap CI")
+        ax.grid(axis="x", color=GRID)
+        for yi, v, up in zip(y, values, hi, strict=True):
+            if v + up > 88:  # no room right of the error bar: write inside the bar
+                ax.text(v - up - 1.5, yi, f"{v:.1f}", va="center", ha="right", fontsize=9, color="white")
+            else:
+                ax.text(v + up + 1.5, yi, f"{v:.1f}", va="center", fontsize=9, color=INK)
+    else:
+        max_k = max(k for _, points in series for k, _ in points)
+        for i, (label, points) in enumerate(series):
+            color = RUN_COLORS[i % len(RUN_COLORS)]
+            ks = [k for k, _ in points]
+            ax.plot(ks, [100 * p.value for _, p in points], marker="o", ms=4, lw=1.8, color=color, label=label)
+            ax.fill_between(
+                ks, [100 * p.lo for _, p in points], [100 * p.hi for _, p in points], color=color, alpha=0.15, lw=0
+            )
+        all_ks = sorted({k for _, points in series for k, _ in points})
+        if max_k >= 10:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(all_ks, [str(k) for k in all_ks])
+        ax.set_xlabel("k")
+        ax.set_ylabel("pass@k (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(color=GRID)
+        ax.legend(frameon=False, fontsize=9, loc="lower right")
+    ax.set_title(title, fontsize=11, color=INK, loc="left")
+    return _png(fig)
+
+
+def category_plot(
+    categories: Sequence[tuple[str, int]],
+    single: Sequence[Point],
+    multi: Sequence[Point],
+    title: str,
+) -> bytes:
+    """Grouped bars per MTPB category: single-turn vs multi-turn pass rate with CIs, the difference on top."""
+    fig = _new_figure(7.6, 3.8)
+    ax = fig.add_subplot()
+    _style(ax)
+    x = list(range(len(categories)))
+    width = 0.38
+    for offset, points, color, label in (
+        (-width / 2, single, "#9db7e0", "single-turn"),
+        (width / 2, multi, "#2f5fb3", "multi-turn"),
+    ):
+        values = [100 * p.value for p in points]
+        err = [[100 * (p.value - p.lo) for p in points], [100 * (p.hi - p.value) for p in points]]
+        ax.bar(
+            [xi + offset for xi in x],
+            values,
+            width,
+            yerr=err,
+            color=color,
+            label=label,
+            error_kw={"ecolor": "#4b5563", "capsize": 2, "lw": 0.8},
+        )
+    for xi, s, m in zip(x, single, multi, strict=True):
+        top = 100 * max(s.hi, m.hi)
+        delta = 100 * (m.value - s.value)
+        ax.text(xi, min(top + 3, 103), f"{delta:+.1f}", ha="center", fontsize=8, color=MUTED)
+    ax.set_xticks(x, [f"{name}\n({count})" for name, count in categories], fontsize=9)
+    ax.set_ylabel("pass rate (%)")
+    ax.set_ylim(0, 110)
+    ax.set_yticks([0, 20, 40, 60, 80, 100])
+    ax.grid(axis="y", color=GRID)
+    ax.legend(frameon=False, fontsize=9, loc="upper left", ncols=2)
+    ax.set_title(title, fontsize=11, color=INK, loc="left")
+    return _png(fig)
+
+
+def outcome_breakdown_plot(rows: Sequence[tuple[str, Mapping[str, int]]], title: str) -> bytes:
+    """One 100% stacked bar per run: the share of judged samples with each outcome."""
+    present = [o for o in OUTCOME_ORDER if any(counts.get(o, 0) for _, counts in rows)]
+    present += sorted({o for _, counts in rows for o in counts} - set(present))
+    fig = _new_figure(7.2, max(1.5, 0.5 * len(rows) + 1.1))
+    ax = fig.add_subplot()
+    _style(ax)
+    y = list(range(len(rows)))[::-1]
+    left = [0.0] * len(rows)
+    totals = [max(1, sum(counts.values())) for _, counts in rows]
+    for outcome in present:
+        shares = [100 * counts.get(outcome, 0) / t for (_, counts), t in zip(rows, totals, strict=True)]
+        ax.barh(y, shares, left=left, height=0.6, color=OUTCOME_COLORS.get(outcome, "#999999"), label=outcome)
+        for yi, share, start, (_, counts) in zip(y, shares, left, rows, strict=True):
+            if share >= 7:
+                ax.text(
+                    start + share / 2,
+                    yi,
+                    str(counts.get(outcome, 0)),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white",
+                )
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    ax.set_yticks(y, [label for label, _ in rows])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of judged samples (%)")
+    ax.legend(frameon=False, fontsize=8, ncols=min(len(present), 5), loc="lower left", bbox_to_anchor=(0, 1.0))
+    ax.set_title(title, fontsize=11, color=INK, loc="left", pad=22)
+    return _png(fig)
+
+
+def _short(group: str) -> str:
+    m = re.search(r"(\d+)$", group)
+    return m.group(1) if m else group
+
+
+def outcome_grid_plot(cells: Sequence[tuple[str, str, str]]) -> bytes:
+    """Per-problem outcome grid: a column per problem, a row per item of it (MTPB: test case), wrapped into bands.
+
+    cells: (item, group, outcome) in benchmark order; the outcome is a key of OUTCOME_COLORS.
+    """
+    from matplotlib.patches import Patch
+
+    groups: dict[str, list[str]] = {}
+    outcome_of: dict[str, str] = {}
+    for item, group, outcome in cells:
+        groups.setdefault(group, []).append(item)
+        outcome_of[item] = outcome
+    names = list(groups)
+    depth = max(len(v) for v in groups.values())
+    per_band = min(GROUPS_PER_BAND, max(1, math.ceil(len(names) / math.ceil(len(names) / GROUPS_PER_BAND))))
+    bands = [names[i : i + per_band] for i in range(0, len(names), per_band)]
+    cell_in = 0.17
+    band_h = depth * cell_in + 0.3
+    fig = _new_figure(max(4.0, per_band * cell_in + 0.6), len(bands) * band_h + 0.45)
+    axes = fig.subplots(len(bands), 1, squeeze=False)[:, 0]
+    empty = (0.96, 0.96, 0.97)
+    for ax, band in zip(axes, bands, strict=True):
+        image = [[empty for _ in range(per_band)] for _ in range(depth)]
+        for col, group in enumerate(band):
+            for row, item in enumerate(groups[group]):
+                hexcolor = OUTCOME_COLORS.get(outcome_of[item], "#999999").lstrip("#")
+                image[row][col] = (
+                    int(hexcolor[0:2], 16) / 255,
+                    int(hexcolor[2:4], 16) / 255,
+                    int(hexcolor[4:6], 16) / 255,
+                )
+        ax.imshow(image, interpolation="nearest", aspect="equal")
+        ax.set_xticks([c - 0.5 for c in range(per_band + 1)], minor=True)
+        ax.set_yticks([r - 0.5 for r in range(depth + 1)], minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.2)
+        ax.tick_params(which="minor", length=0)
+        step = 5 if per_band > 20 else 1
+        ticks = list(range(0, len(band), step))
+        ax.set_xticks(ticks, [_short(band[c]) for c in ticks], fontsize=7, color=MUTED)
+        if depth > 1:
+            ax.set_yticks(list(range(depth)), [str(r) for r in range(depth)], fontsize=6, color=MUTED)
+        else:
+            ax.set_yticks([])
+        ax.tick_params(which="major", length=0, pad=1)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    present = [o for o in OUTCOME_ORDER if o in outcome_of.values()]
+    handles = [Patch(color=OUTCOME_COLORS[o], label=o) for o in present]
+    fig.legend(handles=handles, loc="outside upper left", ncols=len(handles), frameon=False, fontsize=8)
+    return _png(fig)
