@@ -110,15 +110,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def prune(*, everything: bool = False, client: Any = None) -> list[str]:
+def prune(*, everything: bool = False, run_id: str = "", client: Any = None) -> list[str]:
     """Remove containers left behind by crashed runs (whose harness process is gone). Returns their names.
 
-    With `everything`, remove every labelled container, including those of runs still going.
+    With `everything`, remove every labelled container, including those of runs still going; `run_id` limits
+    either to one run.
     """
     if client is None:
         client, _ = connect()
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+    label = f"{RUN_LABEL}={run_id}" if run_id else f"{LABEL}=1"
+    for container in client.containers.list(all=True, filters={"label": label}):
         host, _, pid = container.labels.get(OWNER_LABEL, "").rpartition(":")
         alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
         if everything or not alive:
@@ -491,11 +493,23 @@ class _Slot:
             self.sandbox._discard(worker, wait)
 
     def run(self, job: ExecutionJob) -> ExecutionResult:
-        worker = self.ensure()
         payload = self.sandbox._payload(job)
+        lost = ""
+        # The program cannot end its container (PID 1 ignores its signals; OOM kills pick the program first):
+        # a container that vanishes was removed or crashed from outside. Run the program again on a fresh one.
+        for _attempt in range(2):
+            outcome = self._attempt(self.ensure(), payload, job.timeout_s)
+            if isinstance(outcome, ExecutionResult):
+                return outcome
+            lost = outcome
+            log.warning("%s; retrying on a fresh container", lost)
+        raise SandboxError(lost)
+
+    def _attempt(self, worker: _Worker, payload: bytes, timeout_s: float) -> ExecutionResult | str:
+        """The result, or why the container was lost (then the program may not have run)."""
         started = time.monotonic()
         try:
-            answer = worker.request(payload, job.timeout_s + _GRACE_S)
+            answer = worker.request(payload, timeout_s + _GRACE_S)
         except TimeoutError:
             # The supervisor enforces the timeout itself; silence past the grace period means the container is
             # wedged (for instance starved by the program). The program had its time: a timeout.
@@ -511,7 +525,7 @@ class _Slot:
             )
         except OSError as exc:
             self.drop(wait=False)
-            raise SandboxError(f"lost the connection to container {worker.name}: {exc}") from exc
+            return f"lost the connection to container {worker.name}: {exc}"
         if answer is None:
             return self._died(worker, started)
         if "fault" in answer:
@@ -530,10 +544,10 @@ class _Slot:
             stdout_truncated=bool(answer["stdout_truncated"]),
         )
 
-    def _died(self, worker: _Worker, started: float) -> ExecutionResult:
-        """The container ended mid-program. The memory cgroup's OOM killer is the one legitimate cause."""
+    def _died(self, worker: _Worker, started: float) -> ExecutionResult | str:
+        """The container ended mid-program. The memory cgroup's OOM killer is the one cause a program has."""
         state: dict[str, Any] = {}
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # removed already: no state to read
             state = self.sandbox._client.api.inspect_container(worker.container_id)["State"]
         self.drop(wait=False)
         if state.get("OOMKilled"):
@@ -546,9 +560,8 @@ class _Slot:
                 duration_s=time.monotonic() - started,
             )
         detail = worker.frames.diagnostics.decode("utf-8", "replace").strip()
-        raise SandboxError(
-            f"container {worker.name} exited unexpectedly (status {state.get('ExitCode', '?')})"
-            + (f": {detail[-500:]}" if detail else "")
+        return f"container {worker.name} ended unexpectedly (status {state.get('ExitCode', 'gone')})" + (
+            f": {detail[-500:]}" if detail else ""
         )
 
 

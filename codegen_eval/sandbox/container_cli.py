@@ -43,12 +43,13 @@ def build_image_command(tag: str, method: str, rebuild: bool, mirror: str | None
 
 @sandbox.command("prune")
 @click.option("--all", "everything", is_flag=True, help="Also remove containers of runs still going.")
-def prune_command(everything: bool) -> None:
+@click.option("--run", "run_id", default="", help="Only the containers of this run id.")
+def prune_command(everything: bool, run_id: str) -> None:
     """Remove containers left behind by crashed runs."""
     from codegen_eval.sandbox.container import prune
 
     try:
-        removed = prune(everything=everything)
+        removed = prune(everything=everything, run_id=run_id)
     except SandboxError as exc:
         _fail(exc)
     click.echo(f"removed {len(removed)} container(s)" + (": " + ", ".join(removed) if removed else ""))
