@@ -83,6 +83,12 @@ class Completion:
     completion_tokens: int = 0
 
 
+# completion: each turn's text continues the rendered prompt (the CodeGen protocol);
+# chat: the text is code extracted from an instruct model's reply and stands on its own (not paper-comparable);
+# solution: the text is a whole program already (evalplus "solution", bigcode generations).
+SampleMode = Literal["completion", "chat", "solution"]
+
+
 @dataclass(frozen=True, slots=True)
 class TurnOutput:
     raw: str
@@ -96,7 +102,7 @@ class Sample:
     problem_id: str
     index: int
     turns: tuple[TurnOutput, ...]
-    mode: Literal["completion", "chat"] = "completion"
+    mode: SampleMode = "completion"
     error: str | None = None  # generation failed; the sample is scored GENERATION_ERROR
 
 

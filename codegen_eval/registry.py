@@ -26,9 +26,7 @@ class Registry(Generic[T]):
         if name not in self._entries:
             close = difflib.get_close_matches(name, self._entries, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UsageError(
-                f"unknown {self.kind} '{name}'{hint} (known: {', '.join(self.names())})"
-            )
+            raise UsageError(f"unknown {self.kind} '{name}'{hint} (known: {', '.join(self.names())})")
         return self._entries[name]
 
     def load(self, name: str) -> Callable[..., T]:

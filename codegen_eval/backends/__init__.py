@@ -11,4 +11,16 @@ BACKENDS: Registry[ModelBackend] = Registry(
     },
 )
 
-__all__ = ["BACKENDS", "ModelBackend"]
+__all__ = ["ALIASES", "BACKENDS", "ModelBackend", "resolve_model"]
+
+# Model names that stand for a backend and its argument.
+ALIASES: dict[str, tuple[str, str]] = {}
+
+
+def resolve_model(spec: str) -> tuple[str, str]:
+    """ "reference" -> ("reference", ""); "hf:path" -> ("hf", "path"); aliases -> their backend."""
+    if spec in ALIASES:
+        return ALIASES[spec]
+    name, _, arg = spec.partition(":")
+    BACKENDS.target(name)  # raises with "did you mean" for an unknown backend
+    return name, arg

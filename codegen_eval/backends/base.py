@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from codegen_eval.errors import UsageError
-from codegen_eval.records import Completion, GenerationRequest
+from codegen_eval.records import Completion, GenerationRequest, SampleMode
 
 
 class ModelBackend(Protocol):
@@ -18,6 +18,9 @@ class ModelBackend(Protocol):
     """
 
     name: str
+    # What the returned texts are (records.SampleMode): "completion" for raw continuation, "chat" when the backend
+    # wraps prompts in a chat template (the driver then extracts code), "solution" for whole programs.
+    mode: SampleMode
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One Completion per request, in order. Per-request failures go in Completion.error."""
@@ -42,10 +45,10 @@ class BackendContext:
     problem_ids: tuple[str, ...] = ()
 
 
-O = TypeVar("O")
+OptionsT = TypeVar("OptionsT")
 
 
-def parse_options(cls: type[O], options: Mapping[str, str], backend: str) -> O:
+def parse_options(cls: type[OptionsT], options: Mapping[str, str], backend: str) -> OptionsT:
     """Build a frozen options dataclass from `-B key=value` strings; unknown keys are rejected."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)

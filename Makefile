@@ -1,0 +1,38 @@
+# codegen-eval: `make demo` sets everything up and runs the main job end to end; `make test` sets up and tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= dev,hf,docker
+export CODEGEN_EVAL_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: setup system demo test lint typecheck check clean
+
+$(BIN)/codegen-eval: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+# System packages and the sandbox's Python (root only; elsewhere it explains what is missing and goes on).
+system:
+	@bash scripts/setup-system.sh
+
+setup: system $(BIN)/codegen-eval
+
+demo: setup
+	$(BIN)/codegen-eval run --bench humaneval --model reference
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+lint:
+	$(BIN)/ruff check codegen_eval tests bench
+	$(BIN)/ruff format --check codegen_eval tests bench
+
+typecheck:
+	$(BIN)/mypy codegen_eval
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m codegen_eval` runs the CLI."""
+
+from codegen_eval.cli import main
+
+main()

