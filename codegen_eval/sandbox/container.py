@@ -72,9 +72,7 @@ def connect() -> tuple[Any, str]:
         import docker
         import requests
     except ImportError as exc:
-        raise SandboxError(
-            "the docker sandbox needs the docker SDK: pip install 'codegen-eval[docker]'"
-        ) from exc
+        raise SandboxError("the docker sandbox needs the docker SDK: pip install 'codegen-eval[docker]'") from exc
     host = os.environ.get("DOCKER_HOST", "")
     try:
         if host:
@@ -89,8 +87,7 @@ def connect() -> tuple[Any, str]:
         client.ping()
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         raise SandboxError(
-            f"no container engine answers at {where} ({exc}); run scripts/setup-container-engine.sh "
-            "or set DOCKER_HOST"
+            f"no container engine answers at {where} ({exc}); run scripts/setup-container-engine.sh or set DOCKER_HOST"
         ) from exc
     log.info("container sandbox: engine at %s", where)
     return client, where
@@ -205,7 +202,7 @@ class ContainerSandbox:
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
-        self.image = settings.image or DEFAULT_IMAGE
+        self.image = settings.image or os.environ.get("CODEGEN_EVAL_IMAGE") or DEFAULT_IMAGE
         self.python = settings.python or "python3"
         self.run_id = uuid.uuid4().hex[:12]
         self._workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
@@ -360,9 +357,7 @@ class ContainerSandbox:
             container_id = str(created["Id"])
             with self._lock:
                 self._live[container_id] = name
-            response = api.attach_socket(
-                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
+            response = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             sock: socket.socket = getattr(response, "_sock", response)
             api.start(container_id)
             frames = _Frames(sock)

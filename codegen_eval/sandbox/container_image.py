@@ -45,8 +45,7 @@ ENV LANG=C.UTF-8
 CMD ["python3"]
 """
 _VERIFY = (
-    "import numpy, pandas, sklearn, scipy; "
-    "print('ok', numpy.__version__, pandas.__version__, sklearn.__version__)"
+    "import numpy, pandas, sklearn, scipy; print('ok', numpy.__version__, pandas.__version__, sklearn.__version__)"
 )
 
 
@@ -81,9 +80,7 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def debootstrap_root(
-    mirror: str | None = None, *, echo: Callable[[str], None] = print, rebuild: bool = False
-) -> Path:
+def debootstrap_root(mirror: str | None = None, *, echo: Callable[[str], None] = print, rebuild: bool = False) -> Path:
     """A trimmed Debian root with DEBIAN_PACKAGES, built once and cached (about 1 minute the first time)."""
     if os.geteuid() != 0:
         raise SandboxError("building the image with debootstrap needs root (or use --method dockerfile)")

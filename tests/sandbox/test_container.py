@@ -390,9 +390,7 @@ def humaneval_programs() -> list[tuple[str, str]]:
 
 def plain_verdict(program: str, timeout_s: float) -> bool:
     try:
-        done = subprocess.run(
-            [sys.executable, "-"], input=program.encode(), capture_output=True, timeout=timeout_s
-        )
+        done = subprocess.run([sys.executable, "-"], input=program.encode(), capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0
