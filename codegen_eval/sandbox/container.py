@@ -41,6 +41,7 @@ _WIPE = ("/work", "/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 # How long past a job's own timeout the host waits for the supervisor's answer before giving up on it.
 _GRACE_S = 20.0
 _SHM_MB = 64
+STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps (as the process sandbox)
 _START_TIMEOUT_S = 60.0
 _SUPERVISOR = Path(__file__).with_name("container_supervisor.py")
 # One thread per program would oversubscribe the cores: parallelism comes from the workers.
@@ -428,9 +429,9 @@ class ContainerSandbox:
             "cpu_s": math.ceil(job.timeout_s) + 1,
             "memory_mb": job.memory_mb or self.memory_mb,
             "output_bytes": self.settings.output_bytes,
+            "stderr_bytes": min(STDERR_TAIL_BYTES, self.settings.output_bytes),
             "file_size_mb": self.settings.file_size_mb,
             "max_open_files": self.settings.max_open_files,
-            "python": self.python,
             "workdir": WORKDIR,
             "env": env,
             "wipe": [[path, []] for path in _WIPE],

@@ -406,3 +406,53 @@ def test_humaneval_verdicts_match_a_plain_subprocess(sandbox: ContainerSandbox) 
         result = run(sandbox, program, timeout_s=1.5)
         got[task] = result.kind is ExitKind.EXITED and result.exit_code == 0
     assert got == expected
+
+
+# How `python3 -` ends each of these: the sandbox runs programs in a forked, reset copy of its supervisor and
+# must reproduce the interpreter's own exit sequence (SystemExit, uncaught exceptions, threads, atexit, stdio).
+INTERPRETER_CASES = [
+    "import sys\nprint(__name__, __file__, sys.argv, __package__, __spec__)\n",
+    "import atexit\natexit.register(print, 'bye')\nprint('hi')\n",
+    "import threading, time\n"
+    "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\nprint('main done')\n",
+    "import threading, time\nthreading.Thread(target=time.sleep, args=(100,), daemon=True).start()\nprint('x')\n",
+    "import threading\nthreading.Thread(target=lambda: 1 / 0).start()\nprint('main continues')\n",
+    "raise SystemExit('a message')\n",
+    "raise SystemExit(300)\n",
+    "import sys\nsys.exit(None)\n",
+    "raise KeyboardInterrupt\n",
+    "import sys\nprint('before')\nsys.stdout.close()\n",
+    "import os\nprint('lost', end='')\nos._exit(7)\n",
+    "import sys\nsys.stdout.write('no newline')\n",
+    "import atexit\natexit.register(lambda: 1 / 0)\nprint('registered')\n",
+    "import sys\nprint(repr(sys.stdin.read()))\ninput()\n",
+    "import sys\nprint('é')\nsys.stdout.flush()\nsys.stdout.buffer.write(b'\\xff\\n')\n",
+    "import sys\nsys.excepthook = lambda *exc: print('hooked', exc[0].__name__)\nraise ValueError\n",
+    "def f():\n    return g()\ndef g():\n    raise ValueError('deep')\nf()\n",
+    "import sys\nprint(sys.stdout.encoding, sys.stdout.errors, sys.stderr.errors, sys.stdout.isatty())\n",
+    "import warnings\nwarnings.warn('careful')\nprint('warned')\n",
+    "import os\nprint(os.getcwd() == os.environ['HOME'], 'PYTHONPATH' in os.environ)\n",
+]
+
+
+def plain_python(program: str) -> tuple[int, str, str]:
+    """Exit status (negative: signal), stdout and the last stderr line of `python3 -` on the host."""
+    done = subprocess.run(
+        [sys.executable, "-"],
+        input=program.encode(),
+        capture_output=True,
+        timeout=30,
+        env={"PATH": os.environ.get("PATH", "/usr/bin"), "LANG": "C.UTF-8", "HOME": "/tmp"},
+        cwd="/tmp",
+    )
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    return done.returncode, done.stdout.decode("utf-8", "replace"), lines[-1] if lines else ""
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("program", INTERPRETER_CASES, ids=range(len(INTERPRETER_CASES)))
+def test_programs_end_as_under_the_interpreter(sandbox: ContainerSandbox, program: str) -> None:
+    result = run(sandbox, program)
+    status = -result.signal if result.signal is not None else result.exit_code
+    lines = result.stderr.strip().splitlines()
+    assert (status, result.stdout, lines[-1] if lines else "") == plain_python(program)
