@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -290,7 +290,7 @@ class ContainerSandbox:
         with _signals_deferred():
             self._reaper.shutdown(wait=True)
             for slot in self._all_slots:
-                slot.drop(wait=False)
+                slot.close()
             with self._lock:
                 leftovers = list(self._live)
             if leftovers and self._client is not None:
@@ -477,16 +477,34 @@ class _Slot:
         self.sandbox = sandbox
         self.index = index
         self.worker: _Worker | None = None
+        self._next: Future[_Worker] | None = None  # a replacement starting in the background
 
     def ensure(self) -> _Worker:
         if self.worker is None:
-            self.worker = self.sandbox._start_worker(self.index)
+            upcoming, self._next = self._next, None
+            if upcoming is not None:
+                try:
+                    self.worker = upcoming.result()
+                except SandboxError as exc:
+                    log.warning("replacement container failed to start (%s); trying again", exc)
+            if self.worker is None:
+                self.worker = self.sandbox._start_worker(self.index)
         return self.worker
+
+    def close(self) -> None:
+        upcoming, self._next = self._next, None
+        if upcoming is not None and self.worker is None and upcoming.exception() is None:
+            self.worker = upcoming.result()
+        self.drop(wait=True)
 
     def drop(self, wait: bool) -> None:
         if self.worker is not None:
             worker, self.worker = self.worker, None
             self.sandbox._discard(worker, wait)
+            if not wait and self._next is None:
+                # Start the replacement now: a container takes a few hundred milliseconds to start.
+                with contextlib.suppress(RuntimeError):  # the sandbox is closing
+                    self._next = self.sandbox._reaper.submit(self.sandbox._start_worker, self.index)
 
     def run(self, job: ExecutionJob) -> ExecutionResult:
         payload = self.sandbox._payload(job)
