@@ -71,7 +71,7 @@ ping() { curl -fsS --max-time 2 --unix-socket "$SOCKET" http://d/_ping >/dev/nul
 pidfile=/run/codegen-eval-podman.pid
 if ((conf_changed)) && ping; then
     pid=$(cat "$pidfile" 2>/dev/null || true)
-    if [[ -n "$pid" ]] && grep -q 'system.service' "/proc/$pid/cmdline" 2>/dev/null; then
+    if [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'podman system service'; then
         say "restarting the podman API service (pid $pid) so it reads the new $conf"
         kill "$pid"
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
