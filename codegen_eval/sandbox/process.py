@@ -1,0 +1,633 @@
+"""Process sandbox: a warm pool of forking workers, each in bubblewrap under its own unprivileged uid."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import pwd
+import queue
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from codegen_eval.errors import SandboxError, UsageError
+from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
+from codegen_eval.sandbox import probe, worker
+from codegen_eval.sandbox.base import SandboxSettings
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps
+PIPELINE_MAX_BYTES = 16 * 1024  # queue a job behind a running one only if it fits a pipe buffer easily
+START_TIMEOUT_S = 30.0  # a worker must say "ready" within this
+BACKSTOP_GRACE_S = 5.0  # beyond a job's own timeout before the harness gives up on a silent worker
+MAX_FAILED_STARTS = 3  # consecutive failed restarts before a worker slot is declared broken
+
+_KINDS = (
+    ExitKind.EXITED,
+    ExitKind.SIGNALED,
+    ExitKind.TIMEOUT,
+    ExitKind.MEMORY_LIMIT,
+    ExitKind.OUTPUT_LIMIT,
+    ExitKind.PROCESS_LIMIT,
+)
+_WORKER_SOURCE = Path(worker.__file__).read_text(encoding="utf-8")
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class _Pending:
+    """One job on its way through a worker; `done` is set once `result` or `error` is filled in."""
+
+    __slots__ = ("done", "error", "memory_bytes", "program", "result", "started", "timeout_s")
+
+    def __init__(self, program: bytes, timeout_s: float, memory_bytes: int) -> None:
+        self.program = program
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
+        self.started = 0.0
+        self.done = threading.Event()
+        self.result: ExecutionResult | None = None
+        self.error: SandboxError | None = None
+
+    def finish(self, result: ExecutionResult) -> None:
+        self.result = result
+        self.done.set()
+
+    def fail(self, error: SandboxError) -> None:
+        self.error = error
+        self.done.set()
+
+
+class _UidLease:
+    """Exclusive use of unprivileged uids across every sandbox on the machine (flock'ed lock files)."""
+
+    def __init__(self, count: int) -> None:
+        self.uids: list[int] = []
+        self._locks: list[IO[bytes]] = []
+        lock_dir = Path("/run/codegen-eval/uids")
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            lock_dir = Path(tempfile.gettempdir()) / "codegen-eval-uids"
+            lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        busy = _uids_with_processes()
+        for uid in range(probe.UID_BASE, probe.UID_BASE + probe.UID_RANGE):
+            if len(self.uids) == count:
+                break
+            if uid in busy or _uid_has_account(uid):
+                continue
+            f = open(lock_dir / f"{uid}.lock", "wb")  # noqa: SIM115 - held open for the lease's lifetime
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                continue
+            self.uids.append(uid)
+            self._locks.append(f)
+        if len(self.uids) < count:
+            self.release()
+            raise SandboxError(f"no free uid in {probe.UID_BASE}..{probe.UID_BASE + probe.UID_RANGE - 1}")
+
+    def release(self) -> None:
+        for f in self._locks:
+            f.close()
+        self._locks.clear()
+
+
+def _uid_has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def _uids_with_processes() -> set[int]:
+    uids = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                uids.add(os.stat(f"/proc/{name}").st_uid)
+    return uids
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid` (root, dedicated uid, no PID namespace to do it for us)."""
+    for _ in range(50):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+                os.kill(int(name), signal.SIGKILL)
+                found = True
+            except OSError:
+                continue
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+class _Slot:
+    """One worker process and the harness thread that owns it (spawn, feed, read, restart)."""
+
+    def __init__(self, box: ProcessSandbox, index: int, uid: int | None, root_dir: str) -> None:
+        self.box = box
+        self.index = index
+        self.uid = uid
+        self.root_dir = root_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.errlog: IO[bytes] | None = None
+        self.info: dict[str, object] = {}
+        self.ready = threading.Event()
+        self.start_error: SandboxError | None = None
+        self.seq = 0
+        self.silent = False  # the last failed read/write hit its deadline (the worker is alive but stuck)
+        self.inflight: collections.deque[_Pending] = collections.deque()
+        self.unsent: collections.deque[_Pending] = collections.deque()
+        self._stderr_text_saved = ""
+        self._stop_lock = threading.Lock()
+        self.thread = threading.Thread(target=self._main, name=f"sandbox-worker-{index}", daemon=True)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def _command(self) -> list[str]:
+        plan = self.box.plan
+        settings = self.box.settings
+        config = {
+            "root": "/tmp" if plan.mode == "bubblewrap" else self.root_dir,
+            "pidns": plan.mode == "bubblewrap",
+            "kill_uid": plan.mode == "uid",
+            "file_size_bytes": settings.file_size_mb << 20,
+            "max_open_files": settings.max_open_files,
+            "max_processes": settings.max_processes if probe.nproc_enforced(settings, plan.mode) else 0,
+            "output_bytes": settings.output_bytes,
+            "stderr_tail_bytes": min(STDERR_TAIL_BYTES, settings.output_bytes),
+        }
+        cmd = [plan.interpreter, "-c", _WORKER_SOURCE, json.dumps(config)]
+        if plan.mode == "bubblewrap":
+            pre = probe.bwrap_args(plan.bwrap, settings, home=plan.home, keep=plan.keep_visible)
+            cmd = [*pre, "--", *cmd]
+        return cmd
+
+    def _spawn(self) -> None:
+        """Start the worker and wait for its "ready" message; SandboxError if it cannot start."""
+        plan = self.box.plan
+        self.silent = False
+        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop
+        home = "/tmp" if plan.mode == "bubblewrap" else self.root_dir
+        try:
+            self.proc = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.errlog,
+                env=probe.minimal_env(plan.interpreter, home),
+                cwd="/",
+                start_new_session=True,
+                user=self.uid,
+                group=self.uid,
+                extra_groups=[] if self.uid is not None else None,
+            )
+        except OSError as e:
+            raise SandboxError(f"cannot start sandbox worker ({plan.interpreter}): {e}") from e
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        size = self._read(worker.READY_LEN.size, deadline)
+        if size is not None:
+            body = self._read(worker.READY_LEN.unpack(size)[0], deadline)
+            if body is not None:
+                self.info = json.loads(body)
+                return
+        self._stop()
+        why = self._stderr_text_saved or "no message"
+        raise SandboxError(f"sandbox worker did not start: {why}")
+
+    def _stderr_text(self) -> str:
+        if self.errlog is None:
+            return ""
+        self.errlog.seek(0)
+        return _decode(self.errlog.read()[-2000:]).strip()
+
+    def _stop(self) -> int | None:
+        """Kill the worker (and, without a PID namespace, every process of its uid); its exit status."""
+        with self._stop_lock:
+            return self._stop_locked()
+
+    def _stop_locked(self) -> int | None:
+        rc = None
+        self._stderr_text_saved = self._stderr_text()
+        proc = self.proc
+        if proc is not None:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            rc = proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+            self.proc = None
+        if self.box.plan.mode == "uid" and self.uid is not None:
+            _kill_uid(self.uid)
+        if self.errlog is not None:
+            self.errlog.close()
+            self.errlog = None
+        return rc
+
+    def _shutdown(self) -> None:
+        """Close the worker's input so that it exits by itself, then make sure it is gone."""
+        proc = self.proc
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        self._retire()
+
+    def _retire(self) -> int | None:
+        """Wait briefly for a worker that closed its end, then make sure it is gone; its exit status."""
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2.0)
+        return self._stop()
+
+    def _restart(self) -> None:
+        failures = 0
+        while True:
+            try:
+                self._spawn()
+                return
+            except SandboxError:
+                failures += 1
+                if failures >= MAX_FAILED_STARTS:
+                    raise
+                time.sleep(0.1 * failures)
+
+    # ------------------------------------------------------------------------------------------ I/O
+
+    def _read(self, n: int, deadline: float) -> bytes | None:
+        """Exactly n bytes from the worker, or None on EOF or deadline (see self.silent)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        buf = bytearray()
+        while len(buf) < n:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                self.silent = True
+                return None
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                continue
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return bytes(buf)
+
+    def _write(self, data: bytes, deadline: float) -> bool:
+        """Write all of data without ever blocking past the deadline; False if the worker is gone or stuck."""
+        assert self.proc is not None and self.proc.stdin is not None
+        fd = self.proc.stdin.fileno()
+        view = memoryview(data)
+        while view:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                self.silent = True
+                return False
+            _, ready, _ = select.select([], [fd], [], wait)
+            if not ready:
+                continue
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return False
+        return True
+
+    # ------------------------------------------------------------------------------------ main loop
+
+    def _main(self) -> None:
+        error = SandboxError("sandbox closed")
+        try:
+            self._restart()
+        except SandboxError as e:
+            self.start_error = e
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            self._serve()
+        except SandboxError as e:
+            error = e
+            self.box._broken(e)
+        except Exception as e:  # a bug here must not leave callers waiting forever
+            log.exception("sandbox worker thread %d crashed", self.index)
+            error = SandboxError(f"sandbox worker thread crashed: {e!r}")
+            self.box._broken(error)
+        finally:
+            for item in (*self.inflight, *self.unsent):
+                item.fail(error)
+            self.inflight.clear()
+            self.unsent.clear()
+            self._shutdown()
+
+    def _serve(self) -> None:
+        jobs = self.box._queue
+        inflight, unsent = self.inflight, self.unsent
+        stopping = False
+        while True:
+            if not inflight and not unsent:
+                if stopping:
+                    return
+                item = jobs.get()
+                if item is None:
+                    return
+                unsent.append(item)
+            # Keep the next job queued in the worker's pipe while one runs, so the worker never waits for us.
+            while not stopping and len(inflight) + len(unsent) < 2:
+                try:
+                    item = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                else:
+                    unsent.append(item)
+            alive = True
+            while unsent:
+                nxt = unsent[0]
+                # Only small jobs go behind a running one: the pipe buffer must absorb them, or we could
+                # block writing while the worker blocks writing a large result.
+                if inflight and len(nxt.program) > PIPELINE_MAX_BYTES:
+                    break
+                self.seq = (self.seq + 1) & 0xFFFFFFFF
+                header = worker.JOB.pack(self.seq, nxt.timeout_s, nxt.memory_bytes, len(nxt.program))
+                if not self._write(header + nxt.program, time.monotonic() + START_TIMEOUT_S):
+                    alive = False
+                    break
+                if not inflight:
+                    nxt.started = time.monotonic()
+                inflight.append(unsent.popleft())
+            if alive and inflight:
+                alive = self._collect()
+            if not alive:
+                self._after_death()
+
+    def _collect(self) -> bool:
+        """Read the result of the oldest job in flight; False if the worker died or went silent."""
+        inflight = self.inflight
+        head = inflight[0]
+        deadline = head.started + head.timeout_s + BACKSTOP_GRACE_S
+        raw = self._read(worker.RESULT.size, deadline)
+        if raw is None:
+            return False
+        seq, kind, has_code, truncated, code, sig, duration, out_len, err_len = worker.RESULT.unpack(raw)
+        expected = (self.seq - len(inflight) + 1) & 0xFFFFFFFF
+        if seq != expected:
+            raise SandboxError(f"sandbox protocol error: result {seq}, expected {expected}")
+        body = self._read(out_len + err_len, time.monotonic() + START_TIMEOUT_S) if out_len + err_len else b""
+        if body is None:
+            return False
+        inflight.popleft()
+        if inflight:
+            inflight[0].started = time.monotonic()
+        head.finish(
+            ExecutionResult(
+                kind=_KINDS[kind],
+                exit_code=code if has_code else None,
+                signal=sig or None,
+                stdout=_decode(body[:out_len]),
+                stderr=_decode(body[out_len:]),
+                duration_s=duration,
+                stdout_truncated=bool(truncated),
+            )
+        )
+        return True
+
+    def _after_death(self) -> None:
+        """The worker died or went silent: blame the program it was running, restart, resend the rest."""
+        silent = self.silent
+        rc = self._stop() if silent else self._retire()
+        why = self._stderr_text_saved
+        inflight, unsent = self.inflight, self.unsent
+        if inflight and (silent or rc != worker.RETIRE_STATUS):
+            head = inflight.popleft()
+            elapsed = time.monotonic() - head.started
+            if silent:
+                note = "sandbox: the worker stopped responding while this program ran; it was restarted\n"
+                result = ExecutionResult(ExitKind.TIMEOUT, None, signal.SIGKILL, "", note, elapsed)
+            else:
+                sig = -rc if rc is not None and rc < 0 else (rc - 128 if rc is not None and rc > 128 else 0)
+                note = f"sandbox: the worker died while this program ran (status {rc}); it was restarted\n"
+                result = ExecutionResult(ExitKind.SIGNALED, None, sig or signal.SIGKILL, "", note, elapsed)
+            head.finish(result)
+            if why:
+                log.debug("sandbox worker %d died: %s", self.index, why)
+        unsent.extendleft(reversed(inflight))
+        inflight.clear()
+        self._restart()
+
+
+class ProcessSandbox:
+    """Runs each program in a fresh forked child of a warm worker; see docs/execution.md."""
+
+    name = "process"
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        if settings.timeout_s <= 0 or settings.output_bytes <= 0 or settings.workers < 0:
+            raise UsageError("sandbox settings: timeout_s and output_bytes must be > 0, workers >= 0")
+        self.settings = settings
+        self._workers = settings.workers or _cpu_count()
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._slots: list[_Slot] = []
+        self._lease: _UidLease | None = None
+        self._host_dir = ""
+        self._layers: dict[str, str] = {}
+        self._error: SandboxError | None = None
+        self._open = False
+        self._plan: probe.Plan | None = None
+
+    @property
+    def plan(self) -> probe.Plan:
+        if self._plan is None:
+            raise SandboxError("sandbox is not started (use it as a context manager)")
+        return self._plan
+
+    @property
+    def concurrency(self) -> int:
+        # Two callers per worker: one job running, the next already queued in the worker's pipe.
+        return 2 * self._workers
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    def _start(self) -> None:
+        root = os.geteuid() == 0
+        if root:
+            self._lease = _UidLease(self._workers)
+        uids: list[int | None] = list(self._lease.uids) if self._lease else [None] * self._workers
+        self._plan = plan = probe.plan(self.settings, uids[0])
+        for layer, why in plan.off_reasons:
+            log.warning("process sandbox: %s is off: %s", layer, why)
+        if plan.mode == "uid":
+            log.warning(
+                "process sandbox: running without namespaces: programs share the network and can write "
+                "wherever their uid may; only a dedicated uid and rlimits protect this machine"
+            )
+        elif plan.mode == "none":
+            if not self.settings.allow_unsandboxed:
+                raise SandboxError(
+                    "no isolation layer works here (no usable bubblewrap, not root); install bubblewrap or "
+                    "set allow_unsandboxed to run programs with rlimits only"
+                )
+            log.warning(
+                "process sandbox: UNSANDBOXED (allow_unsandboxed): programs run as you, with rlimits only"
+            )
+        if plan.mode != "bubblewrap":
+            self._host_dir = tempfile.mkdtemp(prefix="codegen-eval-sandbox-")
+            os.chmod(self._host_dir, 0o711)
+        for i, uid in enumerate(uids):
+            root_dir = ""
+            if self._host_dir:
+                root_dir = os.path.join(self._host_dir, f"w{i}")
+                os.mkdir(root_dir, 0o700)
+                if uid is not None:
+                    os.chown(root_dir, uid, uid)
+            self._slots.append(_Slot(self, i, uid, root_dir))
+        self._open = True
+        for slot in self._slots:
+            slot.thread.start()
+        for slot in self._slots:
+            slot.ready.wait()
+        errors = [s.start_error for s in self._slots if s.start_error is not None]
+        if errors:
+            raise errors[0]
+        self._layers = self._confirm(plan, uids)
+
+    def _confirm(self, plan: probe.Plan, uids: list[int | None]) -> dict[str, str]:
+        """Layers as the workers observe them; SandboxError if a layer the plan relies on is not there."""
+        known = [u for u in uids if u is not None]
+        if known:
+            uid_text = str(known[0]) if len(known) == 1 else f"{known[0]}-{known[-1]}"
+        else:
+            uid_text = f"{os.getuid()} (current user)"
+        layers = probe.expected_layers(plan, self.settings, uid_text)
+        for slot in self._slots:
+            info = slot.info
+            if known and info.get("uid") != slot.uid:
+                raise SandboxError(f"sandbox worker runs as uid {info.get('uid')}, expected {slot.uid}")
+            if plan.mode == "bubblewrap":
+                if info.get("net_interfaces") != ["lo"]:
+                    raise SandboxError(f"sandbox worker sees network interfaces {info.get('net_interfaces')}")
+                if not info.get("root_readonly"):
+                    raise SandboxError("sandbox worker sees a writable root filesystem")
+                if info.get("pid") != 2:
+                    raise SandboxError(
+                        f"sandbox worker is pid {info.get('pid')}, not in its own PID namespace"
+                    )
+                if info.get("cap_eff") not in (None, "0000000000000000"):
+                    raise SandboxError(f"sandbox worker has capabilities {info.get('cap_eff')}")
+        python = self._slots[0].info.get("python", "?")
+        layers["interpreter"] = f"{plan.interpreter} ({python})"
+        layers["workers"] = str(self._workers)
+        return layers
+
+    def layers(self) -> Mapping[str, str]:
+        if not self._layers:
+            raise SandboxError("sandbox is not started (use it as a context manager)")
+        return dict(self._layers)
+
+    def run(self, job: ExecutionJob) -> ExecutionResult:
+        if not self._open:
+            raise SandboxError("sandbox is not open")
+        if self._error is not None:
+            raise self._error
+        timeout = job.timeout_s if job.timeout_s > 0 else self.settings.timeout_s
+        memory_mb = self.settings.memory_mb if job.memory_mb is None else job.memory_mb
+        program = job.program.encode("utf-8", errors="surrogatepass")
+        pending = _Pending(program, timeout, max(memory_mb, 0) << 20)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _broken(self, error: SandboxError) -> None:
+        """A worker slot cannot continue: fail everything queued and refuse further jobs."""
+        self._error = error
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item.fail(error)
+            else:
+                self._queue.put(None)
+                break
+
+    def _close(self) -> None:
+        was_open = self._open
+        self._open = False
+        if was_open:
+            for _ in self._slots:
+                self._queue.put(None)
+        for slot in self._slots:
+            if slot.thread.is_alive():
+                slot.thread.join(timeout=10.0)
+            slot._stop()
+        closed = SandboxError("sandbox closed")
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item.fail(closed)
+        self._slots.clear()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        if self._host_dir:
+            import shutil
+
+            shutil.rmtree(self._host_dir, ignore_errors=True)
+            self._host_dir = ""

@@ -1,0 +1,616 @@
+"""Sandbox worker: runs inside the sandbox and forks one child per program (stdlib only, Python >= 3.9).
+
+The harness starts this file's source as `python -c SOURCE CONFIG_JSON`, so the unprivileged uid never has to
+read the repository. The protocol travels on the worker's original stdin/stdout, little-endian:
+
+  worker -> harness, once:    u32 length + JSON object describing the isolation the worker observes
+  harness -> worker, per job: JOB header (seq, timeout_s, memory_bytes, program_len) + program (UTF-8)
+  worker -> harness, per job: RESULT header + stdout bytes + stderr-tail bytes
+
+EOF on stdin ends the worker. It exits with RETIRE_STATUS when it cannot promise a clean state for the next
+program; the harness then restarts it without blaming any job.
+
+Nothing here may print: fds 0-2 are handed to programs and the protocol uses private descriptors.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import gc
+import importlib
+import importlib.machinery
+import json
+import mmap
+import os
+import resource
+import select
+import shutil
+import signal
+import stat
+import struct
+import sys
+import time
+import types
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
+# seq, kind, has_exit_code, stdout_truncated, exit_code, signal (0: none), duration_s, stdout_len, stderr_len
+RESULT = struct.Struct("<IBBBiidII")
+READY_LEN = struct.Struct("<I")
+
+KIND_EXITED, KIND_SIGNALED, KIND_TIMEOUT, KIND_MEMORY, KIND_OUTPUT, KIND_PROCESS = range(6)
+RETIRE_STATUS = 17
+
+# A shared page the child writes to when its main module dies of an uncaught exception that means "limit hit".
+# It is memory, not a descriptor, so it survives closing every inherited fd in the child.
+FLAG = struct.Struct("<iB")  # pid, kind
+FLAG_NONE, FLAG_MEMORY, FLAG_PROCESS = 0, 1, 2
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+_IGNORED_IN_WORKER = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP")
+_MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
+# Pure stdlib modules that HumanEval-style programs import all the time. Imported once in the worker, they
+# reach every child initialised (a program could tell only from sys.modules). Nothing with random state.
+_PRELOAD = ("collections", "functools", "itertools", "math", "re", "string", "typing")
+_DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
+
+Prctl = Callable[[int, int, int, int, int], int]
+
+
+def _libc_prctl() -> Prctl | None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.prctl
+        fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        fn.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    prctl: Prctl = fn
+    return prctl
+
+
+class _Capture:
+    """First `cap` bytes of stdout, last `tail` bytes of stderr; `over` once either stream exceeds `cap`."""
+
+    def __init__(self, cap: int, tail: int) -> None:
+        self.cap = cap
+        self.tail = tail
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.err_total = 0
+        self.truncated = False
+        self.over = False
+
+    def take(self, is_stdout: bool, chunk: bytes) -> bool:
+        """Record a chunk; False at end of file."""
+        if not chunk:
+            return False
+        if is_stdout:
+            room = self.cap - len(self.stdout)
+            if len(chunk) > room:
+                self.stdout += chunk[: max(room, 0)]
+                self.truncated = self.over = True
+            else:
+                self.stdout += chunk
+        else:
+            self.err_total += len(chunk)
+            self.stderr += chunk
+            if len(self.stderr) > self.tail:
+                del self.stderr[: len(self.stderr) - self.tail]
+            if self.err_total > self.cap:
+                self.over = True
+        return True
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.root: str = config["root"]  # emptied after every program
+        self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
+        self.kill_uid = bool(config["kill_uid"])  # our uid is ours alone: any process of it may be killed
+        self.fsize = int(config["file_size_bytes"])
+        self.nofile = int(config["max_open_files"])
+        self.nproc = int(config["max_processes"])
+        self.out_cap = int(config["output_bytes"])
+        self.err_tail = int(config["stderr_tail_bytes"])
+        self.work = os.path.join(self.root, "work")
+        self.program_path = os.path.join(self.root, "program.py")
+        self.flag = mmap.mmap(-1, mmap.PAGESIZE)
+        self.pid = os.getpid()
+        self.uid = os.getuid()
+        self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
+        self.default_signals: dict[int, Any] = {}
+        self.prctl = _libc_prctl()
+        self.subreaper = False
+        self.has_pidfd = hasattr(os, "pidfd_open")
+        self.proto_in = self.proto_out = self.devnull = -1
+        self.main_pid = 0  # in a child: the pid of the program's main process
+
+    # ----------------------------------------------------------------------------------------- setup
+
+    def setup(self) -> dict[str, object]:
+        """Move the protocol off fds 0/1, harden the worker, and describe what isolation is in effect."""
+        self.proto_in = os.dup(0)
+        self.proto_out = os.dup(1)
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(self.devnull, 0)
+        os.dup2(self.devnull, 1)
+        for name in _IGNORED_IN_WORKER:
+            num = getattr(signal, name, None)
+            if num is not None:
+                self.default_signals[num] = signal.getsignal(num)
+                # Programs share our uid and can signal us; then only SIGKILL and SIGSTOP have an effect,
+                # and the harness notices both (EOF, silence).
+                signal.signal(num, signal.SIG_IGN)
+        if self.prctl is not None:
+            # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
+            self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+            # Orphans are reparented to us, so "no child left" means "no process of this program left".
+            self.subreaper = self.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            if not self.pidns:
+                self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() == 1:  # the harness died before the death signal was armed
+                    os._exit(RETIRE_STATUS)
+        os.makedirs(self.root, exist_ok=True)
+        self.wipe()
+        for name in _PRELOAD:
+            importlib.import_module(name)
+        self.warm_up()
+        gc.collect()
+        gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
+        return self.describe()
+
+    def warm_up(self) -> None:
+        """Compile, run, print and format a traceback once before the first fork.
+
+        CPython initialises much of this lazily; done here, every child inherits it instead of redoing it, and
+        page faults are most of what a child costs.
+        """
+        saved = sys.stdout, sys.stderr
+        with open(os.devnull, "w") as sink:
+            sys.stdout = sys.stderr = sink
+            try:
+                code = compile(_WARM_UP, self.program_path, "exec", dont_inherit=True)
+                exec(code, {"__name__": "__warm_up__", "__builtins__": __builtins__})
+            except AssertionError as e:
+                sys.excepthook(type(e), e, e.__traceback__)
+            finally:
+                sys.stdout, sys.stderr = saved
+
+    def describe(self) -> dict[str, object]:
+        info: dict[str, object] = {
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "euid": os.geteuid(),
+            "python": sys.version.split()[0],
+            "executable": sys.executable,
+            "subreaper": self.subreaper,
+            "undumpable": self.prctl is not None,
+            "pidfd": self.has_pidfd,
+            "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
+        }
+        try:
+            with open("/proc/net/dev") as f:
+                info["net_interfaces"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+        except OSError:
+            info["net_interfaces"] = None
+        try:
+            with open("/proc/self/status") as f:
+                info["cap_eff"] = next(line.split()[1] for line in f if line.startswith("CapEff:"))
+        except (OSError, StopIteration):
+            info["cap_eff"] = None
+        return info
+
+    # ------------------------------------------------------------------------------------- main loop
+
+    def serve(self) -> int:
+        ready = json.dumps(self.setup()).encode()
+        reader = os.fdopen(self.proto_in, "rb", buffering=1 << 16)
+        self.write(READY_LEN.pack(len(ready)) + ready)
+        while True:
+            head = reader.read(JOB.size)
+            if len(head) < JOB.size:
+                return 0
+            seq, timeout_s, memory_bytes, length = JOB.unpack(head)
+            program = reader.read(length)
+            if len(program) < length:
+                return 0
+            header, stdout, stderr, clean = self.run(program, timeout_s, memory_bytes)
+            self.write(RESULT.pack(seq, *header) + stdout + stderr)
+            if not clean:
+                return RETIRE_STATUS
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.proto_out, view) :]
+
+    # ------------------------------------------------------------------------------------ one program
+
+    def run(
+        self, program: bytes, timeout_s: float, memory_bytes: int
+    ) -> tuple[tuple[Any, ...], bytes, bytes, bool]:
+        os.mkdir(self.work, 0o700)
+        with open(self.program_path, "wb") as f:
+            f.write(program)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.flag[: FLAG.size] = FLAG.pack(0, FLAG_NONE)
+        cpu_soft = int(timeout_s) + 1
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            self.child(program, out_w, err_w, cpu_soft, memory_bytes)
+        os.close(out_w)
+        os.close(err_w)
+        status, rusage, out, timed_out = self.supervise(pid, out_r, err_r, start + timeout_s)
+        duration = time.monotonic() - start
+        clean = self.kill_others()
+        clean = self.wipe() and clean
+
+        kind = KIND_EXITED
+        exit_code = sig = has_code = 0
+        if os.WIFEXITED(status):
+            has_code, exit_code = 1, os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            kind = KIND_SIGNALED
+        if out.over:
+            kind = KIND_OUTPUT
+        elif timed_out:
+            kind = KIND_TIMEOUT
+        elif kind == KIND_SIGNALED:
+            cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
+                kind = KIND_TIMEOUT
+            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(
+                w in out.stderr for w in _MEMORY_WORDS
+            ):
+                kind = KIND_MEMORY
+        elif exit_code == 1:
+            flag_pid, flag_kind = FLAG.unpack(self.flag[: FLAG.size])
+            if flag_pid == pid and flag_kind == FLAG_MEMORY:
+                kind = KIND_MEMORY
+            elif flag_pid == pid and flag_kind == FLAG_PROCESS:
+                kind = KIND_PROCESS
+        stdout, stderr = bytes(out.stdout), bytes(out.stderr)
+        header = (kind, has_code, int(out.truncated), exit_code, sig, duration, len(stdout), len(stderr))
+        return header, stdout, stderr, clean
+
+    def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, _Capture, bool]:
+        """Read both pipes without blocking until the child exits, time runs out, or output overflows."""
+        out = _Capture(self.out_cap, self.err_tail)
+        timed_out = False
+        status: int | None = None
+        rusage: Any = None
+        poller = select.poll()
+        pidfd = -1
+        if self.has_pidfd:
+            try:
+                pidfd = os.pidfd_open(pid)
+                poller.register(pidfd, select.POLLIN)
+            except OSError:
+                pidfd = -1
+        poller.register(out_r, select.POLLIN)
+        poller.register(err_r, select.POLLIN)
+        open_fds = {out_r, err_r}
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            wait = deadline - now
+            if pidfd < 0:
+                wait = min(wait, 0.002)  # no pidfd: look at the child every couple of milliseconds
+            child_done = pidfd < 0
+            for fd, _ in poller.poll(wait * 1000.0):
+                if fd == pidfd:
+                    child_done = True
+                elif not out.take(fd == out_r, os.read(fd, 1 << 16)):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+            if out.over:
+                break
+            if child_done:
+                got, st, ru = os.wait4(pid, os.WNOHANG)
+                if got == pid:
+                    status, rusage = st, ru
+                    break
+        if status is None:
+            _kill(pid)
+            _, status, rusage = os.wait4(pid, 0)
+        if pidfd >= 0:
+            poller.unregister(pidfd)
+            os.close(pidfd)
+        # The main process is gone: kill whatever it left (daemons, setsid grandchildren). That also closes
+        # the pipes' last write ends; then drain what is still buffered.
+        self.kill_others()
+        drain_until = time.monotonic() + _DRAIN_S
+        while open_fds and time.monotonic() < drain_until:
+            for fd, _ in poller.poll(100):
+                if not out.take(fd == out_r, os.read(fd, 1 << 16)):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+        os.close(out_r)
+        os.close(err_r)
+        return status, rusage, out, timed_out
+
+    # ------------------------------------------------------------------------------------- clean-up
+
+    def kill_others(self) -> bool:
+        """SIGKILL every process the program left behind; True when none is left."""
+        if self.subreaper and self._reap_all():
+            return True  # no descendant at all (the usual case): no need to look at /proc
+        for _ in range(200):
+            victims = self._victims()
+            if not victims:
+                return True
+            for pid in victims:
+                _kill(pid)
+            self._reap_all()
+        return False
+
+    def _reap_all(self) -> bool:
+        """Reap exited children; True when no child is left at all."""
+        while True:
+            try:
+                got, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return True
+            if got == 0:
+                return False
+
+    def _victims(self) -> list[int]:
+        procs: dict[int, tuple[bytes, int, int]] = {}  # pid -> (state, ppid, uid)
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            if pid == self.pid or (self.pidns and pid == 1):
+                continue
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    data = f.read()
+                uid = os.stat(f"/proc/{pid}").st_uid
+            except OSError:
+                continue
+            fields = data[data.rfind(b")") + 2 :].split()
+            procs[pid] = (fields[0], int(fields[1]), uid)
+        if self.pidns:  # everything in our namespace but its init and us
+            return [p for p, (state, _, _) in procs.items() if state != b"Z"]
+        children: dict[int, list[int]] = {}
+        for pid, (_, ppid, _) in procs.items():
+            children.setdefault(ppid, []).append(pid)
+        found: set[int] = set()
+        stack = [self.pid]
+        while stack:
+            for c in children.get(stack.pop(), ()):
+                if c not in found:
+                    found.add(c)
+                    stack.append(c)
+        if self.kill_uid:
+            found.update(p for p, (_, _, uid) in procs.items() if uid == self.uid)
+        return [p for p in found if procs[p][0] != b"Z"]
+
+    def wipe(self) -> bool:
+        """Empty the root (working dir, program file and, inside bubblewrap, all of the private /tmp)."""
+        # Fast path for the usual case: an untouched working directory and our program file.
+        with contextlib.suppress(OSError):
+            os.rmdir(self.work)
+        with contextlib.suppress(OSError):
+            os.unlink(self.program_path)
+        try:
+            entries = os.listdir(self.root)
+        except OSError:
+            return False
+        ok = True
+        for name in entries:
+            path = os.path.join(self.root, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, onerror=_force_writable)
+                else:
+                    os.unlink(path)
+            except OSError:
+                ok = False
+        return ok
+
+    # ------------------------------------------------------------------------------------ the child
+
+    def child(self, program: bytes, out_w: int, err_w: int, cpu_soft: int, memory_bytes: int) -> NoReturn:
+        """Become `python program.py` in a fresh working directory. Never returns."""
+        self.main_pid = os.getpid()
+        try:
+            os.dup2(self.devnull, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            # Nothing but 0/1/2 survives: the program can never reach the worker's protocol.
+            os.closerange(3, self.maxfd)
+            for num, handler in self.default_signals.items():
+                signal.signal(num, handler)
+            if self.prctl is not None:
+                self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
+            _limit(resource.RLIMIT_CORE, 0)
+            _limit(resource.RLIMIT_CPU, cpu_soft, cpu_soft + 1)
+            if self.fsize:
+                _limit(resource.RLIMIT_FSIZE, self.fsize)
+            if self.nofile:
+                _limit(resource.RLIMIT_NOFILE, self.nofile)
+            if self.nproc:
+                _limit(resource.RLIMIT_NPROC, self.nproc)
+            if memory_bytes:
+                _limit(resource.RLIMIT_AS, memory_bytes)
+            os.chdir(self.work)
+            os.environ["PWD"] = self.work
+        except BaseException as e:
+            try:
+                os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
+            finally:
+                os._exit(1)
+        code = 1
+        try:
+            code = self.run_main(program)
+        finally:
+            os._exit(code)
+
+    def run_main(self, program: bytes) -> int:
+        """Execute the program as __main__ and finish the way the interpreter does; the exit status."""
+        path = self.program_path
+        main = types.ModuleType("__main__")
+        main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+        main.__file__ = path
+        main.__cached__ = None  # type: ignore[attr-defined]
+        main.__spec__ = None
+        main.__package__ = None
+        main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+        sys.modules["__main__"] = main
+        atexit._clear()  # only the program's own callbacks run at exit
+        sys.argv = [path]
+        sys.orig_argv = [sys.executable, path]
+        if sys.path:
+            sys.path[0] = os.path.dirname(path)
+        code = 0
+        try:
+            exec(compile(program, path, "exec", dont_inherit=True), main.__dict__)
+        except SystemExit as e:
+            code = self.exit_code(e)
+        except BaseException as e:
+            code = self.uncaught(e)
+        code = self.finalize(code)
+        if code == -signal.SIGINT:
+            # CPython turns an uncaught KeyboardInterrupt into a real death by SIGINT.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            code = 130
+        return code
+
+    def exit_code(self, e: SystemExit) -> int:
+        """The exit status for a SystemExit, computed the way the interpreter does."""
+        value = e.code
+        if value is None:
+            return 0
+        if isinstance(value, int):
+            return value & 0xFF
+        with contextlib.suppress(BaseException):
+            sys.stderr.write(f"{value}\n")
+        return 1
+
+    def uncaught(self, e: BaseException) -> int:
+        """Print an uncaught exception like the interpreter, flag limit-related ones; the exit status."""
+        if os.getpid() != self.main_pid:
+            pass  # a forked descendant: only the main process's fate decides the verdict
+        elif isinstance(e, MemoryError):
+            self.flag[: FLAG.size] = FLAG.pack(self.main_pid, FLAG_MEMORY)
+        elif (isinstance(e, BlockingIOError) and e.errno == errno.EAGAIN) or (
+            isinstance(e, RuntimeError) and "can't start new thread" in str(e)
+        ):
+            self.flag[: FLAG.size] = FLAG.pack(self.main_pid, FLAG_PROCESS)
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == _OWN_FILENAME:
+            tb = tb.tb_next  # hide the worker's frames, as if the file had been run directly
+        e.__traceback__ = tb  # the default hook prints the exception's own traceback, not its argument
+        try:
+            sys.excepthook(type(e), e, tb)
+        except BaseException:
+            try:
+                import traceback
+
+                traceback.print_exception(type(e), e, tb)
+            except BaseException:
+                pass
+        return -signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1
+
+    def finalize(self, code: int) -> int:
+        """Join non-daemon threads, run atexit callbacks, flush stdio: CPython's Py_FinalizeEx order."""
+        threading = sys.modules.get("threading")
+        shutdown = getattr(threading, "_shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except SystemExit as e:
+                code = self.exit_code(e)
+            except BaseException as e:
+                self.uncaught(e)
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()  # prints a failing callback's traceback itself, like the interpreter
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except BaseException:
+                if stream is sys.stdout and code == 0:
+                    code = 120  # what CPython exits with when flushing stdout fails at exit
+        return code
+
+
+_OWN_FILENAME = Worker.child.__code__.co_filename
+
+_WARM_UP = b'''
+import math
+from typing import List
+
+
+def f(xs: List[int], k: int = 2) -> List[int]:
+    """A docstring, a comprehension, a lambda and an f-string."""
+    return sorted({x * k for x in xs if x % 2 == 0}, key=lambda v: -v)
+
+
+class C:
+    def __init__(self, v):
+        self.v = v
+
+    def __repr__(self):
+        return f"C({self.v!r})"
+
+
+def check(candidate):
+    assert candidate([1, 2, 3, 4]) == [8, 4]
+    assert abs(math.sqrt(2.0) - 1.4142) < 1e-3
+    d = {"a": [1, 2], "b": (3, 4.5)}
+    print(d, C("x"), [str(i) for i in range(3)], " ".join(["p", "q"]).upper())
+    try:
+        int("x")
+    except ValueError:
+        pass
+
+
+check(f)
+assert f([2]) == [5], "deliberately failing, to format a traceback"
+'''
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _limit(which: int, soft: int, hard: int | None = None) -> None:
+    """Set soft and hard limit (so the program cannot raise them), never above the current hard limit."""
+    current_hard = resource.getrlimit(which)[1]
+    hard = soft if hard is None else hard
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+        soft = min(soft, hard)
+    resource.setrlimit(which, (soft, hard))
+
+
+def _force_writable(func: Callable[[str], object], path: str, _exc: object) -> None:
+    """rmtree helper: programs may leave directories without write or search permission."""
+    os.chmod(os.path.dirname(path), stat.S_IRWXU)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, stat.S_IRWXU)
+    func(path)
+
+
+def main() -> int:
+    return Worker(json.loads(sys.argv[1])).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
