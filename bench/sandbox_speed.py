@@ -52,8 +52,7 @@ def run_sandbox(items: list[tuple[dict[str, str], str]], workers: int, timeout: 
     cpu = harness.ru_utime + harness.ru_stime - self_before.ru_utime - self_before.ru_stime
     print(f"harness CPU per program: {cpu / len(items) * 1e3:.2f} ms")
     kinds = collections.Counter(
-        "passed" if r.kind is ExitKind.EXITED and r.exit_code == 0 else f"{r.kind}:{r.exit_code}"
-        for r in results
+        "passed" if r.kind is ExitKind.EXITED and r.exit_code == 0 else f"{r.kind}:{r.exit_code}" for r in results
     )
     print("sandbox outcomes:", dict(kinds))
     return elapsed, kinds["passed"]
