@@ -297,7 +297,34 @@ def _uncaught(exc: BaseException, flag: mmap.mmap) -> int:
 # ----------------------------------------------------------------------------------------- the supervisor's side
 
 
-def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap) -> dict[str, Any]:
+class HostLink:
+    """Requests from the host on fd 0, read raw so that its end can be noticed while a program runs."""
+
+    def __init__(self) -> None:
+        self.fd = 0
+        self.buffer = bytearray()
+        self.closed = False
+
+    def pump(self) -> bool:
+        """Read what is available (blocking if nothing is); False once the host has gone (end of file)."""
+        data = os.read(self.fd, _READ_CHUNK)
+        if not data:
+            self.closed = True
+        self.buffer.extend(data)
+        return not self.closed
+
+    def next_line(self) -> bytes | None:
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self.buffer[:end])
+                del self.buffer[: end + 1]
+                return line
+            if self.closed or not self.pump():
+                return None
+
+
+def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) -> dict[str, Any]:
     cap = int(job["output_bytes"])
     err_cap = int(job["stderr_bytes"])
     program = job["program"].encode("utf-8", "surrogatepass")
@@ -323,6 +350,7 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap) -> dict[str, Any
     for fd in open_reads:
         poller.register(fd, select.POLLIN)
     poller.register(wake_fd, select.POLLIN)
+    poller.register(host.fd, select.POLLIN)
 
     def read(fd: int) -> None:
         nonlocal stdout_total, stderr_total, stderr_tail
@@ -368,8 +396,14 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap) -> dict[str, Any
                         pass
                 except BlockingIOError:
                     pass
+            elif fd == host.fd:
+                if not host.pump():  # the host is gone (killed harness): stop now, not at the timeout
+                    poller.unregister(host.fd)
+                    reason = "host gone"
             else:
                 read(fd)
+        if reason:
+            break
     ended = time.monotonic()
 
     # Whatever is still alive now (the program on timeout, or anything it left behind) dies here.
@@ -474,15 +508,20 @@ def main() -> None:
             "protected": protected,
         }
     )
-    for line in sys.stdin.buffer:
+    host = HostLink()
+    while not host.closed:
+        line = host.next_line()
+        if line is None:
+            break
         if not line.strip():
             continue
         try:
-            result = run_job(json.loads(line), wake_r, flag)
+            result = run_job(json.loads(line), wake_r, flag, host)
         except Exception as exc:  # report the fault to the host instead of dying silently
             kill_all_others()
             result = {"fault": f"{type(exc).__name__}: {exc}"}
-        say(result)
+        if not host.closed:
+            say(result)
     # End of stdin: the host went away (StdinOnce closes it when the attached client disconnects).
     kill_all_others()
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -456,3 +458,48 @@ def test_programs_end_as_under_the_interpreter(sandbox: ContainerSandbox, progra
     status = -result.signal if result.signal is not None else result.exit_code
     lines = result.stderr.strip().splitlines()
     assert (status, result.stdout, lines[-1] if lines else "") == plain_python(program)
+
+
+INTERRUPTED = """
+import sys
+from codegen_eval.records import ExecutionJob
+from codegen_eval.sandbox.base import SandboxSettings
+from codegen_eval.sandbox.container import ContainerSandbox
+
+with ContainerSandbox(SandboxSettings(workers=2)) as box:
+    print(box.run_id, flush=True)
+    box.run(ExecutionJob(program="import time; time.sleep(60)", timeout_s=60))
+"""
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_containers_are_removed_on_interrupt(client: object, signum: int) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert len(labelled(client, run_id)) == 2
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) != 0
+    assert labelled(client, run_id) == []
+
+
+@pytest.mark.container
+def test_a_killed_harness_leaves_only_stopped_containers_that_prune_removes(client: object) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    time.sleep(1.0)  # let the program start: a supervisor must also notice mid-program that its host is gone
+    proc.kill()  # no clean-up code runs
+    proc.wait()
+    # The supervisors see the end of their stdin (StdinOnce) and stop; nothing keeps running.
+    for _ in range(300):
+        states = [c.attrs["State"]["Status"] for c in labelled(client, run_id)]  # type: ignore[attr-defined]
+        if "running" not in states:
+            break
+        time.sleep(0.1)
+    assert len(states) == 2 and "running" not in states
+    assert len(prune(run_id=run_id)) == 2
+    assert labelled(client, run_id) == []
