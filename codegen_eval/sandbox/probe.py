@@ -44,9 +44,7 @@ def tmpfs_bytes(settings: SandboxSettings) -> int:
     return max(64, 4 * settings.file_size_mb) << 20
 
 
-def bwrap_args(
-    bwrap: str, settings: SandboxSettings, *, home: str = "", keep: tuple[str, ...] = ()
-) -> list[str]:
+def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: tuple[str, ...] = ()) -> list[str]:
     """bubblewrap options: every namespace, read-only host root, private /tmp, /dev/shm and /run."""
     size = str(tmpfs_bytes(settings))
     args = [

@@ -123,31 +123,36 @@ def _uid_has_account(uid: int) -> bool:
     return True
 
 
-def _uids_with_processes() -> set[int]:
-    uids = set()
+def _live_processes() -> list[tuple[int, int]]:
+    """(pid, uid) of every process on the machine that is not a zombie (a zombie holds nothing but its pid)."""
+    found = []
     for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                uids.add(os.stat(f"/proc/{name}").st_uid)
-    return uids
+        if not name.isdigit():
+            continue
+        try:
+            uid = os.stat(f"/proc/{name}").st_uid
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != b"Z":
+            found.append((int(name), uid))
+    return found
+
+
+def _uids_with_processes() -> set[int]:
+    return {uid for _, uid in _live_processes()}
 
 
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid` (root, dedicated uid, no PID namespace to do it for us)."""
-    for _ in range(50):
-        found = False
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                if os.stat(f"/proc/{name}").st_uid != uid:
-                    continue
-                os.kill(int(name), signal.SIGKILL)
-                found = True
-            except OSError:
-                continue
-        if not found:
+    for _ in range(100):
+        victims = [pid for pid, owner in _live_processes() if owner == uid]
+        if not victims:
             return
+        for pid in victims:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
 
@@ -252,7 +257,9 @@ class _Slot:
                     with contextlib.suppress(OSError):
                         stream.close()
             self.proc = None
-        if self.box.plan.mode == "uid" and self.uid is not None:
+        if self.uid is not None:
+            # The uid is leased to this worker alone: whatever still runs under it (a namespace being torn down,
+            # or a daemon outside any namespace) must be gone before the uid is reused.
             _kill_uid(self.uid)
         if self.errlog is not None:
             self.errlog.close()
@@ -517,9 +524,7 @@ class ProcessSandbox:
                     "no isolation layer works here (no usable bubblewrap, not root); install bubblewrap or "
                     "set allow_unsandboxed to run programs with rlimits only"
                 )
-            log.warning(
-                "process sandbox: UNSANDBOXED (allow_unsandboxed): programs run as you, with rlimits only"
-            )
+            log.warning("process sandbox: UNSANDBOXED (allow_unsandboxed): programs run as you, with rlimits only")
         if plan.mode != "bubblewrap":
             self._host_dir = tempfile.mkdtemp(prefix="codegen-eval-sandbox-")
             os.chmod(self._host_dir, 0o711)
@@ -559,9 +564,7 @@ class ProcessSandbox:
                 if not info.get("root_readonly"):
                     raise SandboxError("sandbox worker sees a writable root filesystem")
                 if info.get("pid") != 2:
-                    raise SandboxError(
-                        f"sandbox worker is pid {info.get('pid')}, not in its own PID namespace"
-                    )
+                    raise SandboxError(f"sandbox worker is pid {info.get('pid')}, not in its own PID namespace")
                 if info.get("cap_eff") not in (None, "0000000000000000"):
                     raise SandboxError(f"sandbox worker has capabilities {info.get('cap_eff')}")
         python = self._slots[0].info.get("python", "?")
@@ -631,3 +634,8 @@ class ProcessSandbox:
 
             shutil.rmtree(self._host_dir, ignore_errors=True)
             self._host_dir = ""
+
+
+def probe_layers(settings: SandboxSettings | None = None) -> dict[str, str]:
+    """Which isolation layers the process sandbox would use on this machine (for `codegen-eval list`)."""
+    return probe.probe(settings)

@@ -52,7 +52,10 @@ FLAG_NONE, FLAG_MEMORY, FLAG_PROCESS = 0, 1, 2
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
-_IGNORED_IN_WORKER = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP")
+_IGNORED_IN_WORKER = (
+    "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGTTIN", "SIGTTOU",
+    "SIGIO", "SIGPROF", "SIGVTALRM", "SIGPWR",
+)  # fmt: skip
 _MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
 # Pure stdlib modules that HumanEval-style programs import all the time. Imported once in the worker, they
 # reach every child initialised (a program could tell only from sys.modules). Nothing with random state.
@@ -233,9 +236,7 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one program
 
-    def run(
-        self, program: bytes, timeout_s: float, memory_bytes: int
-    ) -> tuple[tuple[Any, ...], bytes, bytes, bool]:
+    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bytes, bool]:
         os.mkdir(self.work, 0o700)
         with open(self.program_path, "wb") as f:
             f.write(program)
@@ -269,9 +270,7 @@ class Worker:
             cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
                 kind = KIND_TIMEOUT
-            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(
-                w in out.stderr for w in _MEMORY_WORDS
-            ):
+            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(w in out.stderr for w in _MEMORY_WORDS):
                 kind = KIND_MEMORY
         elif exit_code == 1:
             flag_pid, flag_kind = FLAG.unpack(self.flag[: FLAG.size])
