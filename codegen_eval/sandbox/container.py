@@ -7,7 +7,6 @@ import base64
 import contextlib
 import json
 import logging
-import math
 import os
 import queue
 import signal
@@ -348,7 +347,9 @@ class ContainerSandbox:
                 detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish
                 stdin_open=True,
                 tty=False,
-                environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
+                # PYTHONHASHSEED: programs are forks of the supervisor and inherit its hash seed; 0 makes string
+                # hashing (set order) the same in every run, as in the process sandbox.
+                environment={"HOME": WORKDIR, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
                 working_dir=WORKDIR,
                 labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: _owner()},
                 name=name,
@@ -418,6 +419,8 @@ class ContainerSandbox:
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": WORKDIR,
+            "PWD": WORKDIR,
+            "PYTHONHASHSEED": "0",
             "TMPDIR": "/tmp",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -426,7 +429,7 @@ class ContainerSandbox:
         message = {
             "program": job.program,
             "timeout_s": job.timeout_s,
-            "cpu_s": math.ceil(job.timeout_s) + 1,
+            "cpu_s": int(job.timeout_s) + 1,  # as the process sandbox: the wall limit rounded down, + 1 s
             "memory_mb": job.memory_mb or self.memory_mb,
             "output_bytes": self.settings.output_bytes,
             "stderr_bytes": min(STDERR_TAIL_BYTES, self.settings.output_bytes),
@@ -462,7 +465,7 @@ class ContainerSandbox:
             "memory_cgroup": f"{self._container_memory_mb} MiB",
             "pids_cgroup": str(self._pids),
             "rlimits": (
-                f"as={self.memory_mb} MiB, cpu=ceil(timeout)+1 s, fsize={self.settings.file_size_mb} MiB, "
+                f"as={self.memory_mb} MiB, cpu=timeout+1 s, fsize={self.settings.file_size_mb} MiB, "
                 f"nofile={self.settings.max_open_files}, core=0"
             ),
             "output_cap": f"{self.settings.output_bytes} bytes per stream",
@@ -532,7 +535,7 @@ class _Slot:
             return ExecutionResult(
                 kind=ExitKind.TIMEOUT,
                 exit_code=None,
-                signal=None,
+                signal=signal.SIGKILL,
                 stdout="",
                 stderr="sandbox: the container stopped answering; it was replaced",
                 duration_s=time.monotonic() - started,

@@ -31,7 +31,6 @@ import math
 import mmap
 import os
 import platform
-import re
 import resource
 import select
 import signal
@@ -42,7 +41,8 @@ import types
 from typing import Any
 
 _READ_CHUNK = 1 << 16
-_MEMORY_ERROR_LINE = re.compile(rb"^([A-Za-z_][\w.]*\.)?\w*MemoryError\b")
+# A native crash with one of these in the stderr tail ran out of memory (as the process sandbox decides).
+_MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
 _CGROUP_OOM = "/sys/fs/cgroup/memory/memory.oom_control"  # cgroup v1; v2 fallback below
 _CGROUP2_MEMORY_EVENTS = "/sys/fs/cgroup/memory.events"
 _CGROUP_PIDS_EVENTS = "/sys/fs/cgroup/pids/pids.events"
@@ -224,6 +224,12 @@ def _run_main(program: bytes, flag: mmap.mmap) -> int:
     main.__dict__.update({"__file__": "<stdin>", "__builtins__": __builtins__, "__cached__": None})
     main.__loader__ = getattr(previous, "__loader__", None)  # BuiltinImporter, as for `python3 -`
     sys.modules["__main__"] = main
+    # Tracebacks show source lines although the program exists only in memory (it is never written to a file
+    # the program could read back).
+    import linecache
+
+    text = program.decode("utf-8", "replace")
+    linecache.cache["<stdin>"] = (len(text), None, text.splitlines(True), "<stdin>")
     sys.argv[:] = ["-"]
     import atexit
 
@@ -433,11 +439,6 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     flagged = flag_kind if flag_pid == pid else _FLAG_NONE
     oom = oom_before >= 0 and oom_kills() > oom_before
     fork_refused = forks_before >= 0 and fork_rejections() > forks_before
-    last_line = b""
-    for line in reversed(bytes(stderr_tail).splitlines()):
-        if line.strip():
-            last_line = line.strip()
-            break
     if reason == "output" or stdout_total > cap or stderr_total > cap:
         kind = "output_limit"
     elif reason == "timeout":
@@ -445,13 +446,15 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     elif sig is not None:
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= job["cpu_s"]):
             kind = "timeout"
-        elif sig == signal.SIGKILL and oom:
+        elif (sig == signal.SIGKILL and oom) or (
+            sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(w in stderr_tail for w in _MEMORY_WORDS)
+        ):
             kind = "memory_limit"
         else:
             kind = "signaled"
     elif exit_code == 0:
         kind = "exited"
-    elif flagged == _FLAG_MEMORY or oom or _MEMORY_ERROR_LINE.match(last_line):
+    elif flagged == _FLAG_MEMORY or oom:
         kind = "memory_limit"
     elif flagged == _FLAG_PROCESS or fork_refused:
         kind = "process_limit"

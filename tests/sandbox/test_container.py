@@ -447,8 +447,13 @@ def plain_python(program: str) -> tuple[int, str, str]:
         env={"PATH": os.environ.get("PATH", "/usr/bin"), "LANG": "C.UTF-8", "HOME": "/tmp"},
         cwd="/tmp",
     )
-    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    return done.returncode, done.stdout.decode("utf-8", "replace"), lines[-1] if lines else ""
+    return done.returncode, done.stdout.decode("utf-8", "replace"), last_message(done.stderr.decode("utf-8", "replace"))
+
+
+def last_message(stderr: str) -> str:
+    """The last stderr line that is not an echoed source line (the sandbox shows source lines, `python3 -` cannot)."""
+    lines = [line for line in stderr.strip().splitlines() if line and not line.startswith(" ")]
+    return lines[-1] if lines else ""
 
 
 @pytest.mark.container
@@ -456,8 +461,7 @@ def plain_python(program: str) -> tuple[int, str, str]:
 def test_programs_end_as_under_the_interpreter(sandbox: ContainerSandbox, program: str) -> None:
     result = run(sandbox, program)
     status = -result.signal if result.signal is not None else result.exit_code
-    lines = result.stderr.strip().splitlines()
-    assert (status, result.stdout, lines[-1] if lines else "") == plain_python(program)
+    assert (status, result.stdout, last_message(result.stderr)) == plain_python(program)
 
 
 INTERRUPTED = """
