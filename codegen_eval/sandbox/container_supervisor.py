@@ -53,7 +53,7 @@ _FLAG_NONE, _FLAG_MEMORY, _FLAG_PROCESS = 0, 1, 2
 _PR_SET_DUMPABLE = 4
 # Imported once here so that every forked program finds them loaded (HumanEval programs import typing, which
 # alone costs several milliseconds). Which modules sit in sys.modules is not part of a program's semantics.
-_PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "string", "heapq", "bisect")
+_PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "string", "heapq", "bisect", "linecache")
 
 
 def _counter(paths: tuple[str, ...], key: str) -> int:
