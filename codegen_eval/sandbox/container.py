@@ -451,25 +451,33 @@ class ContainerSandbox:
             self._slots.put(slot)
 
     def layers(self) -> Mapping[str, str]:
+        """Each layer as the first container's supervisor observed it from inside (not as configured)."""
+        if not self._all_slots or self._all_slots[0].worker is None:
+            raise SandboxError("the container sandbox is not started (use it as a context manager)")
+        hello = self._all_slots[0].worker.hello
+        seen: dict[str, Any] = hello.get("observed", {})
+        net = seen.get("net")
+        seccomp = {"0": "OFF", "1": "strict", "2": "on (filter: the engine's default profile)"}
         return {
-            "sandbox": self.name,
-            "engine": f"{self._engine} at {self._where}" if self._engine else "not connected",
-            "image": f"{self.image} ({self._image_id[:19]})" if self._image_id else self.image,
-            "network_namespace": "on (network none)",
-            "pid_namespace": "on (supervisor is PID 1; kill(-1) after every program)",
-            "read_only_root": "on",
-            "writable": ", ".join(f"{p} (tmpfs, wiped per program)" for p in _WIPE),
-            "uid": USER,
-            "capabilities": "none (cap-drop ALL)",
-            "no_new_privileges": "on",
+            "engine": f"{self._engine} at {self._where}",
+            "image": f"{self.image} ({self._image_id[:19]})",
+            "network": "isolated (loopback only)" if net == ["lo"] else f"NOT isolated: interfaces {net}",
+            "pid_namespace": "on (supervisor is pid 1)" if seen.get("pid") == 1 else "OFF",
+            "readonly_root": "on" if seen.get("root_read_only") else "OFF",
+            "private_tmp": ", ".join(_WIPE) + " (private to the container, emptied after every program)",
+            "uid": str(seen.get("uid", "?")),
+            "capabilities": "none" if seen.get("CapEff") == "0000000000000000" else f"CapEff {seen.get('CapEff')}",
+            "no_new_privs": "on" if seen.get("NoNewPrivs") == "1" else "OFF",
+            "seccomp": seccomp.get(str(seen.get("Seccomp")), f"unknown ({seen.get('Seccomp')})"),
+            "supervisor": "pid 1, not dumpable" if hello.get("protected") else "pid 1, DUMPABLE",
             "memory_cgroup": f"{self._container_memory_mb} MiB",
             "pids_cgroup": str(self._pids),
             "rlimits": (
-                f"as={self.memory_mb} MiB, cpu=timeout+1 s, fsize={self.settings.file_size_mb} MiB, "
-                f"nofile={self.settings.max_open_files}, core=0"
+                f"as={self.memory_mb}MiB cpu=timeout+1s fsize={self.settings.file_size_mb}MiB "
+                f"nofile={self.settings.max_open_files} core=0"
             ),
-            "output_cap": f"{self.settings.output_bytes} bytes per stream",
-            "containers": f"{self._workers} long-lived, replaced after any limit, signal or leftover",
+            "interpreter": f"{self.python} ({hello.get('python', '?')})",
+            "workers": str(self._workers),
         }
 
 

@@ -141,6 +141,26 @@ def wipe(path: str, keep: frozenset[str]) -> bool:
     return clean
 
 
+def observe() -> dict[str, Any]:
+    """The isolation this process actually has, seen from inside (the host reports it in layers())."""
+    seen: dict[str, Any] = {"pid": os.getpid(), "uid": f"{os.getuid()}:{os.getgid()}"}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp"):
+                    seen[key] = value.strip()
+    except OSError:
+        pass
+    try:
+        with open("/proc/net/dev") as f:
+            seen["net"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    except OSError:
+        seen["net"] = None
+    seen["root_read_only"] = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
+    return seen
+
+
 def sysv_ipc_in_use() -> bool:
     """SysV shared memory, semaphores and queues outlive their creator: their presence taints a container."""
     for kind in ("shm", "sem", "msg"):
@@ -509,6 +529,7 @@ def main() -> None:
             "uid": os.getuid(),
             "python": platform.python_version(),
             "protected": protected,
+            "observed": observe(),
         }
     )
     host = HostLink()

@@ -363,7 +363,11 @@ def test_layers_describe_the_isolation(sandbox: ContainerSandbox) -> None:
     assert layers["uid"] == "65534:65534"
     assert layers["image"].startswith(DEFAULT_IMAGE)
     assert "podman" in layers["engine"] or "docker" in layers["engine"]
-    assert sandbox.concurrency == 2
+    assert layers["network"] == "isolated (loopback only)"
+    assert layers["pid_namespace"].startswith("on") and layers["readonly_root"] == "on"
+    assert layers["capabilities"] == "none" and layers["no_new_privs"] == "on"
+    assert layers["seccomp"].startswith("on") and layers["supervisor"] == "pid 1, not dumpable"
+    assert layers["workers"] == "2" and sandbox.concurrency == 2
 
 
 def humaneval_program(problem: dict[str, str], completion: str) -> str:
