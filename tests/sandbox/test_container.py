@@ -35,17 +35,21 @@ OUTPUT_BYTES = 64 * 1024
 def engine_or_skip() -> object:
     """The SDK client, or a skip (a failure when CODEGEN_EVAL_REQUIRE_CONTAINER=1, as in CI)."""
     required = os.environ.get("CODEGEN_EVAL_REQUIRE_CONTAINER") == "1"
+    reason = ""
     try:
         import docker
-
-        client, _ = connect()
-        client.images.get(DEFAULT_IMAGE)
-    except (ImportError, SandboxError, docker.errors.ImageNotFound) as exc:
-        reason = f"no usable container engine/image ({exc}); run scripts/setup-container-engine.sh"
-        if required:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return client
+    except ImportError as exc:
+        reason = f"the docker SDK is not installed ({exc}): pip install 'codegen-eval[docker]'"
+    else:
+        try:
+            client, _ = connect()
+            client.images.get(DEFAULT_IMAGE)
+            return client
+        except (SandboxError, docker.errors.ImageNotFound) as exc:
+            reason = f"no usable container engine/image ({exc}); run scripts/setup-container-engine.sh"
+    if required:
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
