@@ -390,6 +390,12 @@ def list_() -> None:
         click.echo(f"  {layer:<20} {state}")
 
 
+# Container sandbox maintenance: `codegen-eval sandbox build-image | prune` (codegen_eval/sandbox/container_cli.py).
+from codegen_eval.sandbox.container_cli import sandbox as _sandbox_commands  # noqa: E402
+
+cli.add_command(_sandbox_commands)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

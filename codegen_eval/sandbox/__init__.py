@@ -7,6 +7,7 @@ SANDBOXES: Registry[Sandbox] = Registry(
     "sandbox",
     {
         "process": "codegen_eval.sandbox.process:ProcessSandbox",
+        "docker": "codegen_eval.sandbox.container:ContainerSandbox",
     },
 )
 

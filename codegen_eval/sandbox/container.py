@@ -1,0 +1,615 @@
+"""Container sandbox (`--sandbox docker`): programs run in long-lived locked-down containers (docker SDK)."""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+from codegen_eval.errors import SandboxError
+from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
+from codegen_eval.sandbox.base import SandboxSettings
+
+log = logging.getLogger(__name__)
+
+LABEL = "codegen-eval"  # every container this sandbox creates carries LABEL=1
+RUN_LABEL = "codegen-eval.run"
+OWNER_LABEL = "codegen-eval.owner"  # "hostname:pid" of the harness process, so prune() can spare live runs
+DEFAULT_IMAGE = "codegen-eval-sandbox:1"
+PODMAN_SOCKET = "/run/podman/podman.sock"
+USER = "65534:65534"  # nobody:nogroup
+WORKDIR = "/work"
+# Writable places inside the container (everything else is the read-only image); wiped after every program.
+_WIPE = ("/work", "/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+# How long past a job's own timeout the host waits for the supervisor's answer before giving up on it.
+_GRACE_S = 20.0
+_SHM_MB = 64
+STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps (as the process sandbox)
+_START_TIMEOUT_S = 60.0
+_SUPERVISOR = Path(__file__).with_name("container_supervisor.py")
+# One thread per program would oversubscribe the cores: parallelism comes from the workers.
+_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def SAFE_ULIMITS() -> list[Any]:
+    """Container ulimits every engine can set.
+
+    Both must be given: podman fills any unnamed one with its own default (nofile 1048576), which may exceed
+    what it may set, and then the container fails to start. RLIMIT_NPROC counts every process of uid 65534 on
+    the host, so the real process limit is the pids cgroup; the programs' rlimits come from the supervisor.
+    """
+    import docker
+
+    return [
+        docker.types.Ulimit(name="nofile", soft=1024, hard=1024),
+        docker.types.Ulimit(name="nproc", soft=4096, hard=4096),
+    ]
+
+
+def connect() -> tuple[Any, str]:
+    """A docker SDK client and a description of where it points.
+
+    DOCKER_HOST wins (remote engines work); else the podman socket that scripts/setup-container-engine.sh
+    starts; else the SDK's default (/var/run/docker.sock).
+    """
+    try:
+        import docker
+        import requests
+    except ImportError as exc:
+        raise SandboxError("the docker sandbox needs the docker SDK: pip install 'codegen-eval[docker]'") from exc
+    host = os.environ.get("DOCKER_HOST", "")
+    try:
+        if host:
+            where = f"DOCKER_HOST={host}"
+            client = docker.from_env()
+        elif os.path.exists(PODMAN_SOCKET):
+            where = f"unix://{PODMAN_SOCKET}"
+            client = docker.DockerClient(base_url=where)
+        else:
+            where = "the default docker socket"
+            client = docker.from_env()
+        client.ping()
+    except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+        raise SandboxError(
+            f"no container engine answers at {where} ({exc}); run scripts/setup-container-engine.sh or set DOCKER_HOST"
+        ) from exc
+    log.info("container sandbox: engine at %s", where)
+    return client, where
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune(*, everything: bool = False, run_id: str = "", client: Any = None) -> list[str]:
+    """Remove containers left behind by crashed runs (whose harness process is gone). Returns their names.
+
+    With `everything`, remove every labelled container, including those of runs still going; `run_id` limits
+    either to one run.
+    """
+    if client is None:
+        client, _ = connect()
+    removed = []
+    label = f"{RUN_LABEL}={run_id}" if run_id else f"{LABEL}=1"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        host, _, pid = container.labels.get(OWNER_LABEL, "").rpartition(":")
+        alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
+        if everything or not alive:
+            with contextlib.suppress(Exception):  # already gone: someone else pruned it
+                container.remove(force=True, v=True)
+                removed.append(container.name)
+    return removed
+
+
+class _Frames:
+    """Reads the engine's multiplexed attach stream: 8-byte header (stream, 0, 0, 0, length), payload."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+        self._line = bytearray()
+        self.diagnostics = bytearray()  # the supervisor's own stderr, for error messages
+
+    def _fill(self, n: int) -> bool:
+        while len(self._buffer) < n:
+            data = self._sock.recv(1 << 20)
+            if not data:
+                return False
+            self._buffer.extend(data)
+        return True
+
+    def line(self) -> bytes | None:
+        """The next complete line on stdout, or None at end of stream. Raises TimeoutError."""
+        while True:
+            end = self._line.find(b"\n")
+            if end >= 0:
+                line = bytes(self._line[:end])
+                del self._line[: end + 1]
+                return line
+            if not self._fill(8):
+                return None
+            stream, length = struct.unpack(">BxxxL", self._buffer[:8])
+            if not self._fill(8 + length):
+                return None
+            payload = self._buffer[8 : 8 + length]
+            del self._buffer[: 8 + length]
+            if stream == 2:
+                self.diagnostics.extend(payload)
+                del self.diagnostics[:-4096]
+            else:
+                self._line.extend(payload)
+
+
+@dataclass
+class _Worker:
+    """One running container whose PID 1 is the supervisor, talked to over its attached stdin/stdout."""
+
+    container_id: str
+    name: str
+    response: Any  # the HTTP response that owns the attach socket; kept so the socket stays open
+    sock: socket.socket
+    frames: _Frames
+    hello: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, payload: bytes, wait_s: float) -> dict[str, Any] | None:
+        """Send one job and wait for its answer: None if the container died; TimeoutError if it is silent."""
+        self.sock.settimeout(wait_s)
+        self.sock.sendall(payload)
+        line = self.frames.line()
+        if line is None:
+            return None
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(Exception):
+            self.response.close()
+
+
+class ContainerSandbox:
+    """Runs each program in one of `concurrency` long-lived containers (network off, read-only root, non-root,
+    no capabilities, memory and pids limits), through a supervisor that is the container's PID 1."""
+
+    name = "docker"
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.image = settings.image or os.environ.get("CODEGEN_EVAL_IMAGE") or DEFAULT_IMAGE
+        self.python = settings.python or "python3"
+        self.run_id = uuid.uuid4().hex[:12]
+        self._workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
+        self._client: Any = None
+        self._where = ""
+        self._engine = ""
+        self._image_id = ""
+        self._slots: queue.Queue[_Slot] = queue.Queue()
+        self._all_slots: list[_Slot] = []
+        self._live: dict[str, str] = {}  # container id -> name, everything not yet removed
+        self._lock = threading.Lock()
+        self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codegen-eval-reaper")
+        self._counter = 0
+        self._closed = False
+        self._entered = False
+        self._previous_sigterm: Any = None
+        # Writable tmpfs sizes: a file may grow to file_size_mb (RLIMIT_FSIZE); allow a few of them.
+        self._tmpfs_mb = max(4 * settings.file_size_mb, 64)
+        self.memory_mb = settings.memory_mb
+        # tmpfs pages (three mounts and /dev/shm) are charged to the container's memory cgroup, as is the
+        # supervisor (~15 MiB).
+        self._container_memory_mb = settings.memory_mb + 3 * self._tmpfs_mb + _SHM_MB + 128
+        self._pids = settings.max_processes + 2  # the supervisor, and one spare so it can always fork
+        self._supervisor_source = _SUPERVISOR.read_text(encoding="utf-8")
+
+    @property
+    def concurrency(self) -> int:
+        return self._workers
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Self:
+        if self._entered:
+            raise SandboxError("a ContainerSandbox can be entered only once")
+        self._entered = True
+        self._client, self._where = connect()
+        import docker
+
+        try:
+            image = self._client.images.get(self.image)
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxError(
+                f"container image {self.image} not found at {self._where}; build it with "
+                "`codegen-eval sandbox build-image` (or scripts/setup-container-engine.sh)"
+            ) from exc
+        self._image_id = str(image.id)
+        version = self._client.version()
+        self._engine = f"{_engine_name(version)} {version.get('Version', '?')}"
+        atexit.register(self.close)
+        self._install_sigterm()
+        self._all_slots = [_Slot(self, i) for i in range(self._workers)]
+        try:
+            with ThreadPoolExecutor(max_workers=min(self._workers, 8)) as pool:
+                for _ in pool.map(lambda slot: slot.ensure(), self._all_slots):
+                    pass
+        except BaseException:
+            self.close()
+            raise
+        for slot in self._all_slots:
+            self._slots.put(slot)
+        log.info(
+            "container sandbox: %d containers from %s on %s (run %s)",
+            self._workers,
+            self.image,
+            self._engine,
+            self.run_id,
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every container of this run. Idempotent; SIGINT/SIGTERM wait until it is done."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with _signals_deferred():
+            self._reaper.shutdown(wait=True)
+            for slot in self._all_slots:
+                slot.close()
+            with self._lock:
+                leftovers = list(self._live)
+            if leftovers and self._client is not None:
+                with ThreadPoolExecutor(max_workers=min(len(leftovers), 8)) as pool:
+                    list(pool.map(self._remove, leftovers))
+            self._restore_sigterm()
+            atexit.unregister(self.close)
+
+    def _install_sigterm(self) -> None:
+        """Turn SIGTERM into SystemExit so `with` blocks unwind and the containers are removed."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    # ----------------------------------------------------------------------------------------- containers
+
+    def _start_worker(self, index: int) -> _Worker:
+        import docker
+
+        api = self._client.api
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the container sandbox is closed")
+            self._counter += 1
+            name = f"codegen-eval-{self.run_id}-{index}-{self._counter}"
+        tmpfs = f"rw,nosuid,nodev,size={self._tmpfs_mb}m,mode=1777"
+        host_config = api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            tmpfs={WORKDIR: tmpfs, "/tmp": tmpfs, "/var/tmp": tmpfs},
+            mem_limit=f"{self._container_memory_mb}m",
+            memswap_limit=f"{self._container_memory_mb}m",
+            pids_limit=self._pids,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            shm_size=f"{_SHM_MB}m",
+            ulimits=SAFE_ULIMITS(),
+        )
+        try:
+            created = api.create_container(
+                self.image,
+                command=[self.python, "-c", self._supervisor_source],
+                user=USER,
+                detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish
+                stdin_open=True,
+                tty=False,
+                # PYTHONHASHSEED: programs are forks of the supervisor and inherit its hash seed; 0 makes string
+                # hashing (set order) the same in every run, as in the process sandbox.
+                environment={"HOME": WORKDIR, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
+                working_dir=WORKDIR,
+                labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: _owner()},
+                name=name,
+                network_disabled=True,
+                host_config=host_config,
+            )
+            container_id = str(created["Id"])
+            with self._lock:
+                self._live[container_id] = name
+            response = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            sock: socket.socket = getattr(response, "_sock", response)
+            api.start(container_id)
+            frames = _Frames(sock)
+            sock.settimeout(_START_TIMEOUT_S)
+            line = frames.line()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise SandboxError(f"cannot start container {name} from {self.image}: {exc}") from exc
+        worker = _Worker(container_id, name, response, sock, frames)
+        if line is None:
+            worker.close_socket()
+            raise SandboxError(
+                f"container {name} exited before its supervisor started: "
+                f"{frames.diagnostics.decode('utf-8', 'replace').strip() or 'no output'}"
+            )
+        hello: dict[str, Any] = json.loads(line)
+        worker.hello = hello
+        if not hello.get("protected"):
+            log.warning("container %s: supervisor could not make itself non-dumpable", name)
+        return worker
+
+    def _remove(self, container_id: str) -> None:
+        import docker
+
+        for attempt in range(3):
+            try:
+                self._client.api.remove_container(container_id, force=True, v=True)
+                break
+            except docker.errors.NotFound:
+                break
+            except Exception as exc:
+                # podman refuses to remove a container that stops by itself meanwhile ("state improper");
+                # the next attempt finds it stopped. Past that, prune() cleans up later.
+                if attempt == 2:
+                    log.warning("could not remove container %s: %s", container_id[:12], exc)
+                time.sleep(0.2)
+        with self._lock:
+            self._live.pop(container_id, None)
+
+    def _retire(self, worker: _Worker) -> None:
+        # Remove first, then close: closing the attach socket ends the supervisor (end of stdin), and a
+        # container that stops by itself during a forced removal makes podman fail the removal.
+        self._remove(worker.container_id)
+        worker.close_socket()
+
+    def _discard(self, worker: _Worker, wait: bool) -> None:
+        if wait or self._closed:
+            self._retire(worker)
+        else:
+            try:
+                self._reaper.submit(self._retire, worker)
+            except RuntimeError:  # reaper already shut down: closing
+                self._retire(worker)
+
+    # ----------------------------------------------------------------------------------------- running
+
+    def _payload(self, job: ExecutionJob) -> bytes:
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": WORKDIR,
+            "PWD": WORKDIR,
+            "PYTHONHASHSEED": "0",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **_THREAD_ENV,
+        }
+        message = {
+            "program": job.program,
+            "timeout_s": job.timeout_s,
+            "cpu_s": int(job.timeout_s) + 1,  # as the process sandbox: the wall limit rounded down, + 1 s
+            "memory_mb": job.memory_mb or self.memory_mb,
+            "output_bytes": self.settings.output_bytes,
+            "stderr_bytes": min(STDERR_TAIL_BYTES, self.settings.output_bytes),
+            "file_size_mb": self.settings.file_size_mb,
+            "max_open_files": self.settings.max_open_files,
+            "workdir": WORKDIR,
+            "env": env,
+            "wipe": [[path, []] for path in _WIPE],
+        }
+        return json.dumps(message).encode("utf-8", "surrogatepass") + b"\n"
+
+    def run(self, job: ExecutionJob) -> ExecutionResult:
+        if not self._entered or self._closed:
+            raise SandboxError("the container sandbox is not open (use it as a context manager)")
+        slot = self._slots.get()
+        try:
+            return slot.run(job)
+        finally:
+            self._slots.put(slot)
+
+    def layers(self) -> Mapping[str, str]:
+        """Each layer as the first container's supervisor observed it from inside (not as configured)."""
+        if not self._all_slots or self._all_slots[0].worker is None:
+            raise SandboxError("the container sandbox is not started (use it as a context manager)")
+        hello = self._all_slots[0].worker.hello
+        seen: dict[str, Any] = hello.get("observed", {})
+        net = seen.get("net")
+        seccomp = {"0": "OFF", "1": "strict", "2": "on (filter: the engine's default profile)"}
+        return {
+            "engine": f"{self._engine} at {self._where}",
+            "image": f"{self.image} ({self._image_id[:19]})",
+            "network": "isolated (loopback only)" if net == ["lo"] else f"NOT isolated: interfaces {net}",
+            "pid_namespace": "on (supervisor is pid 1)" if seen.get("pid") == 1 else "OFF",
+            "readonly_root": "on" if seen.get("root_read_only") else "OFF",
+            "private_tmp": ", ".join(_WIPE) + " (private to the container, emptied after every program)",
+            "uid": str(seen.get("uid", "?")),
+            "capabilities": "none" if seen.get("CapEff") == "0000000000000000" else f"CapEff {seen.get('CapEff')}",
+            "no_new_privs": "on" if seen.get("NoNewPrivs") == "1" else "OFF",
+            "seccomp": seccomp.get(str(seen.get("Seccomp")), f"unknown ({seen.get('Seccomp')})"),
+            "supervisor": "pid 1, not dumpable" if hello.get("protected") else "pid 1, DUMPABLE",
+            "memory_cgroup": f"{self._container_memory_mb} MiB",
+            "pids_cgroup": str(self._pids),
+            "rlimits": (
+                f"as={self.memory_mb}MiB cpu=timeout+1s fsize={self.settings.file_size_mb}MiB "
+                f"nofile={self.settings.max_open_files} core=0"
+            ),
+            "interpreter": f"{self.python} ({hello.get('python', '?')})",
+            "workers": str(self._workers),
+        }
+
+
+class _Slot:
+    """One unit of concurrency: owns at most one container at a time, replaced when in doubt."""
+
+    def __init__(self, sandbox: ContainerSandbox, index: int) -> None:
+        self.sandbox = sandbox
+        self.index = index
+        self.worker: _Worker | None = None
+        self._next: Future[_Worker] | None = None  # a replacement starting in the background
+
+    def ensure(self) -> _Worker:
+        if self.worker is None:
+            upcoming, self._next = self._next, None
+            if upcoming is not None:
+                try:
+                    self.worker = upcoming.result()
+                except SandboxError as exc:
+                    log.warning("replacement container failed to start (%s); trying again", exc)
+            if self.worker is None:
+                self.worker = self.sandbox._start_worker(self.index)
+        return self.worker
+
+    def close(self) -> None:
+        upcoming, self._next = self._next, None
+        if upcoming is not None and self.worker is None and upcoming.exception() is None:
+            self.worker = upcoming.result()
+        self.drop(wait=True)
+
+    def drop(self, wait: bool) -> None:
+        if self.worker is not None:
+            worker, self.worker = self.worker, None
+            self.sandbox._discard(worker, wait)
+            if not wait and self._next is None:
+                # Start the replacement now: a container takes a few hundred milliseconds to start.
+                with contextlib.suppress(RuntimeError):  # the sandbox is closing
+                    self._next = self.sandbox._reaper.submit(self.sandbox._start_worker, self.index)
+
+    def run(self, job: ExecutionJob) -> ExecutionResult:
+        payload = self.sandbox._payload(job)
+        lost = ""
+        # The program cannot end its container (PID 1 ignores its signals; OOM kills pick the program first):
+        # a container that vanishes was removed or crashed from outside. Run the program again on a fresh one.
+        for _attempt in range(2):
+            outcome = self._attempt(self.ensure(), payload, job.timeout_s)
+            if isinstance(outcome, ExecutionResult):
+                return outcome
+            lost = outcome
+            log.warning("%s; retrying on a fresh container", lost)
+        raise SandboxError(lost)
+
+    def _attempt(self, worker: _Worker, payload: bytes, timeout_s: float) -> ExecutionResult | str:
+        """The result, or why the container was lost (then the program may not have run)."""
+        started = time.monotonic()
+        try:
+            answer = worker.request(payload, timeout_s + _GRACE_S)
+        except TimeoutError:
+            # The supervisor enforces the timeout itself; silence past the grace period means the container is
+            # wedged (for instance starved by the program). The program had its time: a timeout.
+            log.warning("container %s did not answer; replacing it", worker.name)
+            self.drop(wait=False)
+            return ExecutionResult(
+                kind=ExitKind.TIMEOUT,
+                exit_code=None,
+                signal=signal.SIGKILL,
+                stdout="",
+                stderr="sandbox: the container stopped answering; it was replaced",
+                duration_s=time.monotonic() - started,
+            )
+        except OSError as exc:
+            self.drop(wait=False)
+            return f"lost the connection to container {worker.name}: {exc}"
+        if answer is None:
+            return self._died(worker, started)
+        if "fault" in answer:
+            self.drop(wait=False)
+            raise SandboxError(f"supervisor fault in container {worker.name}: {answer['fault']}")
+        kind = ExitKind(answer["kind"])
+        if kind is not ExitKind.EXITED or answer["strays"] or not answer["clean"]:
+            self.drop(wait=False)  # a limit was hit or something may be left behind: start afresh
+        return ExecutionResult(
+            kind=kind,
+            exit_code=answer["exit_code"],
+            signal=answer["signal"],
+            stdout=base64.b64decode(answer["stdout"]).decode("utf-8", errors="replace"),
+            stderr=base64.b64decode(answer["stderr"]).decode("utf-8", errors="replace"),
+            duration_s=float(answer["duration_s"]),
+            stdout_truncated=bool(answer["stdout_truncated"]),
+        )
+
+    def _died(self, worker: _Worker, started: float) -> ExecutionResult | str:
+        """The container ended mid-program. The memory cgroup's OOM killer is the one cause a program has."""
+        state: dict[str, Any] = {}
+        with contextlib.suppress(Exception):  # removed already: no state to read
+            state = self.sandbox._client.api.inspect_container(worker.container_id)["State"]
+        self.drop(wait=False)
+        if state.get("OOMKilled"):
+            return ExecutionResult(
+                kind=ExitKind.MEMORY_LIMIT,
+                exit_code=None,
+                signal=signal.SIGKILL,
+                stdout="",
+                stderr="sandbox: the container ran out of memory",
+                duration_s=time.monotonic() - started,
+            )
+        detail = worker.frames.diagnostics.decode("utf-8", "replace").strip()
+        return f"container {worker.name} ended unexpectedly (status {state.get('ExitCode', 'gone')})" + (
+            f": {detail[-500:]}" if detail else ""
+        )
+
+
+def _engine_name(version: Mapping[str, Any]) -> str:
+    for component in version.get("Components") or ():
+        name = str(component.get("Name", ""))
+        if "podman" in name.lower():
+            return "podman"
+    return "docker"
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while containers are removed, so a second Ctrl-C cannot leave some behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+__all__ = ["DEFAULT_IMAGE", "LABEL", "ContainerSandbox", "connect", "prune"]
