@@ -24,8 +24,11 @@ from tests.conftest import run_cli
     ],
 )
 def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    r = run_cli(*args, "--no-progress", "--output-dir", str(tmp_path / "run"), cwd=tmp_path) if args[0] == "run" \
+    r = (
+        run_cli(*args, "--no-progress", "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
+        if args[0] == "run"
         else run_cli(*args, cwd=tmp_path)
+    )
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
     assert "Traceback" not in r.stderr

