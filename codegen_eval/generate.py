@@ -75,7 +75,8 @@ def _run_chunk(
         if not active:
             break
         groups = _group(active, turn, mode)
-        requests = [_request(benchmark, g, turn, plan, mode) for g in groups]
+        kept = backend.keeps_stop_strings
+        requests = [_request(benchmark, g, turn, plan, mode, kept) for g in groups]
         completions = backend.generate(requests)
         if len(completions) != len(requests):
             raise RuntimeError(
@@ -103,7 +104,7 @@ def _group(active: list[_Trajectory], turn: int, mode: str) -> list[list[_Trajec
 
 
 def _request(
-    benchmark: Benchmark, group: list[_Trajectory], turn: int, plan: GenerationPlan, mode: str
+    benchmark: Benchmark, group: list[_Trajectory], turn: int, plan: GenerationPlan, mode: str, kept: bool = True
 ) -> GenerationRequest:
     head = group[0]
     problem = head.problem
@@ -128,7 +129,7 @@ def _request(
         max_new_tokens=budget,
         n=len(group),
         sampling=sampling,
-        stop=benchmark.stop_sequences(problem, turn) if mode == "completion" else (),
+        stop=benchmark.stop_sequences(problem, turn, kept=kept) if mode == "completion" else (),
         messages=messages,
         problem_id=problem.id,
         turn=turn,

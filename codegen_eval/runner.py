@@ -336,6 +336,7 @@ class _Metered:
     def __init__(self, backend: ModelBackend, bar: tqdm[Any]) -> None:
         self.name = backend.name
         self.mode = backend.mode
+        self.keeps_stop_strings = backend.keeps_stop_strings
         self._backend = backend
         self._bar = bar
         self._start = time.monotonic()

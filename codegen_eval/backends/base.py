@@ -21,6 +21,9 @@ class ModelBackend(Protocol):
     # What the returned texts are (records.SampleMode): "completion" for raw continuation, "chat" when the backend
     # wraps prompts in a chat template (the driver then extracts code), "solution" for whole programs.
     mode: SampleMode
+    # Whether a returned text includes the stop string that ended it (transformers: yes; the OpenAI API: no).
+    # Benchmarks offer only stop hints that are safe to strip when it does not.
+    keeps_stop_strings: bool
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One Completion per request, in order. Per-request failures go in Completion.error."""

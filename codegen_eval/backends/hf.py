@@ -216,6 +216,7 @@ class HFBackend:
 
     name = "hf"
     mode: SampleMode
+    keeps_stop_strings = True  # the text runs up to and including the stop string that ended it
     PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:

@@ -177,6 +177,8 @@ class OpenAIBackend:
     """
 
     name = "openai"
+    # The OpenAI API returns the text without the stop string that ended it (vLLM and TGI too, by default).
+    keeps_stop_strings = False
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
         self.options = parse_options(OpenAIOptions, options, "openai")

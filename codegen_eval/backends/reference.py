@@ -12,6 +12,7 @@ from codegen_eval.records import Completion, GenerationRequest, SampleMode
 class ReferenceBackend:
     name = "reference"
     mode: SampleMode = "completion"
+    keeps_stop_strings = True  # serves texts as they are; stop hints play no part
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext) -> None:
         if model not in ("", "reference"):

@@ -54,8 +54,13 @@ class Benchmark(Protocol):
         """Named subsets of problem groups reported beside the full score (e.g. MTPB's scorable subset)."""
         ...
 
-    def stop_sequences(self, problem: Problem, turn: int) -> tuple[str, ...]:
-        """Stop hints for the backend; postprocess stays authoritative."""
+    def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
+        """Stop hints for the backend; postprocess stays authoritative.
+
+        `kept`: whether the backend's text includes the stop string that ended it (transformers' stop strings
+        do; the OpenAI API strips it). With kept=False return only hints whose removal, with everything after
+        them, cannot change what postprocess makes of the text.
+        """
         ...
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str: ...

@@ -116,8 +116,8 @@ class HumanEval:
     def subsets(self) -> Mapping[str, frozenset[str]]:
         return {}
 
-    def stop_sequences(self, problem: Problem, turn: int) -> tuple[str, ...]:
-        return self.stop
+    def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
+        return self.stop  # postprocess cuts where a stop string starts: safe whether or not it is kept
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str:
         cut = len(raw)

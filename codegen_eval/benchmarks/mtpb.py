@@ -461,19 +461,21 @@ class MTPB:
         # the extracted code. Not implemented yet; failing here stops a chat run before any generation.
         raise UsageError("mtpb: chat mode (instruct models) is not supported yet; use a completion backend")
 
-    def stop_sequences(self, problem: Problem, turn: int) -> tuple[str, ...]:
+    def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
         """Hints that end generation no earlier than postprocess would cut.
 
         Each hint's first occurrence lies at or after the final cut, so the text up to and including it
         truncates exactly like the whole continuation. The column-0 hints ("\\n#", "\\n'''", '\\n\"\"\"')
-        assume the backend keeps the stop string in the returned text (as transformers' stop_strings do):
-        a backend that strips it would drop the newline before the cut. "\\n\\n\\n" and the end markers
-        are safe either way. "\\n#" is offered only where the #-line cut applies (not in relaxed single).
+        need the backend to keep the stop string in the returned text (as transformers' stop_strings do):
+        the cut lies after its newline, so a backend that strips it (the OpenAI API) would lose that newline
+        and change the next turn's prompt. They are offered only when `kept`. "\\n\\n\\n" and the end
+        markers are safe either way. "\\n#" is offered only where the #-line cut applies (not in relaxed single).
         """
         hints = ["\n\n\n", *self.rules.eos_markers]
-        if self.rules.comment_line:
-            hints.append("\n#")
-        hints += ["\n'''", '\n"""']
+        if kept:
+            if self.rules.comment_line:
+                hints.append("\n#")
+            hints += ["\n'''", '\n"""']
         return tuple(dict.fromkeys(h for h in hints if h))
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str:

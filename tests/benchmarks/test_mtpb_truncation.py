@@ -236,3 +236,32 @@ def test_stop_hints_per_variant() -> None:
         # A bare "#" would stop at indented comments, which the authors keep.
         assert "#" not in hints and "\ndef" not in hints and "\nprint" not in hints
     assert "" not in _benchmark(eos_markers="").stop_sequences(PROBLEM, 0)
+
+
+@pytest.mark.parametrize("variant", ["multi", "single-relaxed", "single-full"])
+def test_hints_for_a_backend_that_strips_stop_strings_are_safe_to_strip(variant: str) -> None:
+    # The OpenAI API returns the text without the stop string that ended it: whatever hint ended the text,
+    # postprocess of the text before it must equal postprocess of the whole continuation.
+    turns, _, truncation = variant.partition("-")
+    options = {"turns": turns, **({"single_truncation": truncation} if truncation else {})}
+    bench = _benchmark(**options)
+    hints = bench.stop_sequences(PROBLEM, 0, kept=False)
+    assert "\n\n\n" in hints and "<|endoftext|>" in hints
+    assert "\n#" not in hints and "\n'''" not in hints
+    checked = 0
+    for raw in _continuations(3000):
+        final = bench.postprocess(PROBLEM, 0, raw)
+        found = [i for i in (raw.find(h) for h in hints) if i >= 0]
+        if found:
+            # The server stops at the earliest occurrence of any hint and returns what precedes it.
+            assert bench.postprocess(PROBLEM, 0, raw[: min(found)]) == final, (variant, raw)
+            checked += 1
+    assert checked > 300
+
+
+def test_the_column_0_hints_are_unsafe_to_strip() -> None:
+    # Why they are withheld from such backends: the #-line cut keeps the newline before the comment.
+    bench = _benchmark()
+    raw = "x = 1\n# next step\ny = 2"
+    assert bench.postprocess(PROBLEM, 0, raw) == "x = 1\n"
+    assert bench.postprocess(PROBLEM, 0, raw[: raw.find("\n#")]) == "x = 1"

@@ -22,8 +22,9 @@ class Scripted:
 
     name = "scripted"
 
-    def __init__(self, mode: SampleMode = "completion", fail: str = "") -> None:
+    def __init__(self, mode: SampleMode = "completion", fail: str = "", keeps_stop_strings: bool = True) -> None:
         self.mode = mode
+        self.keeps_stop_strings = keeps_stop_strings
         self.calls: list[list[GenerationRequest]] = []
         self.fail = fail
 
@@ -114,3 +115,16 @@ def test_chat_mode_builds_conversation_and_extracts_code() -> None:
     assert second.messages[2].content == "T0S0\n#cut"
     assert second.prompt == "" and second.stop == ()
     assert got[0].mode == "chat"
+
+
+def test_a_backend_that_strips_stop_strings_gets_only_the_strip_safe_hints() -> None:
+    class Hinted(TwoTurn):
+        def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
+            return ("\n\n\n", "\n#") if kept else ("\n\n\n",)
+
+    bench = Hinted(BenchmarkSettings())
+    p = Problem("p", "p", (Turn("x", 8),))
+    for keeps, expected in ((True, ("\n\n\n", "\n#")), (False, ("\n\n\n",))):
+        backend = Scripted(keeps_stop_strings=keeps)
+        generate(bench, backend, pending([p], 1, {}), _plan(), lambda s: None)
+        assert backend.calls[0][0].stop == expected
