@@ -16,6 +16,26 @@ from codegen_eval.errors import UsageError
 # Fields that do not change any number in the run: they may differ on --resume.
 NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk"})
 
+# Backend options that change how texts are obtained, not which: where the server is, how hard to push it, how
+# long to wait. They may differ on --resume (a server restarted on another port, a smaller batch after an OOM).
+# Batch size and prefix reuse qualify because batched greedy output equals one-prompt output (tested).
+OPERATIONAL_BACKEND_OPTIONS: Mapping[str, frozenset[str]] = {
+    "openai": frozenset(
+        {
+            "base_url",
+            "api_key_env",
+            "concurrency",
+            "timeout",
+            "connect_timeout",
+            "retries",
+            "backoff",
+            "max_backoff",
+            "check_model",
+        }
+    ),
+    "hf": frozenset({"batch_size", "prefix_cache_mb"}),
+}
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunConfig:
@@ -79,8 +99,18 @@ class RunConfig:
         d["k"] = list(self.k)
         return d
 
+    def operational_options(self) -> frozenset[str]:
+        """Names of this config's backend options that cannot change a result (OPERATIONAL_BACKEND_OPTIONS)."""
+        from codegen_eval.backends import ALIASES
+
+        backend = ALIASES[self.model][0] if self.model in ALIASES else self.model.partition(":")[0]
+        return OPERATIONAL_BACKEND_OPTIONS.get(backend, frozenset())
+
     def result_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
+        d = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
+        operational = self.operational_options()
+        d["backend_options"] = {k: v for k, v in d["backend_options"].items() if k not in operational}
+        return d
 
     def config_hash(self) -> str:
         blob = json.dumps(self.result_dict(), sort_keys=True, separators=(",", ":"))

@@ -178,7 +178,14 @@ class Run:
             diffs = wanted.differences(stored)
             if diffs:
                 raise UsageError(f"--resume {path}: the run was made with a different config ({'; '.join(diffs)})")
-            stored = dataclasses.replace(stored, workers=overrides.workers)
+            # Operational settings come from this invocation (e.g. the server's new address).
+            operational = stored.operational_options()
+            options = dict(stored.backend_options)
+            options.update((k, v) for k, v in overrides.backend_options if k in operational)
+            stored = dataclasses.replace(
+                stored, workers=overrides.workers, backend_options=tuple(sorted(options.items()))
+            )
+            meta["config"] = {**meta.get("config", {}), "backend_options": dict(stored.backend_options)}
         meta["status"] = "resumed"
         meta["resumed_at"] = now()
         run = Run(dataclasses.replace(stored, output_dir=str(path)), rundir, meta, progress)

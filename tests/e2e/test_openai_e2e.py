@@ -132,6 +132,19 @@ def test_mtpb_multi_turn_through_the_server(
             assert prompts[turn + 1].startswith(prompts[turn] + history[turn].text)
         expected += prompts
     assert sorted(str(p.body["prompt"]) for p in posts if p.body) == sorted(expected)
+    # The server strips the stop string that ended a text, so only the hints that are safe to strip were sent.
+    stops = {s for p in posts if p.body for s in p.body.get("stop", [])}
+    assert "\n\n\n" in stops and "\n#" not in stops and "\n'''" not in stops
+
+    # Resuming against the server's own address (the proxy is gone) with other retry settings is the same run.
+    again = run_cli(
+        "run", "--bench", "mtpb", *_common(served_model, openai_server.base_url, "--limit", "1"),
+        "--max-new-tokens", "16", "-B", "retries=2", "--data-dir", str(data_dir), "--resume", str(out),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert len(_samples(out)) == 5  # nothing generated again
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["backend_options"]["base_url"] == openai_server.base_url
 
 
 @pytest.mark.slow

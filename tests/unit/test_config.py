@@ -60,3 +60,20 @@ def test_parse_helpers() -> None:
     assert parse_kv(("a=1", "b=x=y"), "-B") == (("a", "1"), ("b", "x=y"))
     with pytest.raises(UsageError, match="key=value"):
         parse_kv(("novalue",), "-B")
+
+
+def test_operational_backend_options_do_not_change_the_hash() -> None:
+    def cfg(model: str, **options: str) -> RunConfig:
+        return RunConfig(model=model, backend_options=tuple(options.items()))
+
+    # Where the server is and how hard to push it: no number changes.
+    a = cfg("openai:m", base_url="http://127.0.0.1:8000/v1", concurrency="16")
+    b = cfg("openai:m", base_url="http://10.0.0.2:9000/v1", concurrency="4", retries="2")
+    assert a.config_hash() == b.config_hash() and a.differences(b) == []
+    # What is asked for does.
+    assert a.config_hash() != cfg("openai:m", base_url="http://127.0.0.1:8000/v1", chat="true").config_hash()
+    assert cfg("hf:x", batch_size="8").config_hash() == cfg("hf:x", batch_size="auto").config_hash()
+    assert cfg("smollm2-135m", batch_size="8").config_hash() == cfg("smollm2-135m").config_hash()
+    assert cfg("hf:x", dtype="bf16").config_hash() != cfg("hf:x").config_hash()
+    # Options are per backend: a name that is operational for one is not for another.
+    assert cfg("replay:f", batch_size="8").config_hash() != cfg("replay:f").config_hash()
