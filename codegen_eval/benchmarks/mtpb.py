@@ -362,6 +362,29 @@ def render_single(case: MtpbCase) -> str:
     return PREFIX + "".join(comment(p) for p in case.prompts)
 
 
+# Chat mode (instruct models; not paper-comparable): the user messages. The code extracted from each reply takes the
+# place of a continuation, so the program is assembled exactly as in completion mode (prefix, comments, code).
+CHAT_FIRST_TURN = (
+    "We will write a Python program step by step. Each message gives the next step. Reply with only the new code "
+    "for that step, in one ```python code block. The code of earlier steps has already run: its variables and "
+    "imports (numpy as np) are available.\n\nStep 1: {prompt}"
+)
+CHAT_NEXT_TURN = "Step {step}: {prompt}"
+CHAT_SINGLE = (
+    "Write a Python program that does the following, in order. Reply with the complete program in one ```python "
+    "code block (numpy is imported as np).\n\n{steps}"
+)
+
+
+def chat_instruction(case: MtpbCase, turn: int, single: bool) -> str:
+    """The user message for `turn` (multi-turn) or the only one (single-turn) in chat mode."""
+    if single:
+        return CHAT_SINGLE.format(steps="\n".join(f"{i}. {p}" for i, p in enumerate(case.prompts, 1)))
+    if turn == 0:
+        return CHAT_FIRST_TURN.format(prompt=case.prompts[0])
+    return CHAT_NEXT_TURN.format(step=turn + 1, prompt=case.prompts[turn])
+
+
 def program_multi(case: MtpbCase, texts: Sequence[str]) -> str:
     """The authors' program: the final history (prefix, and per turn comment + text + blank line)."""
     return "".join([PREFIX, *(comment(p) + t + "\n\n" for p, t in zip(case.prompts, texts, strict=True))])
@@ -457,9 +480,8 @@ class MTPB:
         return render_multi(case, turn, [h.text for h in history])
 
     def instruction(self, problem: Problem, turn: int) -> str:
-        # Hook for chat mode (instruct models): the user message per turn, and in program() the assembly of
-        # the extracted code. Not implemented yet; failing here stops a chat run before any generation.
-        raise UsageError("mtpb: chat mode (instruct models) is not supported yet; use a completion backend")
+        """Chat mode: each turn is a user message and the conversation continues (CHAT_* above)."""
+        return chat_instruction(_case(problem), turn, self.turns == "single")
 
     def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
         """Hints that end generation no earlier than postprocess would cut.
@@ -562,9 +584,7 @@ class MTPB:
         return Verdict(_failure_outcome(result, verdict.finished), verdict.detail, scores)
 
     def _texts(self, problem: Problem, sample: Sample) -> list[str]:
-        if sample.mode != "completion":
-            # Chat hook (see instruction()): how extracted code per turn forms a program is not decided yet.
-            raise UsageError(f"{problem.id}: MTPB does not support {sample.mode}-mode samples yet")
+        # Completion: the postprocessed continuations; chat: the code extracted from each reply.
         texts = [t.text for t in sample.turns]
         expected = 1 if self.turns == "single" else len(problem.turns)
         if len(texts) != expected:

@@ -20,6 +20,7 @@ from codegen_eval.benchmarks.mtpb import (
     fill,
     load_records,
     program_multi,
+    program_single,
 )
 from codegen_eval.errors import UsageError
 from codegen_eval.records import Problem, Sample, TurnOutput
@@ -348,8 +349,6 @@ def test_sample_shape_is_checked(
         mtpb_multi.program(p, _sample(p.id, "x"))
     with pytest.raises(UsageError, match="has 5 turns, single-turn MTPB expects 1"):
         mtpb_single.program(items_single["mtpb/1/0"], _sample(p.id, *"abcde"))
-    with pytest.raises(UsageError, match="chat-mode samples"):
-        mtpb_multi.program(p, _sample(p.id, *"abcde", mode="chat"))
     # A failed generation still assembles (its verdict is GENERATION_ERROR); missing turns are empty.
     expected = program_multi(case_of(p), ["x = 1", "", "", "", ""])
     assert mtpb_multi.program(p, _sample(p.id, "x = 1", error="boom")) == expected
@@ -411,9 +410,27 @@ def test_default_sampling_is_the_authors(mtpb_multi: MTPB) -> None:
         assert (sampling.temperature, sampling.top_p) == (0.2, 0.95)
 
 
-def test_chat_mode_is_refused_before_generation(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
-    with pytest.raises(UsageError, match=r"chat mode .* is not supported yet"):
-        mtpb_multi.instruction(items_multi["mtpb/1/0"], 0)
+def test_chat_mode_messages(
+    mtpb_multi: MTPB, mtpb_single: MTPB, items_multi: dict[str, Problem], items_single: dict[str, Problem]
+) -> None:
+    p = items_multi["mtpb/1/0"]
+    prompts = [t.instruction for t in p.turns]
+    first = mtpb_multi.instruction(p, 0)
+    assert first.endswith(f"Step 1: {prompts[0]}") and "only the new code" in first and "```python" in first
+    assert [mtpb_multi.instruction(p, t) for t in range(1, 5)] == [f"Step {t + 1}: {prompts[t]}" for t in range(1, 5)]
+    single = mtpb_single.instruction(items_single["mtpb/1/0"], 0)
+    assert single.endswith("\n".join(f"{i}. {q}" for i, q in enumerate(prompts, 1)))
+    assert "complete program" in single
+
+
+def test_chat_mode_program_is_assembled_like_a_completion(
+    mtpb_multi: MTPB, mtpb_single: MTPB, items_multi: dict[str, Problem], items_single: dict[str, Problem]
+) -> None:
+    p = items_multi["mtpb/1/0"]
+    codes = ["a = 1", "b = 2", "c = a + b", "d = c", "print(d)"]
+    assert mtpb_multi.program(p, _sample(p.id, *codes, mode="chat")) == program_multi(case_of(p), codes)
+    s = items_single["mtpb/1/0"]
+    assert mtpb_single.program(s, _sample(s.id, "print(1)", mode="chat")) == program_single(case_of(s), "print(1)")
 
 
 def test_solution_mode_sample_is_the_whole_program(mtpb_multi: MTPB, items_multi: dict[str, Problem]) -> None:
