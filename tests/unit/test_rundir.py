@@ -50,3 +50,11 @@ def test_atomic_write_leaves_no_temp(tmp_path: Path) -> None:
 def test_missing_run_json(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a run directory"):
         RunDir(tmp_path).read_meta()
+
+
+def test_atomic_json_gets_the_mode_of_a_plain_file(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    atomic = tmp_path / "atomic.json"
+    write_json_atomic(atomic, {"a": 1})
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
