@@ -31,7 +31,8 @@ def _run(name: str, out: Path, args: list[str]) -> tuple[dict[str, object], floa
     cmd += ["--resume", str(run_dir)] if (run_dir / "run.json").exists() else ["--output-dir", str(run_dir)]
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
     start = time.monotonic()
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"{name}: the run failed (see above); rerun this script to resume it")
     seconds = time.monotonic() - start
     timing.write_text(f"{seconds:.1f}")
     return json.loads(summary.read_text()), seconds
