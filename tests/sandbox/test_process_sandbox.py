@@ -515,7 +515,7 @@ def test_whatever_a_program_leaves_is_cleaned_up(box1: ProcessSandbox, mess: str
     r = run(box1, f"import os\ncwd = os.getcwd()\n{mess}\nprint('messed')")
     assert r.stdout == "messed\n", r.stderr
     r = run(box1, "import os; print(os.listdir('.'), sorted(os.listdir(os.path.dirname(os.getcwd()))))")
-    assert r.stdout == "[] ['program.py', 'work']\n"
+    assert r.stdout == "[] ['work']\n"
 
 
 def test_orphans_and_zombies_do_not_linger(box1: ProcessSandbox) -> None:
@@ -634,3 +634,14 @@ def test_large_programs_and_outputs_round_trip(box: ProcessSandbox) -> None:
         results = list(pool.map(lambda i: run(box, body + f"print('{i}' * 300000)"), range(6)))
     for i, r in enumerate(results):
         assert r.exit_code == 0 and r.stdout == f"{i}" * 300000 + "\n"
+
+
+def test_the_source_is_not_on_disk_but_tracebacks_show_its_lines(box: ProcessSandbox) -> None:
+    # A program must not find its own source (and the checks' nonce in it) through the filesystem.
+    probe = "import os\nprint(sorted(os.listdir('..')), os.path.exists(__file__))\n1 / 0  # the failing line\n"
+    r = run(box, probe)
+    assert r.exit_code == 1
+    assert r.stdout.strip() == "['work'] False" or "program.py" not in r.stdout, r.stdout
+    assert "False" in r.stdout
+    assert 'File "/tmp/program.py", line 3, in <module>' in r.stderr
+    assert "1 / 0  # the failing line" in r.stderr and "ZeroDivisionError" in r.stderr

@@ -320,12 +320,6 @@ CASES: tuple[Case, ...] = (
         "        os._exit(0)\n"
         "raise SystemExit('no sentinel found')\n",
         ("exit !0",),
-        known=(
-            (
-                "process",
-                "the process sandbox keeps the program's source at /proc/self/cwd/../program.py while it runs",
-            ),
-        ),
     ),
     Case(
         "code_object_nonce",
