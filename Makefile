@@ -7,7 +7,7 @@ export CODEGEN_EVAL_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: setup system container demo test lint typecheck check clean
 
-$(BIN)/codegen-eval: pyproject.toml
+$(BIN)/codegen-eval: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
