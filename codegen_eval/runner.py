@@ -10,6 +10,7 @@ import platform
 import re
 import secrets
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -247,17 +248,19 @@ class Run:
                 postprocess=c.postprocess,
                 chunk=c.gen_chunk,
             )
-            total = sum(len(idx) for _, idx in todo)
+            # The bar counts sequences (one per sample per turn), so it moves within a multi-turn chunk, and within
+            # one long call when the backend reports progress (hf: per batch; openai: per reply).
+            total = sum(len(idx) * len(p.turns) for p, idx in todo)
             failed = 0
-            with self._bar(total, "generate", "sample") as bar:
+            with self._bar(total, "generate", "seq") as bar:
 
                 def sink(sample: Sample) -> None:
                     nonlocal failed
                     failed += sample.error is not None
                     self.rundir.append_sample(sample)
-                    bar.update(1)
 
                 generate(self.benchmark, _Metered(backend, bar), todo, plan, sink)
+                bar.update(total - bar.n)  # turns never asked for after a failed one
             if failed:
                 log.warning(
                     "%d sample(s) could not be generated (recorded as generation errors); "
@@ -349,9 +352,24 @@ class _Metered:
         self._start = time.monotonic()
         self._requests = 0
         self._tokens = 0
+        self._reported = 0  # sequences the backend reported during the current call
+        self._lock = threading.Lock()  # the openai backend reports from its worker threads
+        if hasattr(backend, "progress"):
+            setattr(backend, "progress", self._on_progress)  # noqa: B010  (optional, not in the protocol)
+
+    def _on_progress(self, sequences: int) -> None:
+        with self._lock:
+            self._reported += sequences
+            self._bar.update(sequences)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        with self._lock:
+            self._reported = 0
         out = self._backend.generate(requests)
+        with self._lock:
+            rest = sum(r.n for r in requests) - self._reported
+            if rest > 0:
+                self._bar.update(rest)
         self._requests += len(requests)
         self._tokens += sum(c.completion_tokens for c in out)
         elapsed = max(time.monotonic() - self._start, 1e-9)

@@ -24,6 +24,9 @@ class ModelBackend(Protocol):
     # Whether a returned text includes the stop string that ended it (transformers: yes; the OpenAI API: no).
     # Benchmarks offer only stop hints that are safe to strip when it does not.
     keeps_stop_strings: bool
+    # Optional, not part of the protocol: a backend that works through a call in several steps may offer a
+    # `progress` attribute (None by default); the runner sets it to a callable taking the number of sequences
+    # (samples of requests) just finished, so that progress bars move during long calls.
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One Completion per request, in order. Per-request failures go in Completion.error."""

@@ -12,7 +12,7 @@ import secrets
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -217,6 +217,7 @@ class HFBackend:
     name = "hf"
     mode: SampleMode
     keeps_stop_strings = True  # the text runs up to and including the stop string that ended it
+    progress: Callable[[int], None] | None = None  # told how many sequences each batch finished (runner's bar)
     PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
@@ -470,6 +471,8 @@ class HFBackend:
             if not oom:
                 paused = [r for r in batch if r.text is None and r.error is None]
                 todo = paused + todo[len(batch) :]
+                if self.progress is not None and len(batch) > len(paused):
+                    self.progress(len(batch) - len(paused))
                 continue
             if self._prefix is not None:
                 self._prefix.clear()  # kept keys/values are the first memory to give back
@@ -482,6 +485,8 @@ class HFBackend:
                     f"+ {row.budget} new tokens on {self.device}"
                 )
                 todo = todo[1:]
+                if self.progress is not None:
+                    self.progress(1)
                 continue
             self._batch_rows = max(1, len(batch) // 2)
             log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows)

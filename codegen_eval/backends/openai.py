@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -179,6 +179,7 @@ class OpenAIBackend:
     name = "openai"
     # The OpenAI API returns the text without the stop string that ended it (vLLM and TGI too, by default).
     keeps_stop_strings = False
+    progress: Callable[[int], None] | None = None  # told how many sequences each finished job held (runner's bar)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
         self.options = parse_options(OpenAIOptions, options, "openai")
@@ -450,6 +451,8 @@ class OpenAIBackend:
                 cursor[0] += 1
             try:
                 self._run_job(requests[job.index], job)
+                if self.progress is not None:
+                    self.progress(job.n)
             except _Rejected as exc:
                 job.error = str(exc)
             except _Fatal as exc:

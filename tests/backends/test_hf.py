@@ -112,6 +112,18 @@ def test_batch_size_does_not_change_greedy_output(tiny_codegen: Path, plain: HFB
     assert [c.texts for c in one_by_one.generate(requests)] == [c.texts for c in plain.generate(requests)]
 
 
+def test_progress_is_reported_per_batch(tiny_codegen: Path) -> None:
+    backend = HFBackend(str(tiny_codegen), {"batch_size": "2", "prefix_cache_mb": "0"})
+    reports: list[int] = []
+    backend.progress = reports.append
+    requests = [req(p, key=str(i)) for i, p in enumerate(PROMPTS)] + [sampled(PROMPTS[0], 3, 5, key="n3")]
+    out = backend.generate(requests)
+    assert all(c.error is None for c in out)
+    assert sum(reports) == len(PROMPTS) + 3  # every sequence once
+    assert len(reports) >= (len(PROMPTS) + 3) // 2 and max(reports) <= 2  # one report per batch of at most 2
+    backend.close()
+
+
 def test_left_padding_and_attention_mask(plain: HFBackend) -> None:
     ids, mask = left_pad([[5, 6, 7], [8], []], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8], [0, 0, 0]]
