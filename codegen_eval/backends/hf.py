@@ -93,12 +93,17 @@ def resolve_smollm2() -> tuple[Path, dict[str, str]]:
     stamp = {"gguf": str(gguf), "gguf_bytes": stat.st_size, "gguf_mtime_ns": stat.st_mtime_ns}
     target = cache_root() / "smollm2-135m-instruct"
     source_file = target / "codegen_eval_source.json"
+    digest = ""
     if source_file.is_file():
         source = json.loads(source_file.read_text())
         if all(source.get(k) == v for k, v in stamp.items()):
             return target, _smollm2_provenance(source)
+        # Another install of the same wheel (another virtualenv): same bytes, same conversion.
+        digest = _sha256_file(gguf)
+        if source.get("gguf_sha256") == digest:
+            return target, {**_smollm2_provenance(source), "source_gguf": str(gguf)}
         log.warning("the cached %s conversion is stale (the GGUF changed); converting again", SMOLLM2_ALIAS)
-    source = {**stamp, "gguf_sha256": _sha256_file(gguf)}
+    source = {**stamp, "gguf_sha256": digest or _sha256_file(gguf)}
     try:
         _convert_gguf(gguf, target, source)
     except (ImportError, OSError, ValueError) as exc:  # e.g. the gguf package is missing

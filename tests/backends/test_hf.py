@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -490,3 +491,12 @@ def test_smollm2_converts_once_and_writes_python(tmp_path: Path, monkeypatch: py
     first_line = completion.texts[0].splitlines()[0]
     assert "my_list" in first_line
     compile(first_line, "<turn>", "exec")
+
+    # The same wheel installed elsewhere (another virtualenv): same bytes, so the conversion is reused.
+    source_file = folder / "codegen_eval_source.json"
+    source = json.loads(source_file.read_text())
+    real_gguf = source["gguf"]
+    source_file.write_text(json.dumps({**source, "gguf": "/elsewhere/venv/SmolLM2.gguf", "gguf_mtime_ns": 1}))
+    again, prov_again = hf_module.resolve_smollm2()
+    assert again == folder and weights.stat().st_mtime_ns == converted_at
+    assert prov_again["source_gguf"] == real_gguf
