@@ -292,6 +292,7 @@ class Run:
             timeout_s=c.timeout or 3.0,
             memory_mb=c.memory_mb,
             allow_unsandboxed=c.allow_unsandboxed,
+            preload=self.benchmark.preload,
         )
         sandbox_factory = SANDBOXES.load(c.sandbox)
         with sandbox_factory(settings) as sandbox:

@@ -33,6 +33,7 @@ class Benchmark(Protocol):
 
     name: str
     version: str  # changes whenever prompts or scoring change
+    preload: tuple[str, ...]  # modules every program imports first (SandboxSettings.preload); () for none
 
     def load(self) -> list[Problem]:
         """All problems, in a stable order. Raises UsageError on unusable data."""

@@ -402,6 +402,7 @@ class MTPB:
     """The Multi-Turn Programming Benchmark (115 problems x 5 test cases = 575 items)."""
 
     name = "mtpb"
+    preload: tuple[str, ...] = ("numpy",)  # every program starts with PREFIX: `import numpy as np`
     # Bump whenever a prompt, a truncation rule, the program assembly or the scoring changes.
     version = "mtpb-1"
 

@@ -24,6 +24,10 @@ class SandboxSettings:
     python: str = ""  # interpreter for programs; "" = the sandbox's default
     allow_unsandboxed: bool = False  # run even if no isolation layer works (explicit opt-in)
     image: str = ""  # container sandboxes only
+    # Modules every program imports first (the benchmark says which): a sandbox may import them once before it
+    # forks, so each program finds them loaded. A program can tell only from sys.modules; numpy.random's global
+    # state is reseeded in every child, as `random` reseeds itself, so programs do not share a stream.
+    preload: tuple[str, ...] = ()
 
 
 class Sandbox(Protocol):

@@ -342,7 +342,7 @@ class ContainerSandbox:
         try:
             created = api.create_container(
                 self.image,
-                command=[self.python, "-c", self._supervisor_source],
+                command=[self.python, "-c", self._supervisor_source, json.dumps(list(self.settings.preload))],
                 user=USER,
                 detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish
                 stdin_open=True,

@@ -510,6 +510,18 @@ def main() -> None:
     for name in _PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
+    # The benchmark's modules (SandboxSettings.preload), passed as argv[1]; numpy's global random state is
+    # reseeded in every child, as `random` does for itself, so programs do not share a stream.
+    for name in json.loads(sys.argv[1]) if len(sys.argv) > 1 else []:
+        with contextlib.suppress(Exception):
+            __import__(name)
+
+    def reseed_numpy() -> None:
+        random = sys.modules.get("numpy.random")  # numpy 2 imports it lazily; then it seeds on first use
+        if random is not None:
+            random.seed()
+
+    os.register_at_fork(after_in_child=reseed_numpy)
     flag = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: survives fork in both directions
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)

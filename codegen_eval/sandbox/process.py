@@ -208,6 +208,7 @@ class _Slot:
             "owned_scratch": ["/tmp", "/var/tmp", "/dev/shm"] if plan.mode == "uid" else [],
             # Private IPC namespace (bubblewrap) or a uid of our own: every SysV object of our uid is the program's.
             "ipc_cleanup": plan.mode != "none",
+            "preload": list(settings.preload),
         }
         cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
         if plan.mode == "bubblewrap":

@@ -66,6 +66,28 @@ _PRELOAD = (
     "typing",
 )
 _DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
+
+
+def preload_benchmark_modules(names: list[str]) -> None:
+    """Import the benchmark's modules before forking (SandboxSettings.preload). A module that fails to import is
+    skipped: the program's own import then fails the way it would have. numpy.random seeds its global state once,
+    at import; reseed it in every child, as `random` does for itself, so programs do not share a stream."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            continue
+    if names:
+        os.register_at_fork(after_in_child=_reseed_numpy)
+
+
+def _reseed_numpy() -> None:
+    # numpy.random may not be loaded yet (numpy 2 imports it lazily); then the child seeds it on first use.
+    random = sys.modules.get("numpy.random")
+    if random is not None:
+        random.seed()
+
+
 _LIMITS = (
     resource.RLIMIT_CORE,
     resource.RLIMIT_CPU,
@@ -146,6 +168,7 @@ class Worker:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.root: str = config["root"]  # emptied after every program
+        self.preload: list[str] = list(config.get("preload", []))  # the benchmark's modules (SandboxSettings)
         self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
         self.kill_uid = bool(config["kill_uid"])  # our uid is ours alone: any process of it may be killed
         self.fsize = int(config["file_size_bytes"])
@@ -209,6 +232,7 @@ class Worker:
         self.clear_scratch()
         for name in _PRELOAD:
             importlib.import_module(name)
+        preload_benchmark_modules(self.preload)
         self.warm_up()
         self.look_like_the_program()
         gc.collect()

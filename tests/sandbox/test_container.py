@@ -515,3 +515,14 @@ def test_a_killed_harness_leaves_only_stopped_containers_that_prune_removes(clie
     assert len(states) == 2 and "running" not in states
     assert len(prune(run_id=run_id)) == 2
     assert labelled(client, run_id) == []
+
+
+def test_preloaded_modules_and_numpy_random_per_program(client: object) -> None:
+    from tests.sandbox.test_process_sandbox import PRELOAD_PROBE
+
+    settings = SandboxSettings(workers=1, timeout_s=10.0, preload=("numpy", "numpy.random", "no_such_module_xyz"))
+    with ContainerSandbox(settings) as box:
+        first, second = (run(box, PRELOAD_PROBE, timeout_s=10.0) for _ in range(2))
+    assert first.exit_code == second.exit_code == 0, first.stderr + second.stderr
+    assert first.stdout.split()[0] == second.stdout.split()[0] == "True"
+    assert first.stdout.split()[1] != second.stdout.split()[1]

@@ -645,3 +645,28 @@ def test_the_source_is_not_on_disk_but_tracebacks_show_its_lines(box: ProcessSan
     assert "False" in r.stdout
     assert 'File "/tmp/program.py", line 3, in <module>' in r.stderr
     assert "1 / 0  # the failing line" in r.stderr and "ZeroDivisionError" in r.stderr
+
+
+PRELOAD_PROBE = """
+import sys
+loaded = "numpy" in sys.modules
+import numpy as np
+print(loaded, np.random.rand())
+"""
+
+
+def test_preloaded_modules_are_loaded_and_numpy_random_differs_per_program() -> None:
+    with ProcessSandbox(
+        SandboxSettings(workers=1, timeout_s=10.0, preload=("numpy", "numpy.random", "no_such_module_xyz"))
+    ) as b:
+        first, second = (run(b, PRELOAD_PROBE, timeout=10.0) for _ in range(2))
+    assert first.exit_code == second.exit_code == 0, first.stderr + second.stderr
+    assert first.stdout.split()[0] == second.stdout.split()[0] == "True"
+    # Forks of one worker: without a reseed in each child they would print the same number.
+    assert first.stdout.split()[1] != second.stdout.split()[1]
+
+
+def test_nothing_beyond_the_workers_own_modules_is_preloaded_by_default(box: ProcessSandbox) -> None:
+    r = run(box, PRELOAD_PROBE, timeout=10.0)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split()[0] == "False"
