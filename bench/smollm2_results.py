@@ -65,7 +65,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/smollm2", type=Path)
     p.add_argument("--mtpb-problems", default="1-115", help="MTPB problem selection (default: all 115)")
-    p.add_argument("--skip", action="append", default=[], choices=["raw", "chat", "mtpb"])
+    p.add_argument("--skip", action="append", default=[], choices=["raw", "chat", "mtpb", "mtpb-chat"])
     a = p.parse_args()
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +95,15 @@ def main() -> int:
                 f"| MTPB {variant}-turn, T=0.2 top-p 0.95, n=1 | {s['problems']} problems ({s['items']} cases) | "
                 f"pass rate {_pct(ref['pass_rate'])} (strict {_pct(strict['pass_rate'])}) | {t / 60:.1f} min |"
             )
+    if "mtpb-chat" not in a.skip:
+        args = ["--bench", "mtpb", *model, "-B", "chat=true", "--turns", "multi", "--problems", a.mtpb_problems]
+        s, t = _run("mtpb_multi_chat", out, args)
+        ref, strict = _scorer(s, "reference"), _scorer(s, "strict")
+        rows.append(
+            f"| MTPB multi-turn, chat mode (not paper-comparable) | {s['problems']} problems ({s['items']} cases) | "
+            f"pass rate {_pct(ref['pass_rate'])} (strict {_pct(strict['pass_rate'])}) | {t / 60:.1f} min |"
+        )
+    if "mtpb" not in a.skip:
         print(f"paired comparison: codegen-eval compare {out / 'mtpb_single'} {out / 'mtpb_multi'}\n")
     print(f"SmolLM2-135M-Instruct (`--model smollm2-135m`), {_device()}\n")
     print("| run | size | score (%) | wall time |")
