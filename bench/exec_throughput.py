@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,17 +35,25 @@ def write_samples(path: Path, copies: int, distinct: bool) -> int:
     return n
 
 
+_LAUNCHER = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "sys.stderr.write(f'\\n__maxrss__ {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
+    "sys.exit(r.returncode)"
+)
+
+
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) of the largest process the command ran, and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    # Through a small launcher whose RUSAGE_CHILDREN covers this command's processes only (ours is cumulative
+    # over every command this script ran, so it cannot tell the two tools apart).
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         sys.exit(f"command failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024, out.stdout
+    peak_kib = int(out.stderr.rsplit("__maxrss__ ", 1)[1].split()[0])
+    return wall, peak_kib / 1024, out.stdout
 
 
 # The floor: every program exec'd in one process, one after another, no isolation at all (what the issue calls
