@@ -97,21 +97,13 @@ def main() -> None:
         count = write_samples(distinct, args.copies, distinct=True)
         print(f"{count} distinct samples ({args.copies} per problem), {os.cpu_count()} cores")
 
-        ours_cmd = [
-            sys.executable,
-            "-m",
-            "codegen_eval",
-            "evaluate",
-            str(distinct),
-            "--no-progress",
-            "-k",
-            "1",
-            "--workers",
-            str(args.workers),
-            "--output-dir",
-            str(work / "run-distinct"),
-        ]
-        ours, ours_mem, out = timed(ours_cmd, work)
+        def evaluate(samples: Path, run_dir: Path) -> list[str]:
+            return [
+                *(sys.executable, "-m", "codegen_eval", "evaluate", str(samples), "--no-progress", "-k", "1"),
+                *("--workers", str(args.workers), "--output-dir", str(run_dir)),
+            ]
+
+        ours, ours_mem, out = timed(evaluate(distinct, work / "run-distinct"), work)
         summary = json.loads((work / "run-distinct" / "summary.json").read_text())
         assert summary["scorers"]["pass"]["pass_at_k"]["pass@1"] == 1.0, out
         print(f"codegen-eval: {ours:7.2f} s  ({count / ours:7.1f} programs/s)  peak RSS {ours_mem:6.0f} MiB")
@@ -136,23 +128,7 @@ def main() -> None:
 
         same = work / "identical.jsonl"
         write_samples(same, args.copies, distinct=False)
-        dedup, _, _ = timed(
-            [
-                sys.executable,
-                "-m",
-                "codegen_eval",
-                "evaluate",
-                str(same),
-                "--no-progress",
-                "-k",
-                "1",
-                "--workers",
-                str(args.workers),
-                "--output-dir",
-                str(work / "run-same"),
-            ],
-            work,
-        )
+        dedup, _, _ = timed(evaluate(same, work / "run-same"), work)
         meta = json.loads((work / "run-same" / "run.json").read_text())
         print(
             f"dedup: {count} identical-by-problem samples -> {meta['executed_programs']} programs run, "

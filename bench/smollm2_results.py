@@ -46,6 +46,14 @@ def _scorer(summary: dict[str, object], scorer: str) -> dict[str, object]:
     return result
 
 
+def _mtpb_row(label: str, s: dict[str, object], minutes: float) -> str:
+    ref, strict = _scorer(s, "reference"), _scorer(s, "strict")
+    return (
+        f"| {label} | {s['problems']} problems ({s['items']} cases) | "
+        f"pass rate {_pct(ref['pass_rate'])} (strict {_pct(strict['pass_rate'])}) | {minutes:.1f} min |"
+    )
+
+
 def _pct(x: object) -> str:
     return f"{100 * float(x):.2f}" if isinstance(x, int | float) else "–"  # type: ignore[arg-type]
 
@@ -90,19 +98,11 @@ def main() -> int:
         for variant in ("multi", "single"):
             args = ["--bench", "mtpb", *model, "--turns", variant, "--problems", a.mtpb_problems]
             s, t = _run(f"mtpb_{variant}", out, args)
-            ref, strict = _scorer(s, "reference"), _scorer(s, "strict")
-            rows.append(
-                f"| MTPB {variant}-turn, T=0.2 top-p 0.95, n=1 | {s['problems']} problems ({s['items']} cases) | "
-                f"pass rate {_pct(ref['pass_rate'])} (strict {_pct(strict['pass_rate'])}) | {t / 60:.1f} min |"
-            )
+            rows.append(_mtpb_row(f"MTPB {variant}-turn, T=0.2 top-p 0.95, n=1", s, t / 60))
     if "mtpb-chat" not in a.skip:
         args = ["--bench", "mtpb", *model, "-B", "chat=true", "--turns", "multi", "--problems", a.mtpb_problems]
         s, t = _run("mtpb_multi_chat", out, args)
-        ref, strict = _scorer(s, "reference"), _scorer(s, "strict")
-        rows.append(
-            f"| MTPB multi-turn, chat mode (not paper-comparable) | {s['problems']} problems ({s['items']} cases) | "
-            f"pass rate {_pct(ref['pass_rate'])} (strict {_pct(strict['pass_rate'])}) | {t / 60:.1f} min |"
-        )
+        rows.append(_mtpb_row("MTPB multi-turn, chat mode (not paper-comparable)", s, t / 60))
     if "mtpb" not in a.skip:
         print(f"paired comparison: codegen-eval compare {out / 'mtpb_single'} {out / 'mtpb_multi'}\n")
     print(f"SmolLM2-135M-Instruct (`--model smollm2-135m`), {_device()}\n")

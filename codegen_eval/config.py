@@ -101,9 +101,12 @@ class RunConfig:
 
     def operational_options(self) -> frozenset[str]:
         """Names of this config's backend options that cannot change a result (OPERATIONAL_BACKEND_OPTIONS)."""
-        from codegen_eval.backends import ALIASES
+        from codegen_eval.backends import resolve_model
 
-        backend = ALIASES[self.model][0] if self.model in ALIASES else self.model.partition(":")[0]
+        try:
+            backend = resolve_model(self.model)[0]
+        except UsageError:  # an unknown backend has no operational options (and is refused elsewhere)
+            return frozenset()
         return OPERATIONAL_BACKEND_OPTIONS.get(backend, frozenset())
 
     def result_dict(self) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def _group(active: list[_Trajectory], turn: int, mode: str) -> list[list[_Trajec
 
 
 def _request(
-    benchmark: Benchmark, group: list[_Trajectory], turn: int, plan: GenerationPlan, mode: str, kept: bool = True
+    benchmark: Benchmark, group: list[_Trajectory], turn: int, plan: GenerationPlan, mode: str, kept: bool
 ) -> GenerationRequest:
     head = group[0]
     problem = head.problem
