@@ -513,11 +513,10 @@ class Worker:
 
     def wipe(self) -> bool:
         """Empty the root (working dir, program file and, inside bubblewrap, all of the private /tmp)."""
-        # Fast path for the usual case: an untouched working directory and our program file.
+        # Fast path for the usual case: an untouched working directory, alone in the root (the program itself is
+        # never written to disk).
         with contextlib.suppress(OSError):
             os.rmdir(self.work)
-        with contextlib.suppress(OSError):
-            os.unlink(self.program_path)
         try:
             entries = os.listdir(self.root)
         except OSError:
