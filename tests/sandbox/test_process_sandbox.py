@@ -7,7 +7,9 @@ import shutil
 import signal
 import socket
 import textwrap
+import types
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
-from codegen_eval.sandbox import SANDBOXES
+from codegen_eval.sandbox import SANDBOXES, worker
 from codegen_eval.sandbox.base import SandboxSettings
 from codegen_eval.sandbox.process import ProcessSandbox
 
@@ -168,6 +170,44 @@ def test_syntax_error_looks_like_the_interpreters(box: ProcessSandbox) -> None:
     assert r.exit_code == 1
     assert "Traceback" not in r.stderr
     assert r.stderr.rstrip().endswith("SyntaxError: invalid syntax")
+
+
+def test_a_compile_time_warning_reaches_the_programs_stderr(box: ProcessSandbox) -> None:
+    # The worker compiles quiet programs itself before forking; this one's compilation prints, so its child
+    # compiles it, and the warning lands on the program's stderr as it always did.
+    r = run(box, 'x = 1\nif x is 1:\n    print("one")\n')
+    assert (r.exit_code, r.stdout) == (0, "one\n")
+    assert r.stderr.startswith('/tmp/program.py:2: SyntaxWarning: "is" with a literal. Did you mean "=="?\n')
+
+
+def test_the_worker_precompiles_only_small_programs_that_compile_without_a_word() -> None:
+    w = worker.Worker(
+        {
+            "root": "/nonexistent-root",
+            "pidns": False,
+            "kill_uid": False,
+            "file_size_bytes": 0,
+            "max_open_files": 0,
+            "max_processes": 0,
+            "output_bytes": 1024,
+            "stderr_tail_bytes": 1024,
+        }
+    )
+    filters = list(warnings.filters)
+    code = w.precompile(b"def f(xs):\n    return sorted(xs)\n")
+    assert isinstance(code, types.CodeType) and code.co_filename == "/nonexistent-root/program.py"
+    namespace: dict[str, object] = {}
+    exec(code, namespace)
+    assert namespace["f"]([3, 1]) == [1, 3]  # type: ignore[operator]
+    left_to_the_child = {
+        "syntax error": b"def f(:\n    pass\n",
+        "NUL byte": b"x = 1\0\n",
+        "SyntaxWarning": b"x = 1\nif x is 1:\n    pass\n",
+        "too large": b"x = 1\n" * (worker._PRECOMPILE_MAX_BYTES // 6 + 1),
+    }
+    for why, program in left_to_the_child.items():
+        assert w.precompile(program) is None, why
+    assert warnings.filters == filters
 
 
 def test_stdin_is_empty(box: ProcessSandbox) -> None:
