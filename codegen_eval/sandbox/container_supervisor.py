@@ -38,6 +38,7 @@ import struct
 import sys
 import time
 import types
+import warnings
 from typing import Any
 
 _READ_CHUNK = 1 << 16
@@ -54,6 +55,7 @@ _PR_SET_DUMPABLE = 4
 # Imported once here so that every forked program finds them loaded (HumanEval programs import typing, which
 # alone costs several milliseconds). Which modules sit in sys.modules is not part of a program's semantics.
 _PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "string", "heapq", "bisect", "linecache")
+_PRECOMPILE_MAX_BYTES = 64 * 1024  # larger programs are compiled by their child, under its limits
 
 
 def _counter(paths: tuple[str, ...], key: str) -> int:
@@ -176,7 +178,30 @@ def sysv_ipc_in_use() -> bool:
 # ----------------------------------------------------------------------------------------- the program's side
 
 
-def _child(job: dict[str, Any], program: bytes, stdout_fd: int, stderr_fd: int, flag: mmap.mmap) -> None:
+def _precompile(program: bytes) -> types.CodeType | None:
+    """The program compiled before forking, or None to leave compiling to the child: a forked child pays a page
+    fault for each page the compiler writes. Only a compilation that succeeds without a warning is taken; anything
+    warned or raised happens in the child exactly as before. Large programs are compiled by the child, under its
+    limits."""
+    if len(program) > _PRECOMPILE_MAX_BYTES:
+        return None
+    with warnings.catch_warnings(record=True) as said:  # filters and hooks restored on the way out
+        warnings.simplefilter("always")
+        try:
+            code = compile(program, "<stdin>", "exec", dont_inherit=True)
+        except Exception:
+            return None
+    return None if said else code
+
+
+def _child(
+    job: dict[str, Any],
+    program: bytes,
+    compiled: types.CodeType | None,
+    stdout_fd: int,
+    stderr_fd: int,
+    flag: mmap.mmap,
+) -> None:
     """In the forked child: reset what a program can see, apply the limits, run it, exit like the interpreter."""
     code = 1
     try:
@@ -232,12 +257,12 @@ def _child(job: dict[str, Any], program: bytes, stdout_fd: int, stderr_fd: int, 
         finally:
             os._exit(1)
     try:
-        code = _run_main(program, flag)
+        code = _run_main(program, compiled, flag)
     finally:
         os._exit(code)
 
 
-def _run_main(program: bytes, flag: mmap.mmap) -> int:
+def _run_main(program: bytes, compiled: types.CodeType | None, flag: mmap.mmap) -> int:
     """Run `program` as __main__ the way `python3 -` does; the exit status the interpreter would return."""
     previous = sys.modules["__main__"]
     main = types.ModuleType("__main__")
@@ -256,7 +281,9 @@ def _run_main(program: bytes, flag: mmap.mmap) -> int:
     atexit._clear()
     code = 0
     try:
-        exec(compile(program, "<stdin>", "exec", dont_inherit=True), main.__dict__)
+        if compiled is None:
+            compiled = compile(program, "<stdin>", "exec", dont_inherit=True)
+        exec(compiled, main.__dict__)
     except SystemExit as exc:
         code = _exit_status(exc)
     except BaseException as exc:
@@ -356,12 +383,13 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     program = job["program"].encode("utf-8", "surrogatepass")
     oom_before, forks_before = oom_kills(), fork_rejections()
     flag[: _FLAG.size] = _FLAG.pack(0, _FLAG_NONE)
+    compiled = _precompile(program)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        _child(job, program, out_w, err_w, flag)
+        _child(job, program, compiled, out_w, err_w, flag)
     os.close(out_w)
     os.close(err_w)
     for fd in (out_r, err_r):

@@ -442,6 +442,10 @@ INTERPRETER_CASES = [
     "import sys\nprint(sys.stdout.encoding, sys.stdout.errors, sys.stderr.errors, sys.stdout.isatty())\n",
     "import warnings\nwarnings.warn('careful')\nprint('warned')\n",
     "import os\nprint(os.getcwd() == os.environ['HOME'], 'PYTHONPATH' in os.environ)\n",
+    # Compiled by the supervisor before forking only when compiling says nothing; these two are compiled by
+    # the child, which prints the warning or the error as the interpreter does.
+    "x = 1\nif x is 1:\n    print('one')\n",
+    "def f(:\n    pass\n",
 ]
 
 
