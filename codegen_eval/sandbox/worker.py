@@ -515,7 +515,7 @@ class Worker:
         return ok
 
     def wipe(self) -> bool:
-        """Empty the root (working dir, program file and, inside bubblewrap, all of the private /tmp)."""
+        """Empty the root (the working dir and, inside bubblewrap, all of the private /tmp)."""
         # Fast path for the usual case: an untouched working directory, alone in the root (the program itself is
         # never written to disk).
         with contextlib.suppress(OSError):
@@ -537,7 +537,7 @@ class Worker:
     def precompile(self, program: bytes) -> types.CodeType | None:
         """The program's code object, compiled here before forking, or None to leave compiling to the child.
 
-        A child pays a copy-on-write fault for every page the compiler writes (measured: 7-8 % of a HumanEval
+        A child pays a copy-on-write fault for every page the compiler writes (measured: 9-11 % of a HumanEval
         program's cost in the sandbox); compiled here, the child only runs the code. Only a compilation that
         succeeds without a word is taken: anything it warns (a SyntaxWarning) or raises (SyntaxError, ValueError
         for a NUL byte, RecursionError) is left to the child, where it happens exactly as before, on the
