@@ -339,11 +339,11 @@ class Worker:
         cpu_soft = int(timeout_s) + 1
         main = types.ModuleType("__main__")  # made here, where it costs no page faults
         main.__dict__.update(self.main_template)
-        code = self.precompile(program)
+        compiled = self.precompile(program)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self.child(program, code, main, out_w, err_w, cpu_soft, memory_bytes)
+            self.child(program, compiled, main, out_w, err_w, cpu_soft, memory_bytes)
         del main
         os.close(out_w)
         os.close(err_w)
@@ -557,15 +557,15 @@ class Worker:
     def child(
         self,
         program: bytes,
-        code: types.CodeType | None,
+        compiled: types.CodeType | None,
         main: types.ModuleType,
         out_w: int,
         err_w: int,
         cpu_soft: int,
         memory_bytes: int,
     ) -> NoReturn:
-        """Become `python program.py` in a fresh working directory (`code`: the program, already compiled by
-        precompile, or None). Never returns."""
+        """Become `python program.py` in a fresh working directory (`compiled`: the program, already compiled
+        by precompile, or None). Never returns."""
         self.main_pid = os.getpid()
         try:
             os.dup2(self.devnull, 0)
@@ -592,11 +592,11 @@ class Worker:
                 os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
             finally:
                 os._exit(1)
-        status = 1
+        code = 1
         try:
-            status = self.run_main(program, code, main)
+            code = self.run_main(program, compiled, main)
         finally:
-            os._exit(status)
+            os._exit(code)
 
     def limit(self, which: int, soft: int, hard: int | None = None) -> None:
         """Set soft and hard limit (so the program cannot raise them), never above the worker's hard limit."""
