@@ -1,4 +1,4 @@
-"""Dataset resolution: offline directory, user cache, sha256-pinned download; benchmark asset lookup."""
+"""Dataset resolution: data dir override, package data, user cache, sha256-pinned download; asset lookup."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class DatasetSpec:
     sha256: str  # lowercase hex of the exact bytes
     url: str  # pinned download address (a commit, never a branch)
     hint: str  # what the file is, for error messages, e.g. "the MTPB data (salesforce/CodeGen ...)"
+    packaged: tuple[str, ...] = ()  # the copy shipped in the wheel, as asset_path() parts ("mtpb", "mtpb.jsonl")
 
     @property
     def url_env(self) -> str:
@@ -63,10 +64,12 @@ def cache_path(spec: DatasetSpec) -> Path:
 
 
 def resolve_dataset(spec: DatasetSpec, data_dir: Path | None = None) -> Path:
-    """Find `spec`'s file, sha256-verified: data dir (flag, else env) -> user cache -> download to the cache.
+    """Find `spec`'s file, sha256-verified: data dir (flag, else env) -> the copy in the package -> user cache
+    -> download to the cache.
 
-    Every copy found is checked; a mismatch is refused (never silently replaced), so a number is always
-    computed on the pinned bytes. Raises UsageError with one actionable line when no copy can be had.
+    The package copy makes an installed tool work offline; a data dir given explicitly overrides it. Every copy
+    found is checked; a mismatch is refused (never silently replaced), so a number is always computed on the
+    pinned bytes. Raises UsageError with one actionable line when no copy can be had.
     """
     directory, origin = _data_dir(data_dir)
     if directory is not None:
@@ -74,7 +77,13 @@ def resolve_dataset(spec: DatasetSpec, data_dir: Path | None = None) -> Path:
             if candidate.is_file():
                 _verify_file(spec, candidate, origin)
                 return candidate
-        log.info("%s: no %s in %s (%s); trying the cache", spec.name, spec.filename, directory, origin)
+        log.info("%s: no %s in %s (%s); using the next source", spec.name, spec.filename, directory, origin)
+
+    if spec.packaged:
+        shipped = asset_path(*spec.packaged)
+        if shipped.is_file():
+            _verify_file(spec, shipped, "the copy in the package")
+            return shipped
 
     cached = cache_path(spec)
     if cached.is_file():

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real MTPB data lives, and a CLI runner that uses this checkout."""
+"""Shared fixtures: the real MTPB data (the copy shipped in the package), and a CLI runner for this checkout."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ("tests.openai_server",)
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("CODEGEN_EVAL_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+def packaged_data_dir() -> Path:
+    """A data dir laid out as DIR/mtpb/mtpb.jsonl: the benchmark assets folder, which ships the authors' file.
+    Nothing outside this checkout is needed (no ../shared, no network)."""
+    return REPO / "benchmarks"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = shared_data_dir()
+    path = packaged_data_dir()
     if not (path / "mtpb" / "mtpb.jsonl").exists():
-        pytest.fail(f"MTPB data not found under {path}; set CODEGEN_EVAL_DATA_DIR")
+        pytest.fail(f"MTPB data missing from the checkout: {path / 'mtpb' / 'mtpb.jsonl'}")
     return path
 
 
@@ -41,3 +42,42 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+# -- hygiene: a test run leaves nothing behind in the working tree ------------------------------------------
+
+
+def _untracked() -> set[str] | None:
+    """Untracked files outside ignored paths (git status), or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=all", "-z"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {entry[3:].decode(errors="replace") for entry in out.split(b"\0") if entry.startswith(b"?? ")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_UNTRACKED_AT_START] = _untracked()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if it created untracked files in the checkout (as a stray `oom` once was committed)."""
+    before = session.config.stash.get(_UNTRACKED_AT_START, None)
+    after = _untracked()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "the test run left untracked files in the working tree: " + ", ".join(new[:20])
+        if reporter is not None:
+            reporter.write_line(f"FAILED hygiene: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_UNTRACKED_AT_START = pytest.StashKey[set[str] | None]()

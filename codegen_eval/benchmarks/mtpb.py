@@ -45,6 +45,7 @@ MTPB_DATA = DatasetSpec(
     sha256="3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c",
     url=(f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/codegen1/benchmark/mtpb.jsonl"),
     hint=f"the MTPB data (mtpb.jsonl from {UPSTREAM_REPO} at {UPSTREAM_COMMIT[:12]})",
+    packaged=("mtpb", "mtpb.jsonl"),  # benchmarks/mtpb/mtpb.jsonl, byte-identical to the authors' file
 )
 
 PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"

@@ -179,9 +179,49 @@ def test_data_dir_without_the_file_falls_back_to_the_cache(spec: DatasetSpec, tm
     assert resolve_dataset(spec, empty) == cached
 
 
-def test_real_mtpb_file_from_the_shared_data_dir(data_dir: Path) -> None:
+def test_real_mtpb_file_from_a_data_dir(data_dir: Path) -> None:
     path = resolve_dataset(MTPB_DATA, data_dir)
     assert sha256_file(path) == MTPB_DATA.sha256
+
+
+def test_mtpb_is_found_in_the_package_with_nothing_else(isolated: Path) -> None:
+    # No data dir, an empty cache and an unreachable URL: the copy shipped in the package is used, offline.
+    path = resolve_dataset(MTPB_DATA, None)
+    assert path == REPO / "benchmarks" / "mtpb" / "mtpb.jsonl"
+    assert sha256_file(path) == MTPB_DATA.sha256
+    assert not (isolated / "codegen-eval").exists()  # nothing downloaded, nothing cached
+
+
+def test_a_data_dir_overrides_the_package_copy(tmp_path: Path) -> None:
+    (tmp_path / "mtpb").mkdir()
+    own = tmp_path / "mtpb" / "mtpb.jsonl"
+    shutil.copyfile(REPO / "benchmarks" / "mtpb" / "mtpb.jsonl", own)
+    assert resolve_dataset(MTPB_DATA, tmp_path) == own
+
+
+def test_a_tampered_package_copy_is_refused(spec: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codegen_eval.data as data
+
+    shipped = tmp_path / "toy" / "toy.jsonl"
+    shipped.parent.mkdir()
+    shipped.write_bytes(CONTENT + b"edited")
+    monkeypatch.setattr(data, "asset_path", lambda *parts: tmp_path.joinpath(*parts))
+    packaged = DatasetSpec(spec.name, spec.filename, spec.sha256, spec.url, spec.hint, packaged=("toy", "toy.jsonl"))
+    with pytest.raises(UsageError, match="the copy in the package"):
+        resolve_dataset(packaged, None)
+    shipped.write_bytes(CONTENT)
+    assert resolve_dataset(packaged, None) == shipped
+
+
+def test_the_package_copy_is_the_authors_file_with_its_license() -> None:
+    folder = REPO / "benchmarks" / "mtpb"
+    assert sha256_file(folder / "mtpb.jsonl") == "3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c"
+    assert sha256_file(folder / "LICENSE") == "79e3de4165725ff4e9a429ed4d634dd44cace47fdc19048774c9d0aa24468adc"
+    assert "mtpb.jsonl" in (folder / "PROVENANCE.md").read_text()
+    assert (
+        "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
+        in (REPO / "benchmarks" / "humaneval" / "PROVENANCE.md").read_text()
+    )
 
 
 # -- cache -------------------------------------------------------------------------------------------------
