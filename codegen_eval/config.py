@@ -14,6 +14,8 @@ import yaml
 from codegen_eval.errors import UsageError
 
 # Fields that do not change any number in the run: they may differ on --resume.
+MAX_TIMEOUT_S = 86_400.0  # a day per program: anything longer is a typo, and inf/nan mean nothing here
+MAX_MEMORY_MB = 1 << 20  # 1 TiB; 0 means no address-space limit
 NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk"})
 
 # Backend options that change how texts are obtained, not which: where the server is, how hard to push it, how
@@ -82,8 +84,10 @@ class RunConfig:
             raise UsageError(f"--top-p must be in (0, 1] (got {self.top_p})")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {self.limit})")
-        if self.timeout is not None and self.timeout <= 0:
-            raise UsageError(f"--timeout must be positive (got {self.timeout})")
+        if self.timeout is not None and not (0 < self.timeout <= MAX_TIMEOUT_S):  # False for nan as well
+            raise UsageError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT_S:g}] (got {self.timeout})")
+        if not 0 <= self.memory_mb <= MAX_MEMORY_MB:
+            raise UsageError(f"--memory-mb must be between 0 (no limit) and {MAX_MEMORY_MB} MiB (got {self.memory_mb})")
         if self.workers < 0:
             raise UsageError(f"--workers must be >= 0 (got {self.workers})")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:

@@ -31,7 +31,8 @@ def execute(
             on_record(ExecutionRecord(s.problem_id, s.index, Outcome.GENERATION_ERROR, s.error))
             continue
         job = benchmark.build_job(problems[s.problem_id], s, nonce)
-        key = hashlib.sha256(f"{s.problem_id}\0{job.timeout_s}\0{job.memory_mb}\0{job.program}".encode()).hexdigest()
+        identity = f"{s.problem_id}\0{job.timeout_s}\0{job.memory_mb}\0{job.program}"
+        key = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()  # a completion may hold any text
         by_key[key].append(s)
         jobs[key] = job
 

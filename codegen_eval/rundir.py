@@ -20,6 +20,18 @@ EXECUTIONS = "executions.jsonl"
 SUMMARY = "summary.json"
 
 
+def json_line(record: Mapping[str, Any]) -> str:
+    """One JSONL line. Readable UTF-8 where the text allows; a model's text can hold lone surrogates (a
+    completion is data, whatever it contains), which UTF-8 cannot encode: then \\u escapes, still valid JSON
+    that reads back to the same string."""
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record)
+    return text + "\n"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temp file in the same directory, fsync, and rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +174,7 @@ class RunDir:
             self._repair_tail(target)
             handle = target.open("a", encoding="utf-8")
             self._handles[name] = handle
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.write(json_line(record))
         handle.flush()
 
     @staticmethod

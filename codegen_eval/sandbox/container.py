@@ -24,6 +24,7 @@ from typing import Any, Self
 
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
+from codegen_eval.sandbox import seccomp
 from codegen_eval.sandbox.base import SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -342,7 +343,13 @@ class ContainerSandbox:
         try:
             created = api.create_container(
                 self.image,
-                command=[self.python, "-c", self._supervisor_source, json.dumps(list(self.settings.preload))],
+                command=[
+                    self.python,
+                    "-c",
+                    self._supervisor_source,
+                    json.dumps(list(self.settings.preload)),
+                    seccomp.shipped_source(),
+                ],
                 user=USER,
                 detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish
                 stdin_open=True,
@@ -378,6 +385,8 @@ class ContainerSandbox:
         worker.hello = hello
         if not hello.get("protected"):
             log.warning("container %s: supervisor could not make itself non-dumpable", name)
+        if hello.get("seccomp_off", "the supervisor did not say"):
+            log.warning("container %s: the syscall filter is OFF: %s", name, hello.get("seccomp_off"))
         return worker
 
     def _remove(self, container_id: str) -> None:
@@ -457,7 +466,7 @@ class ContainerSandbox:
         hello = self._all_slots[0].worker.hello
         seen: dict[str, Any] = hello.get("observed", {})
         net = seen.get("net")
-        seccomp = {"0": "OFF", "1": "strict", "2": "on (filter: the engine's default profile)"}
+        engine_seccomp = {"0": "OFF", "1": "strict", "2": "on (the engine's default profile; ours: syscall_filter)"}
         return {
             "engine": f"{self._engine} at {self._where}",
             "image": f"{self.image} ({self._image_id[:19]})",
@@ -468,8 +477,9 @@ class ContainerSandbox:
             "uid": str(seen.get("uid", "?")),
             "capabilities": "none" if seen.get("CapEff") == "0000000000000000" else f"CapEff {seen.get('CapEff')}",
             "no_new_privs": "on" if seen.get("NoNewPrivs") == "1" else "OFF",
-            "seccomp": seccomp.get(str(seen.get("Seccomp")), f"unknown ({seen.get('Seccomp')})"),
+            "seccomp": engine_seccomp.get(str(seen.get("Seccomp")), f"unknown ({seen.get('Seccomp')})"),
             "supervisor": "pid 1, not dumpable" if hello.get("protected") else "pid 1, DUMPABLE",
+            "syscall_filter": seccomp.describe(str(hello.get("seccomp_off", "the supervisor did not say"))),
             "memory_cgroup": f"{self._container_memory_mb} MiB",
             "pids_cgroup": str(self._pids),
             "rlimits": (

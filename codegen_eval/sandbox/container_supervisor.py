@@ -550,6 +550,16 @@ def main() -> None:
             random.seed()
 
     os.register_at_fork(after_in_child=reseed_numpy)
+    # The syscall filter (codegen_eval/sandbox/seccomp.py, its source passed as argv[2]): installed on this
+    # process before the first fork, so every program inherits it and none can remove it.
+    seccomp_off = "no filter source passed"
+    if len(sys.argv) > 2:
+        module = types.ModuleType("codegen_eval_sandbox_seccomp")
+        try:
+            exec(compile(sys.argv[2], "<codegen-eval seccomp>", "exec"), module.__dict__)
+            seccomp_off = module.install()
+        except Exception as exc:
+            seccomp_off = f"{type(exc).__name__}: {exc}"
     flag = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: survives fork in both directions
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -569,6 +579,7 @@ def main() -> None:
             "uid": os.getuid(),
             "python": platform.python_version(),
             "protected": protected,
+            "seccomp_off": seccomp_off,
             "observed": observe(),
         }
     )

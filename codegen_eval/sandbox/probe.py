@@ -45,7 +45,8 @@ def tmpfs_bytes(settings: SandboxSettings) -> int:
 
 
 def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: tuple[str, ...] = ()) -> list[str]:
-    """bubblewrap options: every namespace, read-only host root, private /tmp, /dev/shm and /run."""
+    """bubblewrap options: every namespace, read-only host root, private /tmp, /dev/shm, /run and /var/tmp; the
+    command itself is PID 1 of its namespace (no bubblewrap process shares the namespace with programs)."""
     size = str(tmpfs_bytes(settings))
     args = [
         bwrap,
@@ -54,6 +55,10 @@ def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: t
         "--disable-userns",
         "--die-with-parent",
         "--new-session",
+        # Without this, bubblewrap's own init is PID 1 beside the programs: same uid, dumpable, and holding the
+        # worker's protocol pipes, so a program could ptrace it and write forged results (found by a hostile
+        # program). As PID 1 the worker is also out of reach of the programs' signals.
+        "--as-pid-1",
         "--ro-bind",
         "/",
         "/",
@@ -76,6 +81,12 @@ def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: t
         "/run",
         "--remount-ro",
         "/run",
+        # Another world-writable host directory, where Unix sockets have been found (the syscall filter refuses
+        # AF_UNIX sockets anyway; this hides what would be there to connect to).
+        "--tmpfs",
+        "/var/tmp",
+        "--remount-ro",
+        "/var/tmp",
         "--remount-ro",
         "/dev",  # device nodes still work; only /tmp, /dev/shm and /dev/mqueue take writes
     ]

@@ -8,6 +8,7 @@ import fcntl
 import functools
 import json
 import logging
+import math
 import os
 import pwd
 import queue
@@ -24,7 +25,7 @@ from typing import IO, Self
 
 from codegen_eval.errors import SandboxError, UsageError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
-from codegen_eval.sandbox import probe, worker
+from codegen_eval.sandbox import probe, seccomp, worker
 from codegen_eval.sandbox.base import SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ class _Slot:
             # Private IPC namespace (bubblewrap) or a uid of our own: every SysV object of our uid is the program's.
             "ipc_cleanup": plan.mode != "none",
             "preload": list(settings.preload),
+            "seccomp_source": seccomp.shipped_source(),  # the worker cannot import the package
         }
         cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
         if plan.mode == "bubblewrap":
@@ -485,8 +487,8 @@ class ProcessSandbox:
     name = "process"
 
     def __init__(self, settings: SandboxSettings) -> None:
-        if settings.timeout_s <= 0 or settings.output_bytes <= 0 or settings.workers < 0:
-            raise UsageError("sandbox settings: timeout_s and output_bytes must be > 0, workers >= 0")
+        if not 0 < settings.timeout_s < math.inf or settings.output_bytes <= 0 or settings.workers < 0:
+            raise UsageError("sandbox settings: timeout_s must be finite and > 0, output_bytes > 0, workers >= 0")
         self.settings = settings
         self._workers = settings.workers or _cpu_count()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -583,10 +585,14 @@ class ProcessSandbox:
                     raise SandboxError(f"sandbox worker sees network interfaces {info.get('net_interfaces')}")
                 if not info.get("root_readonly"):
                     raise SandboxError("sandbox worker sees a writable root filesystem")
-                if info.get("pid") != 2:
-                    raise SandboxError(f"sandbox worker is pid {info.get('pid')}, not in its own PID namespace")
+                if info.get("pid") != 1:
+                    raise SandboxError(f"sandbox worker is pid {info.get('pid')}, not PID 1 of its own namespace")
                 if info.get("cap_eff") not in (None, "0000000000000000"):
                     raise SandboxError(f"sandbox worker has capabilities {info.get('cap_eff')}")
+        off = {str(slot.info.get("seccomp_off", "the worker did not say")) for slot in self._slots} - {""}
+        if off:
+            log.warning("process sandbox: the syscall filter is OFF: %s", "; ".join(sorted(off)))
+        layers["syscall_filter"] = seccomp.describe("; ".join(sorted(off)))
         python = self._slots[0].info.get("python", "?")
         layers["interpreter"] = f"{plan.interpreter} ({python})"
         layers["workers"] = str(self._workers)

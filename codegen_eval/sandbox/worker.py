@@ -83,6 +83,18 @@ def preload_benchmark_modules(names: list[str]) -> None:
         os.register_at_fork(after_in_child=_reseed_numpy)
 
 
+def load_seccomp(source: str | None) -> Any:
+    """The syscall-filter module: from its shipped source (inside a sandbox, where the package is not
+    importable), else imported from the package."""
+    if source is None:
+        from codegen_eval.sandbox import seccomp
+
+        return seccomp
+    module = types.ModuleType("codegen_eval_sandbox_seccomp")
+    exec(compile(source, "<codegen-eval seccomp>", "exec"), module.__dict__)
+    return module
+
+
 def _reseed_numpy() -> None:
     # numpy.random may not be loaded yet (numpy 2 imports it lazily); then the child seeds it on first use.
     random = sys.modules.get("numpy.random")
@@ -199,11 +211,19 @@ class Worker:
         self.main_pid = 0  # in a child: the pid of the program's main process
         self.main_template: dict[str, object] = {}
         self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
+        # The syscall filter's source (seccomp.py, shipped like this file); None: import it (tests on the host).
+        self.seccomp_source: str | None = config.get("seccomp_source")
+        self.seccomp_off = "not installed"  # why the filter is not in effect; "" once it is
 
     # ----------------------------------------------------------------------------------------- setup
 
     def setup(self) -> dict[str, object]:
         """Move the protocol off fds 0/1, harden the worker, and describe what isolation is in effect."""
+        if self.pidns:
+            # PID 1 of the namespace, in a session bubblewrap made outside it: programs would see process group 0.
+            # A session of our own here gives them an ordinary one (the worker's), as `python3 program.py` has.
+            with contextlib.suppress(OSError):
+                os.setsid()
         self.proto_in = os.dup(0)
         self.proto_out = os.dup(1)
         self.devnull = os.open(os.devnull, os.O_RDWR)
@@ -237,6 +257,8 @@ class Worker:
         preload_benchmark_modules(self.preload)
         self.warm_up()
         self.look_like_the_program()
+        # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
+        self.seccomp_off = load_seccomp(self.seccomp_source).install()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
         return self.describe()
@@ -288,6 +310,7 @@ class Worker:
             "executable": sys.executable,
             "subreaper": self.subreaper,
             "undumpable": self.prctl is not None,
+            "seccomp_off": self.seccomp_off,
             "pidfd": self.has_pidfd,
             "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
         }
@@ -307,20 +330,32 @@ class Worker:
 
     def serve(self) -> int:
         ready = json.dumps(self.setup()).encode()
-        reader = os.fdopen(self.proto_in, "rb", buffering=1 << 16)
         self.write(READY_LEN.pack(len(ready)) + ready)
         while True:
-            head = reader.read(JOB.size)
-            if len(head) < JOB.size:
+            head = self.read_exactly(JOB.size)
+            if head is None:
                 return 0
             seq, timeout_s, memory_bytes, length = JOB.unpack(head)
-            program = reader.read(length)
-            if len(program) < length:
+            program = self.read_exactly(length)
+            if program is None:
                 return 0
             header, stdout, stderr, clean = self.run(program, timeout_s, memory_bytes)
             self.write(RESULT.pack(seq, *header) + stdout + stderr)
             if not clean:
                 return RETIRE_STATUS
+
+    def read_exactly(self, n: int) -> bytes | None:
+        """n bytes of the protocol, None at end of file. Unbuffered on purpose: the harness queues the next job
+        while one runs, and a buffered read would pull it into this process's memory, where the forked program
+        could read it. It stays in the pipe instead, out of the program's reach."""
+        chunks = []
+        while n > 0:
+            chunk = os.read(self.proto_in, n)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -573,6 +608,10 @@ class Worker:
             os.dup2(err_w, 2)
             # Nothing but 0/1/2 survives: the program can never reach the worker's protocol.
             os.closerange(3, self.maxfd)
+            if self.pidns:
+                # Its own process group, as a shell gives `python3 program.py`: the worker's group is 1, and
+                # killpg(1) would mean kill(-1).
+                os.setpgid(0, 0)
             _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
             if self.prctl is not None:
                 self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)

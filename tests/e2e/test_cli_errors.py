@@ -21,6 +21,12 @@ from tests.conftest import run_cli
         (["run", "--sandbox", "dokcer"], "unknown sandbox 'dokcer'"),
         (["evaluate", "/nonexistent.jsonl"], "samples file not found"),
         (["run", "--resume", "/nonexistent-run"], "is not a run directory"),
+        (["run", "--timeout", "nan"], "--timeout must be a number of seconds in (0, 86400] (got nan)"),
+        (["run", "--timeout", "inf"], "--timeout must be a number of seconds in (0, 86400] (got inf)"),
+        (["run", "--timeout", "1e12"], "--timeout must be a number of seconds in (0, 86400]"),
+        (["run", "--timeout", "-1"], "--timeout must be a number of seconds in (0, 86400]"),
+        (["run", "--memory-mb", "-5"], "--memory-mb must be between 0 (no limit) and 1048576 MiB (got -5)"),
+        (["run", "--memory-mb", "99999999"], "--memory-mb must be between 0 (no limit) and 1048576 MiB"),
     ],
 )
 def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -82,3 +88,35 @@ def test_list_does_not_import_torch(tmp_path: Path) -> None:
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_nul_bytes_and_lone_surrogates_in_completions_are_data(tmp_path: Path) -> None:
+    """A completion is whatever the model wrote: it runs (and fails to compile) and its record stays valid JSON."""
+    completions = ["    return 1\u0000\ud800\n", "    return 1  # \ud800\n", "    return 1  # \u0000\n"]
+    f = tmp_path / "s.jsonl"
+    f.write_text("".join(json.dumps({"task_id": "HumanEval/0", "completion": c}) + "\n" for c in completions))
+    out = tmp_path / "r"
+    r = run_cli("evaluate", str(f), "--ignore-incomplete", "--output-dir", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    results = [json.loads(line) for line in (tmp_path / "s.jsonl_results.jsonl").read_text().splitlines()]
+    assert [x["completion"] for x in results] == completions
+    assert [x["passed"] for x in results] == [False] * 3
+    assert all(x["result"].startswith("failed: ") for x in results)
+    for name in ("samples.jsonl", "executions.jsonl"):
+        lines = (out / name).read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 3
+        records = [json.loads(line) for line in lines]  # valid JSON, lone surrogates included
+    # Compiling fails on the NUL byte, and on the surrogate in code; in a comment the tokenizer never decodes it,
+    # so that program runs and returns the wrong answer. Either way a normal outcome, never a pass.
+    assert [x["outcome"] for x in sorted(records, key=lambda x: x["index"])] == ["error", "failed", "error"]
+
+
+def test_evaluate_refuses_meaningless_limits(tmp_path: Path) -> None:
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return 1\n"}) + "\n")
+    for flag, value in (("--timeout", "nan"), ("--timeout", "inf"), ("--memory-mb", "-5")):
+        r = run_cli("evaluate", str(f), "--ignore-incomplete", flag, value, "--output-dir", str(tmp_path / "r"))
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith(f"error: {flag} must be") and len(r.stderr.splitlines()) == 1, r.stderr
+        assert not (tmp_path / "r").exists()  # nothing was started

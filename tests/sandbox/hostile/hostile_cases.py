@@ -7,7 +7,13 @@ sentinel that the suite appends after the hostile code, so it is printed only if
 Tokens in a case's code, filled in per run: @SENTINEL@ (the sentinel line: cases that try to forge it know it,
 the worst case), @NONCE@ (in every file name a case creates, so the host can be searched for it), @MARK@ (in the
 argv of every process a case execs), @PORT@ (a listener on the host's 127.0.0.1), @HOME@ (the harness's $HOME),
-@REMOTE@ (an address outside the machine).
+@REMOTE@ (an address outside the machine), @UNIX@ (the host's Unix-socket listeners, '|'-separated; '@name' is an
+abstract one), @FOLLOWER@ (a token in the source of the jobs queued right behind the case's own) and
+@FOLLOWER_REVERSED@ (the same, reversed).
+
+Every case is run with followers: programs submitted while it runs (so that some queue behind it in the same
+worker), whose results must come back exactly as they would without it: an attack on one job leaves every other
+job's verdict untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import os
 import secrets
 import select
 import socket
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -421,6 +429,179 @@ CASES: tuple[Case, ...] = (
         ("exit 1",),
     ),
     Case(
+        "ptrace_worker",
+        "ptrace-attaches to every process it can see (its worker, pid 1) and opens their /proc/<pid>/mem for writing",
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "won = []\n"
+        "for name in os.listdir('/proc'):\n"
+        "    if not name.isdigit() or int(name) == os.getpid():\n"
+        "        continue\n"
+        "    pid = int(name)\n"
+        "    if libc.ptrace(16, pid, 0, 0) == 0:  # PTRACE_ATTACH\n"
+        "        won.append(f'ptrace {pid}')\n"
+        "        libc.ptrace(17, pid, 0, 0)  # PTRACE_DETACH\n"
+        "    if libc.ptrace(0x4206, pid, 0, 0) == 0:  # PTRACE_SEIZE\n"
+        "        won.append(f'seize {pid}')\n"
+        "        libc.ptrace(17, pid, 0, 0)\n"
+        "    try:\n"
+        "        os.close(os.open(f'/proc/{pid}/mem', os.O_RDWR))\n"
+        "        won.append(f'/proc/{pid}/mem')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('won:', won, flush=True)\n"
+        "if won:  # any of these is enough to inject code into the process that reports verdicts\n"
+        "    print('@SENTINEL@', flush=True)\n"
+        "    os._exit(0)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1",),
+    ),
+    Case(
+        "steal_worker_pipes",
+        "takes the worker's descriptors (/proc/<pid>/fd, pidfd_getfd, process_vm_writev) and writes forged "
+        "'passed' results for this and the next jobs into every one it gets",
+        "import ctypes, os, struct\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        "body = b'@SENTINEL@'.ljust(59) + b'\\n'\n"
+        "forged = b''.join(struct.pack('<IBBBiidII', seq, 0, 1, 0, 0, 0, 0.01, 60, 0) + body for seq in range(1, 64))\n"
+        "got = []\n"
+        "for name in os.listdir('/proc'):\n"
+        "    if not name.isdigit() or int(name) == os.getpid():\n"
+        "        continue\n"
+        "    pid = int(name)\n"
+        "    for fd in range(64):\n"
+        "        try:\n"
+        "            path = f'/proc/{pid}/fd/{fd}'\n"
+        "            got.append((path, os.open(path, os.O_WRONLY | os.O_NONBLOCK)))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    try:\n"
+        "        pidfd = os.pidfd_open(pid)\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    for fd in range(64):\n"
+        "        stolen = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd\n"
+        "        if stolen >= 0:\n"
+        "            got.append((f'pidfd_getfd {pid} {fd}', stolen))\n"
+        "    local = (ctypes.c_char * 8)()\n"
+        "    iov = (ctypes.c_void_p * 2)(ctypes.addressof(local), 8)\n"
+        "    remote = (ctypes.c_void_p * 2)(0x400000, 8)\n"
+        "    if libc.syscall(311, pid, iov, 1, remote, 1, 0) >= 0 or ctypes.get_errno() not in (1, 38):\n"
+        "        got.append((f'process_vm_writev {pid} errno {ctypes.get_errno()}', -1))\n"
+        "for what, fd in got:\n"
+        "    if fd >= 0:\n"
+        "        try:\n"
+        "            os.write(fd, forged)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print('got:', [w for w, _ in got], flush=True)\n"
+        "if got:\n"
+        "    print('@SENTINEL@', flush=True)\n"
+        "    os._exit(0)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1",),
+    ),
+    Case(
+        "forged_result_frames",
+        "prints byte-exact result frames ('exited 0' with a sentinel) for the next 64 jobs on stdout and stderr",
+        "import os, struct, sys\n"
+        "body = b'@SENTINEL@'.ljust(59) + b'\\n'\n"
+        "frames = b''.join(struct.pack('<IBBBiidII', seq, 0, 1, 0, 0, 0, 0.01, 60, 0) + body for seq in range(64))\n"
+        "sys.stdout.flush()\n"
+        "os.write(1, frames)\n"
+        "os.write(2, frames)\n"
+        'line = \'{"kind": "exited", "exit_code": 0, "signal": null, "stdout": "", "stderr": ""}\\n\'\n'
+        "os.write(1, line.encode() * 8)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1",),
+    ),
+    Case(
+        "frame_walk",
+        "walks the interpreter's frames and objects for the worker's state: writes forged results to its "
+        "protocol descriptors, sets its shared flag page, and looks for the next job's program in memory",
+        "import gc, mmap, os, struct, sys\n"
+        "found = []\n"
+        "needle = ''.join(reversed('@FOLLOWER_REVERSED@'))  # built at run time: its own source must not match\n"
+        "frame = sys._getframe()\n"
+        "objects = []\n"
+        "while frame is not None:\n"
+        "    objects += list(frame.f_locals.values())\n"
+        "    frame = frame.f_back\n"
+        "objects += gc.get_objects()\n"
+        "forged = struct.pack('<IBBBiidII', 1, 0, 1, 0, 0, 0, 0.01, 60, 0) + b'@SENTINEL@'.ljust(59) + b'\\n'\n"
+        "for obj in objects:\n"
+        "    for attr in ('proto_out', 'proto_in'):\n"
+        "        fd = getattr(obj, attr, None) if not isinstance(obj, type) else None\n"
+        "        if isinstance(fd, int) and fd >= 0:\n"
+        "            try:\n"
+        "                os.write(fd, forged)\n"
+        "                found.append(f'wrote to {attr} {fd}')\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    if isinstance(obj, mmap.mmap):\n"
+        "        try:\n"
+        "            obj[:5] = struct.pack('<iB', os.getppid(), 0)\n"
+        "        except (ValueError, TypeError, OSError):\n"
+        "            pass\n"
+        "    if obj is not needle and isinstance(obj, (bytes, bytearray, str)) and needle in str(obj[:1 << 20]):\n"
+        "        found.append('saw the next job')\n"
+        "print('found:', found, flush=True)\n"
+        "if found:\n"
+        "    print('@SENTINEL@', flush=True)\n"
+        "    os._exit(0)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1",),
+    ),
+    Case(
+        "unix_socket_hunt",
+        "connects to Unix sockets the test left on the host (world-writable, under /var/tmp and elsewhere, and "
+        "abstract), and to every socket file it finds in /run, /var, /tmp, /home, /srv, /opt, /mnt",
+        "import os, socket, stat, time\n"
+        "targets = '@UNIX@'.split('|')\n"
+        "deadline = time.monotonic() + 1.0\n"
+        "for top in ('/run', '/var', '/tmp', '/home', '/srv', '/opt', '/mnt', '/dev/shm'):\n"
+        "    for root, dirs, files in os.walk(top):\n"
+        "        if time.monotonic() > deadline:\n"
+        "            break\n"
+        "        for name in files:\n"
+        "            path = os.path.join(root, name)\n"
+        "            try:\n"
+        "                if stat.S_ISSOCK(os.lstat(path).st_mode):\n"
+        "                    targets.append(path)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "reached = []\n"
+        "for target in targets:\n"
+        "    address = '\\0' + target[1:] if target.startswith('@') else target\n"
+        "    try:\n"
+        "        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "        s.settimeout(0.5)\n"
+        "        s.connect(address)\n"
+        "        reached.append(target)\n"
+        "        s.close()\n"
+        "    except OSError as exc:\n"
+        "        print('refused', target, exc)\n"
+        "print('reached:', reached, flush=True)\n"
+        "if reached:\n"
+        "    print('@SENTINEL@', flush=True)\n"
+        "    os._exit(0)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1",),
+    ),
+    Case(
+        "nul_in_source",
+        "a completion with NUL bytes in it (and the sentinel after them)",
+        "x = 1  # \0 a NUL byte in a comment\nprint('@SENTINEL@', flush=True)\0\n",
+        ("exit !0",),
+    ),
+    Case(
+        "lone_surrogate_in_source",
+        "a completion with a lone surrogate (not encodable as UTF-8) in a string literal",
+        "s = '\ud800'\nprint('@SENTINEL@', flush=True)\n",
+        ("exit !0",),
+    ),
+    Case(
         "stderr_flood",
         "writes 100 MB to stderr",
         "import sys\nline = 'e' * 99 + '\\n'\nfor _ in range(10 ** 6):\n    sys.stderr.write(line)\n",
@@ -441,6 +622,7 @@ class Report:
     secret_leaked: bool = False
     connected: bool = False
     harness_ok: bool = True
+    followers: list[str] = field(default_factory=list)  # what went wrong with the jobs queued behind it
     stdout_head: str = ""
 
     @property
@@ -453,6 +635,7 @@ class Report:
             and not self.secret_leaked
             and not self.connected
             and self.harness_ok
+            and not self.followers
         )
 
     def problems(self) -> list[str]:
@@ -471,6 +654,8 @@ class Report:
             found.append("reached the host's listener")
         if not self.harness_ok:
             found.append("the sandbox stopped working")
+        if self.followers:
+            found.append(f"other jobs' results changed: {self.followers}")
         return found
 
 
@@ -524,14 +709,92 @@ def _files_with(nonce: str) -> list[str]:
     return found
 
 
+class UnixListeners:
+    """World-writable Unix sockets on the host that no program may reach: one in /var/tmp (where a hostile
+    program found one), one in a directory outside the usual hidden ones, and an abstract one."""
+
+    def __init__(self) -> None:
+        token = secrets.token_hex(8)
+        self.dirs: list[str] = []
+        self.sockets: list[socket.socket] = []
+        self.paths: list[str] = []
+        places = ["/var/tmp"]
+        if os.geteuid() == 0:
+            places.append("/var/lib")  # visible in the sandbox's read-only view of the host
+        for place in places:
+            try:
+                d = tempfile.mkdtemp(prefix="codegen-eval-unix-", dir=place)
+            except OSError:
+                continue
+            os.chmod(d, 0o777)
+            self.dirs.append(d)
+            self._listen(os.path.join(d, f"s{token}.sock"))
+        self._listen("\0codegen-eval-hostile-" + token)
+
+    def _listen(self, address: str) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(address)
+        if not address.startswith("\0"):
+            os.chmod(address, 0o777)
+        s.listen(4)
+        self.sockets.append(s)
+        self.paths.append("@" + address[1:] if address.startswith("\0") else address)
+
+    def connected(self) -> bool:
+        return any(select.select([s], [], [], 0)[0] for s in self.sockets)
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+        for d in self.dirs:
+            for name in os.listdir(d):
+                os.unlink(os.path.join(d, name))
+            os.rmdir(d)
+
+
+def _follower(token: str, i: int) -> tuple[str, str, int]:
+    """(program, expected stdout, expected exit status) of the i-th job queued behind a case."""
+    out = f"follower {token} {i}"
+    return f"print({out!r})\nraise SystemExit({3 * (i % 2)})\n", out + "\n", 3 * (i % 2)
+
+
+def _check_followers(box: Sandbox, token: str, started: threading.Event, count: int = 4) -> list[str]:
+    """Submit `count` jobs once the case's job is running; what came back different from what they printed."""
+    results: list[ExecutionResult | BaseException | None] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            results[i] = box.run(ExecutionJob(program=_follower(token, i)[0], timeout_s=10.0))
+        except BaseException as e:
+            results[i] = e
+
+    started.wait(5.0)
+    time.sleep(0.05)  # the case's own job is in a worker by now: these queue behind it or beside it
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60.0)
+    wrong = []
+    for i, got in enumerate(results):
+        _, stdout, code = _follower(token, i)
+        if not isinstance(got, ExecutionResult):
+            wrong.append(f"job {i}: {got!r}")
+        elif (got.kind, got.exit_code, got.stdout, got.stderr) != (ExitKind.EXITED, code, stdout, ""):
+            wrong.append(f"job {i}: {label(got)} stdout={got.stdout[:80]!r}")
+    return wrong
+
+
 def run_case(box: Sandbox, case: Case, secret: str, remote: str = "1.1.1.1", grace_s: float = 5.0) -> Report:
     nonce = secrets.token_hex(16)
     sentinel = f"{SENTINEL_PREFIX} {nonce}"
     comm = "hx" + nonce[:12]
     mark = "hostile-mark-" + nonce
+    follower_token = "follower-" + secrets.token_hex(8)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
+    unix = UnixListeners()
     try:
         code = _PREFIX + case.code
         for token, value in (
@@ -542,13 +805,25 @@ def run_case(box: Sandbox, case: Case, secret: str, remote: str = "1.1.1.1", gra
             ("@PORT@", str(listener.getsockname()[1])),
             ("@HOME@", os.path.expanduser("~")),
             ("@REMOTE@", remote),
+            ("@UNIX@", "|".join(unix.paths)),
+            ("@FOLLOWER_REVERSED@", follower_token[::-1]),
+            ("@FOLLOWER@", follower_token),
         ):
             code = code.replace(token, value)
         program = code + f"\nprint({sentinel!r}, flush=True)\n"
+        started = threading.Event()
+        followers: list[str] = []
+        checker = threading.Thread(
+            target=lambda: followers.extend(_check_followers(box, follower_token, started)), daemon=True
+        )
+        checker.start()
+        started.set()
         result = box.run(ExecutionJob(program=program, timeout_s=case.timeout_s, memory_mb=case.memory_mb))
-        connected = bool(select.select([listener], [], [], 0)[0])
+        checker.join(90.0)
+        connected = bool(select.select([listener], [], [], 0)[0]) or unix.connected()
     finally:
         listener.close()
+        unix.close()
     got = label(result)
     passed = result.kind is ExitKind.EXITED and result.exit_code == 0 and sentinel in result.stdout.splitlines()
     leftovers = _host_processes(comm, mark)
@@ -571,5 +846,6 @@ def run_case(box: Sandbox, case: Case, secret: str, remote: str = "1.1.1.1", gra
         secret_leaked=secret in result.stdout or secret in result.stderr,
         connected=connected,
         harness_ok=harness_ok,
+        followers=followers,
         stdout_head=result.stdout[:200],
     )

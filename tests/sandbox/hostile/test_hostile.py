@@ -115,6 +115,7 @@ CAUGHT = {
     "env_secret": "secret_leaked",
     "tcp_localhost": "connected",
     "proc_self_nonce": "passed",
+    "unix_socket_hunt": "connected",
 }
 
 
