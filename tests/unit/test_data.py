@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import os
@@ -324,6 +325,8 @@ def test_real_mtpb_file_downloaded_from_a_local_mirror(
 ) -> None:
     shutil.copy(data_dir / "mtpb" / "mtpb.jsonl", tmp_path / "served" / "mtpb.jsonl")
     monkeypatch.setenv("CODEGEN_EVAL_MTPB_URL", server.url("mtpb.jsonl"))
-    path = resolve_dataset(MTPB_DATA, None)
+    # As for an install without the package copy (the download is the last fallback).
+    unpackaged = dataclasses.replace(MTPB_DATA, packaged=())
+    path = resolve_dataset(unpackaged, None)
     assert path == cache_path(MTPB_DATA)
     assert sha256_file(path) == MTPB_DATA.sha256
