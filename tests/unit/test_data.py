@@ -188,7 +188,7 @@ def test_real_mtpb_file_from_a_data_dir(data_dir: Path) -> None:
 def test_mtpb_is_found_in_the_package_with_nothing_else(isolated: Path) -> None:
     # No data dir, an empty cache and an unreachable URL: the copy shipped in the package is used, offline.
     path = resolve_dataset(MTPB_DATA, None)
-    assert path == REPO / "benchmarks" / "mtpb" / "mtpb.jsonl"
+    assert path == asset_path("mtpb", "mtpb.jsonl")  # the installed package's copy, or this checkout's
     assert sha256_file(path) == MTPB_DATA.sha256
     assert not (isolated / "codegen-eval").exists()  # nothing downloaded, nothing cached
 
