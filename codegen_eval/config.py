@@ -16,7 +16,7 @@ from codegen_eval.errors import UsageError
 # Fields that do not change any number in the run: they may differ on --resume.
 MAX_TIMEOUT_S = 86_400.0  # a day per program: anything longer is a typo, and inf/nan mean nothing here
 MAX_MEMORY_MB = 1 << 20  # 1 TiB; 0 means no address-space limit
-NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk"})
+NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk", "record_programs"})
 
 # Backend options that change how texts are obtained, not which: where the server is, how hard to push it, how
 # long to wait. They may differ on --resume (a server restarted on another port, a smaller batch after an OOM).
@@ -64,6 +64,7 @@ class RunConfig:
     allow_unsandboxed: bool = False
     output_dir: str | None = None  # the run directory; None: runs/<utc>_<bench>_<model>_<hash8>
     gen_chunk: int = 64  # trajectories generated between two appends to samples.jsonl
+    record_programs: bool = False  # keep every executed program's text in <run>/programs/<sha256>.py
 
     def validate(self) -> RunConfig:
         if self.n < 1:

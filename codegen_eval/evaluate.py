@@ -28,6 +28,7 @@ def evaluate_file(
     unsandboxed: bool = False,
     ignore_incomplete: bool = False,
     output_dir: str | None = None,
+    record_programs: bool = False,
     progress: bool = True,
 ) -> tuple[dict[str, Any], Path, Path]:
     """Returns (summary, results file, run directory)."""
@@ -51,6 +52,7 @@ def evaluate_file(
         turns=turns,
         allow_unsandboxed=unsandboxed,
         output_dir=output_dir,
+        record_programs=record_programs,
     )
     run = Run.create(base, progress=progress)
     counts = samples_from_file(run, samples, ignore_incomplete)

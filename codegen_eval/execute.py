@@ -22,8 +22,10 @@ def execute(
     samples: Sequence[Sample],
     nonce: str,
     on_record: Callable[[ExecutionRecord], None],
+    on_program: Callable[[str, str], None] | None = None,
 ) -> int:
-    """Judge `samples`; returns how many distinct programs actually ran (after dedup)."""
+    """Judge `samples`; returns how many distinct programs actually ran (after dedup). `on_program(sha256, text)`
+    is called once per distinct program before it runs (--record-programs stores it)."""
     by_key: dict[str, list[Sample]] = defaultdict(list)
     jobs: dict[str, ExecutionJob] = {}
     for s in samples:
@@ -37,6 +39,7 @@ def execute(
         jobs[key] = job
 
     def finish(key: str, result: ExecutionResult) -> None:
+        program_sha = program_sha256(jobs[key].program)
         for s in by_key[key]:
             verdict = benchmark.judge(problems[s.problem_id], s, result, nonce)
             on_record(
@@ -50,6 +53,11 @@ def execute(
                     exit_code=result.exit_code,
                     duration_s=result.duration_s,
                     stderr_tail=result.stderr[-STDERR_TAIL:],
+                    stdout_bytes=result.stdout_bytes,
+                    stderr_bytes=result.stderr_bytes,
+                    stdout_truncated=result.stdout_truncated,
+                    stderr_truncated=result.stderr_truncated,
+                    program_sha256=program_sha,
                 )
             )
 
@@ -64,6 +72,8 @@ def execute(
                     next_key = next(keys, None)
                     if next_key is None:
                         break
+                    if on_program is not None:
+                        on_program(program_sha256(jobs[next_key].program), jobs[next_key].program)
                     in_flight[pool.submit(sandbox.run, jobs[next_key])] = next_key
                 if not in_flight:
                     break
@@ -75,3 +85,8 @@ def execute(
                 fut.cancel()
             raise
     return len(jobs)
+
+
+def program_sha256(program: str) -> str:
+    """The content address of a program's exact text (what `--record-programs` and `rerun` use)."""
+    return hashlib.sha256(program.encode("utf-8", "surrogatepass")).hexdigest()

@@ -133,10 +133,19 @@ class ExecutionResult:
     kind: ExitKind
     exit_code: int | None
     signal: int | None
-    stdout: str  # capped
-    stderr: str  # capped tail
+    stdout: str  # the whole of stdout, or its first output_bytes when truncated
+    stderr: str  # the last bytes of stderr (a tail of at most 32 KiB)
     duration_s: float
-    stdout_truncated: bool = False
+    stdout_truncated: bool = False  # bytes were dropped between `stdout` and `stdout_tail`
+    stdout_tail: str = ""  # when truncated: the last bytes of stdout (what a program printed last)
+    stderr_truncated: bool = False  # `stderr` is not all of it
+    stdout_bytes: int = 0  # bytes the program wrote to each stream, kept or not
+    stderr_bytes: int = 0
+
+    def stdout_lines(self) -> list[str]:
+        """The lines of stdout that were kept: all of them, or those of the head and of the tail (whose first
+        line may be the end of a longer one)."""
+        return self.stdout.splitlines() + self.stdout_tail.splitlines()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ RUN_JSON = "run.json"
 SAMPLES = "samples.jsonl"
 EXECUTIONS = "executions.jsonl"
 SUMMARY = "summary.json"
+PROGRAMS = "programs"  # --record-programs: programs/<sha256>.py, the exact text of every program that ran
 
 
 def json_line(record: Mapping[str, Any]) -> str:
@@ -84,6 +85,13 @@ class ExecutionRecord:
     exit_code: int | None = None
     duration_s: float = 0.0
     stderr_tail: str = ""
+    # How much the program wrote (kept or not), and the sha256 of the exact program text that ran: with
+    # --record-programs the text itself is in programs/<sha256>.py; `codegen-eval rerun` re-executes it.
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    program_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +104,11 @@ class ExecutionRecord:
             "exit_code": self.exit_code,
             "duration_s": round(self.duration_s, 4),
             "stderr_tail": self.stderr_tail,
+            "stdout_bytes": self.stdout_bytes,
+            "stderr_bytes": self.stderr_bytes,
+            "stdout_truncated": self.stdout_truncated,
+            "stderr_truncated": self.stderr_truncated,
+            "program_sha256": self.program_sha256,
         }
 
     @staticmethod
@@ -110,6 +123,11 @@ class ExecutionRecord:
             exit_code=d.get("exit_code"),
             duration_s=float(d.get("duration_s", 0.0)),
             stderr_tail=str(d.get("stderr_tail", "")),
+            stdout_bytes=int(d.get("stdout_bytes", 0)),
+            stderr_bytes=int(d.get("stderr_bytes", 0)),
+            stdout_truncated=bool(d.get("stdout_truncated", False)),
+            stderr_truncated=bool(d.get("stderr_truncated", False)),
+            program_sha256=str(d.get("program_sha256", "")),
         )
 
 
@@ -166,6 +184,19 @@ class RunDir:
         meta = self.read_meta()
         meta.update(changes)
         self.write_meta(meta)
+
+    def program_path(self, sha256: str) -> Path:
+        return self.path / PROGRAMS / f"{sha256}.py"
+
+    def store_program(self, sha256: str, text: str) -> None:
+        """Keep a program's exact text under its content address (written once; a crash leaves no partial file)."""
+        target = self.program_path(sha256)
+        if target.exists():
+            return
+        target.parent.mkdir(exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(text.encode("utf-8", "surrogatepass"))
+        os.replace(tmp, target)
 
     def _append(self, name: str, record: Mapping[str, Any]) -> None:
         handle = self._handles.get(name)

@@ -304,7 +304,8 @@ class Run:
                     self.rundir.append_execution(record)
                     bar.update(1)
 
-                ran = execute(self.benchmark, sandbox, self.by_id, samples, self.meta["nonce"], sink)
+                store = self.rundir.store_program if c.record_programs else None
+                ran = execute(self.benchmark, sandbox, self.by_id, samples, self.meta["nonce"], sink, store)
         self.meta["executed_programs"] = self.meta.get("executed_programs", 0) + ran
         self.meta["deduplicated_samples"] = self.meta.get("deduplicated_samples", 0) + len(samples) - ran
 

@@ -160,7 +160,8 @@ class HumanEval:
 
     def judge(self, problem: Problem, sample: Sample, result: ExecutionResult, nonce: str) -> Verdict:
         ok = result.kind is ExitKind.EXITED and result.exit_code == 0
-        if ok and sentinel(nonce) in result.stdout.splitlines():
+        # The sentinel is the last thing a passing program prints: in the kept tail when stdout was truncated.
+        if ok and sentinel(nonce) in result.stdout_lines():
             return Verdict(Outcome.PASSED)
         return classify_failure(result)
 

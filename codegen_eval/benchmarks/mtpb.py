@@ -574,9 +574,14 @@ class MTPB:
         if sample.error is not None:
             return Verdict(Outcome.GENERATION_ERROR, sample.error, _scores(False, False))
         exited_ok = result.kind is ExitKind.EXITED and result.exit_code == 0
-        verdict = parse_verdict(result.stdout, nonce, exited_ok)
-        if result.stdout_truncated:
-            # The checker scores the *last* print; with the tail of stdout lost it cannot be known.
+        # The checker's lines carry the recorded print calls (a short repr of the value), never the printed text,
+        # which goes to a swallowed stdout as in the authors' harness: a long print cannot change a verdict. Only
+        # output the program wrote around the checker (to fd 1 directly) can push stdout past what is kept; the
+        # checker's final line then sits in the kept tail.
+        verdict = parse_verdict("\n".join(result.stdout_lines()), nonce, exited_ok)
+        tail = result.stdout_tail.splitlines()
+        if result.stdout_truncated and not any(line.startswith(f"{nonce} ") for line in tail):
+            # Stdout was truncated and none of the checker's lines is in its tail: the last print is unknown.
             detail = f"stdout truncated, the last print is unknown; {verdict.detail}"
             return Verdict(Outcome.OUTPUT_LIMIT, detail, _scores(False, False))
         scores = _scores(verdict.reference, verdict.strict)

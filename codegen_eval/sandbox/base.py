@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-from codegen_eval.records import ExecutionJob, ExecutionResult
+from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,37 @@ class Sandbox(Protocol):
         Recorded verbatim in run.json so a reader knows what protected the run.
         """
         ...
+
+
+def make_result(
+    kind: ExitKind,
+    exit_code: int | None,
+    sig: int | None,
+    duration: float,
+    body: bytes,
+    out_len: int,
+    tail_len: int,
+    out_total: int,
+    err_total: int,
+) -> ExecutionResult:
+    """An ExecutionResult from what a sandbox kept: stdout's head and tail and stderr's tail, in `body`."""
+    out, tail, err = body[:out_len], body[out_len : out_len + tail_len], body[out_len + tail_len :]
+    truncated = out_total > out_len + tail_len
+    return ExecutionResult(
+        kind=kind,
+        exit_code=exit_code,
+        signal=sig,
+        # Head and tail are one stream unless bytes were dropped between them: decode them together then.
+        stdout=_decode(out) if truncated else _decode(out + tail),
+        stderr=_decode(err),
+        duration_s=duration,
+        stdout_truncated=truncated,
+        stdout_tail=_decode(tail) if truncated else "",
+        stderr_truncated=err_total > len(err),
+        stdout_bytes=out_total,
+        stderr_bytes=err_total,
+    )
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")

@@ -25,7 +25,7 @@ from typing import Any, Self
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import seccomp
-from codegen_eval.sandbox.base import SandboxSettings
+from codegen_eval.sandbox.base import SandboxSettings, make_result
 
 log = logging.getLogger(__name__)
 
@@ -569,14 +569,17 @@ class _Slot:
         kind = ExitKind(answer["kind"])
         if kind is not ExitKind.EXITED or answer["strays"] or not answer["clean"]:
             self.drop(wait=False)  # a limit was hit or something may be left behind: start afresh
-        return ExecutionResult(
-            kind=kind,
-            exit_code=answer["exit_code"],
-            signal=answer["signal"],
-            stdout=base64.b64decode(answer["stdout"]).decode("utf-8", errors="replace"),
-            stderr=base64.b64decode(answer["stderr"]).decode("utf-8", errors="replace"),
-            duration_s=float(answer["duration_s"]),
-            stdout_truncated=bool(answer["stdout_truncated"]),
+        out, tail, err = (base64.b64decode(answer[key]) for key in ("stdout", "stdout_tail", "stderr"))
+        return make_result(
+            kind,
+            answer["exit_code"],
+            answer["signal"],
+            float(answer["duration_s"]),
+            out + tail + err,
+            len(out),
+            len(tail),
+            int(answer["stdout_bytes"]),
+            int(answer["stderr_bytes"]),
         )
 
     def _died(self, worker: _Worker, started: float) -> ExecutionResult | str:

@@ -395,7 +395,10 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     for fd in (out_r, err_r):
         os.set_blocking(fd, False)
 
+    # Kept: stdout's first `cap` bytes and the last `err_cap` after them, stderr's last `err_cap`. The rest is read
+    # and discarded, so a chatty program neither blocks nor fails for it (its time limits bound a flood).
     stdout = bytearray()
+    stdout_tail = bytearray()
     stdout_total = 0
     stderr_tail = bytearray()
     stderr_total = 0
@@ -407,7 +410,7 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     poller.register(host.fd, select.POLLIN)
 
     def read(fd: int) -> None:
-        nonlocal stdout_total, stderr_total, stderr_tail
+        nonlocal stdout_total, stderr_total, stderr_tail, stdout_tail
         try:
             data = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
@@ -417,9 +420,15 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
             open_reads.discard(fd)
             return
         if fd == out_r:
-            if stdout_total < cap:
-                stdout.extend(data[: cap - stdout_total])
             stdout_total += len(data)
+            room = cap - len(stdout)
+            if room > 0:
+                stdout.extend(data[:room])
+                data = data[room:]
+            if data:
+                stdout_tail.extend(data)
+                if len(stdout_tail) > err_cap:
+                    stdout_tail = stdout_tail[-err_cap:]
         else:
             stderr_tail.extend(data)
             if len(stderr_tail) > err_cap:
@@ -435,9 +444,6 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
             if reaped_pid == pid:
                 status, usage = reaped_status, reaped_usage
         if status is not None:
-            break
-        if stdout_total > cap or stderr_total > cap:
-            reason = "output"
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -487,9 +493,7 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     flagged = flag_kind if flag_pid == pid else _FLAG_NONE
     oom = oom_before >= 0 and oom_kills() > oom_before
     fork_refused = forks_before >= 0 and fork_rejections() > forks_before
-    if reason == "output" or stdout_total > cap or stderr_total > cap:
-        kind = "output_limit"
-    elif reason == "timeout":
+    if reason == "timeout":
         kind = "timeout"
     elif sig is not None:
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= job["cpu_s"]):
@@ -517,8 +521,8 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
         "exit_code": exit_code,
         "signal": sig,
         "stdout": base64.b64encode(bytes(stdout)).decode("ascii"),
+        "stdout_tail": base64.b64encode(bytes(stdout_tail)).decode("ascii"),
         "stderr": base64.b64encode(bytes(stderr_tail)).decode("ascii"),
-        "stdout_truncated": stdout_total > cap,
         "stdout_bytes": stdout_total,
         "stderr_bytes": stderr_total,
         "duration_s": ended - started,

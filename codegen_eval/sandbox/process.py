@@ -26,7 +26,7 @@ from typing import IO, Self
 from codegen_eval.errors import SandboxError, UsageError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import probe, seccomp, worker
-from codegen_eval.sandbox.base import SandboxSettings
+from codegen_eval.sandbox.base import SandboxSettings, make_result
 
 log = logging.getLogger(__name__)
 
@@ -434,26 +434,22 @@ class _Slot:
         raw = self._read(worker.RESULT.size, deadline)
         if raw is None:
             return False
-        seq, kind, has_code, truncated, code, sig, duration, out_len, err_len = worker.RESULT.unpack(raw)
+        seq, kind, has_code, code, sig, duration, out_len, tail_len, err_len, out_total, err_total = (
+            worker.RESULT.unpack(raw)
+        )
         expected = (self.seq - len(inflight) + 1) & 0xFFFFFFFF
         if seq != expected:
             raise SandboxError(f"sandbox protocol error: result {seq}, expected {expected}")
-        body = self._read(out_len + err_len, time.monotonic() + START_TIMEOUT_S) if out_len + err_len else b""
+        size = out_len + tail_len + err_len
+        body = self._read(size, time.monotonic() + START_TIMEOUT_S) if size else b""
         if body is None:
             return False
         inflight.popleft()
         if inflight:
             inflight[0].started = time.monotonic()
+        exit_code = code if has_code else None
         head.finish(
-            ExecutionResult(
-                kind=_KINDS[kind],
-                exit_code=code if has_code else None,
-                signal=sig or None,
-                stdout=_decode(body[:out_len]),
-                stderr=_decode(body[out_len:]),
-                duration_s=duration,
-                stdout_truncated=bool(truncated),
-            )
+            make_result(_KINDS[kind], exit_code, sig or None, duration, body, out_len, tail_len, out_total, err_total)
         )
         return True
 

@@ -5,7 +5,7 @@ read the repository. The protocol travels on the worker's original stdin/stdout,
 
   worker -> harness, once:    u32 length + JSON object describing the isolation the worker observes
   harness -> worker, per job: JOB header (seq, timeout_s, memory_bytes, program_len) + program (UTF-8)
-  worker -> harness, per job: RESULT header + stdout bytes + stderr-tail bytes
+  worker -> harness, per job: RESULT header + stdout head + stdout tail + stderr tail (bytes)
 
 EOF on stdin ends the worker. It exits with RETIRE_STATUS when it cannot promise a clean state for the next
 program; the harness then restarts it without blaming any job.
@@ -39,10 +39,12 @@ import warnings
 from typing import Any, NoReturn
 
 JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
-# seq, kind, has_exit_code, stdout_truncated, exit_code, signal (0: none), duration_s, stdout_len, stderr_len
-RESULT = struct.Struct("<IBBBiidII")
+# seq, kind, has_exit_code, exit_code, signal (0: none), duration_s, stdout head / stdout tail / stderr tail lengths,
+# stdout and stderr bytes seen in all
+RESULT = struct.Struct("<IBBiidIIIQQ")
 READY_LEN = struct.Struct("<I")
 
+# KIND_OUTPUT is no longer produced (output past the cap is drained, not fatal); kept so the numbering stays.
 KIND_EXITED, KIND_SIGNALED, KIND_TIMEOUT, KIND_MEMORY, KIND_OUTPUT, KIND_PROCESS = range(6)
 RETIRE_STATUS = 17
 
@@ -145,35 +147,41 @@ def _load_libc() -> _Libc | None:
 
 
 class _Capture:
-    """First `cap` bytes of stdout, last `tail` bytes of stderr; `over` once either stream exceeds `cap`."""
+    """What is kept of a program's output: the first `cap` bytes of stdout and the last `tail` bytes after them,
+    the last `tail` bytes of stderr, and how many bytes each stream carried in all.
+
+    Past what is kept, output is read and discarded: a program never blocks on a full pipe and never dies for
+    being chatty (volume says nothing about correctness); its CPU and wall limits bound a flood.
+    """
 
     def __init__(self, cap: int, tail: int) -> None:
         self.cap = cap
         self.tail = tail
         self.stdout = bytearray()
+        self.stdout_tail = bytearray()
         self.stderr = bytearray()
+        self.out_total = 0
         self.err_total = 0
-        self.truncated = False
-        self.over = False
 
     def take(self, is_stdout: bool, chunk: bytes) -> bool:
         """Record a chunk; False at end of file."""
         if not chunk:
             return False
         if is_stdout:
+            self.out_total += len(chunk)
             room = self.cap - len(self.stdout)
-            if len(chunk) > room:
-                self.stdout += chunk[: max(room, 0)]
-                self.truncated = self.over = True
-            else:
-                self.stdout += chunk
+            if room > 0:
+                self.stdout += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.stdout_tail += chunk
+                if len(self.stdout_tail) > self.tail:
+                    del self.stdout_tail[: len(self.stdout_tail) - self.tail]
         else:
             self.err_total += len(chunk)
             self.stderr += chunk
             if len(self.stderr) > self.tail:
                 del self.stderr[: len(self.stderr) - self.tail]
-            if self.err_total > self.cap:
-                self.over = True
         return True
 
 
@@ -339,8 +347,8 @@ class Worker:
             program = self.read_exactly(length)
             if program is None:
                 return 0
-            header, stdout, stderr, clean = self.run(program, timeout_s, memory_bytes)
-            self.write(RESULT.pack(seq, *header) + stdout + stderr)
+            header, body, clean = self.run(program, timeout_s, memory_bytes)
+            self.write(RESULT.pack(seq, *header) + body)
             if not clean:
                 return RETIRE_STATUS
 
@@ -364,7 +372,7 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one program
 
-    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bytes, bool]:
+    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bool]:
         os.mkdir(self.work, 0o700)
         # The source is never written to disk: a program could read the file (and the checks' nonce in it) through
         # /proc/self/cwd/... Tracebacks still show source lines: run_main() puts them in linecache first.
@@ -395,9 +403,7 @@ class Worker:
         elif os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             kind = KIND_SIGNALED
-        if out.over:
-            kind = KIND_OUTPUT
-        elif timed_out:
+        if timed_out:
             kind = KIND_TIMEOUT
         elif kind == KIND_SIGNALED:
             cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
@@ -411,12 +417,15 @@ class Worker:
                 kind = KIND_MEMORY
             elif flag_pid == pid and flag_kind == FLAG_PROCESS:
                 kind = KIND_PROCESS
-        stdout, stderr = bytes(out.stdout), bytes(out.stderr)
-        header = (kind, has_code, int(out.truncated), exit_code, sig, duration, len(stdout), len(stderr))
-        return header, stdout, stderr, clean
+        body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
+        header = (
+            *(kind, has_code, exit_code, sig, duration),
+            *(len(out.stdout), len(out.stdout_tail), len(out.stderr), out.out_total, out.err_total),
+        )
+        return header, body, clean
 
     def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, _Capture, bool]:
-        """Read both pipes without blocking until the child exits, time runs out, or output overflows."""
+        """Read both pipes without blocking until the child exits or time runs out."""
         out = _Capture(self.out_cap, self.err_tail)
         timed_out = False
         status: int | None = None
@@ -447,8 +456,6 @@ class Worker:
                 elif not out.take(fd == out_r, os.read(fd, 1 << 16)):
                     poller.unregister(fd)
                     open_fds.discard(fd)
-            if out.over:
-                break
             if child_done:
                 got, st, ru = os.wait4(pid, os.WNOHANG)
                 if got == pid:

@@ -175,15 +175,44 @@ def test_no_print_is_a_failure(bench: MTPB, items: dict[str, Problem]) -> None:
     assert (verdict.outcome, verdict.detail) == (Outcome.FAILED, "no print")
 
 
-def test_truncated_stdout_cannot_pass(bench: MTPB, items: dict[str, Problem]) -> None:
+def test_truncated_stdout_is_judged_from_the_checkers_last_line(bench: MTPB, items: dict[str, Problem]) -> None:
     problem = items["mtpb/1/0"]
     sample = reference_sample(bench, problem)
     result = execute(bench.build_job(problem, sample, NONCE))
     assert bench.judge(problem, sample, result, NONCE).outcome is Outcome.PASSED
-    capped = replace(result, kind=ExitKind.OUTPUT_LIMIT, stdout=result.stdout[:10], stdout_truncated=True)
-    verdict = bench.judge(problem, sample, capped, NONCE)
+    lines = result.stdout.splitlines(keepends=True)
+    # The program flooded fd 1 around the checker: head kept, middle dropped, the checker's last line in the tail.
+    flooded = replace(result, stdout="x" * 10, stdout_tail="".join(lines[-2:]), stdout_truncated=True)
+    assert bench.judge(problem, sample, flooded, NONCE).outcome is Outcome.PASSED
+    # No checker line in the tail: the last print is unknown, so it cannot pass.
+    lost = replace(result, stdout=result.stdout[:10], stdout_tail="x" * 10, stdout_truncated=True)
+    verdict = bench.judge(problem, sample, lost, NONCE)
     assert verdict.outcome is Outcome.OUTPUT_LIMIT
     assert dict(verdict.scores) == {"reference": False, "strict": False}
+
+
+def test_a_long_print_does_not_change_the_verdict(bench: MTPB, items: dict[str, Problem]) -> None:
+    # The value is taken from the recorded print call, as in the authors' harness; the printed text is swallowed.
+    problem = items["mtpb/1/0"]
+    sample = reference_sample(bench, problem)
+    from codegen_eval.benchmarks.mtpb import _case
+    from codegen_eval.benchmarks.mtpb_scoring import build_program
+
+    gold = _case(problem).gold
+    noisy = "print('z' * 5_000_000)\n" + bench.program(problem, sample)
+    job = replace(bench.build_job(problem, sample, NONCE), program=build_program(noisy, gold, NONCE))
+    result = execute(job)
+    assert bench.judge(problem, sample, result, NONCE).outcome is Outcome.PASSED
+    # And a program that floods fd 1 itself, past what the sandbox keeps, still gets its verdict from the
+    # checker's final line, which is in the kept tail.
+    from codegen_eval.sandbox.base import SandboxSettings
+    from codegen_eval.sandbox.process import ProcessSandbox
+
+    flood = "import os\nos.write(1, b'y' * 3_000_000)\n" + bench.program(problem, sample)
+    with ProcessSandbox(SandboxSettings(workers=1, preload=bench.preload)) as box:
+        result = box.run(replace(job, program=build_program(flood, gold, NONCE)))
+    assert result.stdout_truncated and result.stdout_bytes > 3_000_000
+    assert bench.judge(problem, sample, result, NONCE).outcome is Outcome.PASSED
 
 
 def test_generation_error(bench: MTPB, items: dict[str, Problem]) -> None:

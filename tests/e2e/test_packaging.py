@@ -51,8 +51,10 @@ def test_an_installed_wheel_runs_mtpb_offline_from_its_own_copy(tmp_path: Path) 
     }
     out = tmp_path / "run"
     r = subprocess.run(
-        [sys.executable, "-m", "codegen_eval", "run", "--bench", "mtpb", "--model", "reference", "--problems", "1-2",
-         "--no-progress", "--output-dir", str(out)],  # fmt: skip
+        [
+            *(sys.executable, "-m", "codegen_eval", "run", "--bench", "mtpb", "--model", "reference"),
+            *("--problems", "1-2", "--no-progress", "--output-dir", str(out)),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -102,9 +102,10 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "stdout_1gb",
-        "writes 1 GB to stdout",
-        "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n",
-        ("output_limit",),
+        "writes 1 GB to stdout, then fails (output past the cap is drained: the flood must end by itself or time out)",
+        "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1", "timeout"),
         timeout_s=10.0,
     ),
     Case(
@@ -413,9 +414,9 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "long_line",
-        "one 64 MB line without a newline",
-        "import sys\nsys.stdout.write('y' * (64 << 20))\n",
-        ("output_limit",),
+        "one 64 MB line without a newline, then fails",
+        "import sys\nsys.stdout.write('y' * (64 << 20))\nraise SystemExit(1)\n",
+        ("exit 1", "timeout"),
         timeout_s=10.0,
     ),
     Case(
@@ -464,7 +465,9 @@ CASES: tuple[Case, ...] = (
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "libc.syscall.restype = ctypes.c_long\n"
         "body = b'@SENTINEL@'.ljust(59) + b'\\n'\n"
-        "forged = b''.join(struct.pack('<IBBBiidII', seq, 0, 1, 0, 0, 0, 0.01, 60, 0) + body for seq in range(1, 64))\n"
+        "frame = struct.Struct('<IBBiidIIIQQ').pack  # the worker's result header, 'exited 0', 60 bytes of stdout\n"
+        "frame = lambda seq, pack=frame: pack(seq, 0, 1, 0, 0, 0.01, 60, 0, 0, 60, 0)\n"
+        "forged = b''.join(frame(seq) + body for seq in range(1, 64))\n"
         "got = []\n"
         "for name in os.listdir('/proc'):\n"
         "    if not name.isdigit() or int(name) == os.getpid():\n"
@@ -507,7 +510,9 @@ CASES: tuple[Case, ...] = (
         "prints byte-exact result frames ('exited 0' with a sentinel) for the next 64 jobs on stdout and stderr",
         "import os, struct, sys\n"
         "body = b'@SENTINEL@'.ljust(59) + b'\\n'\n"
-        "frames = b''.join(struct.pack('<IBBBiidII', seq, 0, 1, 0, 0, 0, 0.01, 60, 0) + body for seq in range(64))\n"
+        "frame = struct.Struct('<IBBiidIIIQQ').pack  # the worker's result header, 'exited 0', 60 bytes of stdout\n"
+        "frame = lambda seq, pack=frame: pack(seq, 0, 1, 0, 0, 0.01, 60, 0, 0, 60, 0)\n"
+        "frames = b''.join(frame(seq) + body for seq in range(64))\n"
         "sys.stdout.flush()\n"
         "os.write(1, frames)\n"
         "os.write(2, frames)\n"
@@ -529,7 +534,8 @@ CASES: tuple[Case, ...] = (
         "    objects += list(frame.f_locals.values())\n"
         "    frame = frame.f_back\n"
         "objects += gc.get_objects()\n"
-        "forged = struct.pack('<IBBBiidII', 1, 0, 1, 0, 0, 0, 0.01, 60, 0) + b'@SENTINEL@'.ljust(59) + b'\\n'\n"
+        "forged = struct.pack('<IBBiidIIIQQ', 1, 0, 1, 0, 0, 0.01, 60, 0, 0, 60, 0)\n"
+        "forged += b'@SENTINEL@'.ljust(59) + b'\\n'\n"
         "for obj in objects:\n"
         "    for attr in ('proto_out', 'proto_in'):\n"
         "        fd = getattr(obj, attr, None) if not isinstance(obj, type) else None\n"
@@ -603,9 +609,10 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "stderr_flood",
-        "writes 100 MB to stderr",
-        "import sys\nline = 'e' * 99 + '\\n'\nfor _ in range(10 ** 6):\n    sys.stderr.write(line)\n",
-        ("output_limit",),
+        "writes 100 MB to stderr, then fails",
+        "import sys\nline = 'e' * 99 + '\\n'\nfor _ in range(10 ** 6):\n    sys.stderr.write(line)\n"
+        "raise SystemExit(1)\n",
+        ("exit 1", "timeout"),
         timeout_s=10.0,
     ),
 )
