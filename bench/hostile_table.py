@@ -25,7 +25,8 @@ CHECKS = (
     "Checks after every program: it did not pass (exit 0 and its sentinel line), its outcome is one of those "
     "expected, no process of it is left on the host, no file it named exists in /, /root, /tmp, /var/tmp, "
     "/dev/shm or the harness's directories, the harness's planted secret is not in its output, it did not reach "
-    "a listener on the host's 127.0.0.1, and the sandbox still runs `print('alive')` afterwards."
+    "a listener on the host's 127.0.0.1 nor a Unix-socket listener the test left on the host, the four jobs submitted "
+    "while it ran came back exactly as they printed, and the sandbox still runs `print('alive')` afterwards."
 )
 
 
