@@ -31,7 +31,7 @@ from codegen_eval.backends.hf import HFBackend  # noqa: E402
 from codegen_eval.records import GenerationRequest  # noqa: E402
 
 HUMANEVAL_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-MTPB_DATA = Path("/work/shared/data/mtpb/mtpb.jsonl")
+MTPB_DATA = ROOT / "benchmarks" / "mtpb" / "mtpb.jsonl"  # the copy shipped in the package
 MTPB_PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"
 
 

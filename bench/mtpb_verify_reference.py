@@ -61,13 +61,14 @@ class CaseResult:
 
 
 def find_data(explicit: str | None) -> Path | None:
-    """--data, else $CODEGEN_EVAL_DATA_DIR (or <repo>/../shared/data, the CI layout), else the user cache."""
+    """--data, else $CODEGEN_EVAL_DATA_DIR, else the copy shipped in benchmarks/mtpb/, else the user cache."""
     if explicit:
         return Path(explicit)
     candidates: list[Path] = []
     env = os.environ.get("CODEGEN_EVAL_DATA_DIR")
-    for d in [Path(env)] if env else [ROOT.parent / "shared" / "data"]:
-        candidates += [d / "mtpb" / "mtpb.jsonl", d / "mtpb.jsonl"]
+    if env:
+        candidates += [Path(env) / "mtpb" / "mtpb.jsonl", Path(env) / "mtpb.jsonl"]
+    candidates.append(ROOT / "benchmarks" / "mtpb" / "mtpb.jsonl")
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     cache = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     candidates.append(cache / "codegen-eval" / "mtpb" / "mtpb.jsonl")
