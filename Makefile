@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,hf,docker,serve,mtpb,report
 
-.PHONY: setup system container demo demo-humaneval test lint typecheck check clean
+.PHONY: setup system container demo demo-humaneval test test-fast lint typecheck check clean
 
 $(BIN)/codegen-eval: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ demo-humaneval: setup
 # As root it also installs Chromium and the container engine, so that nothing is skipped (scripts/run-tests.sh).
 test: setup
 	@bash scripts/run-tests.sh $(abspath $(BIN)/python) tests
+
+# The unit tier: records, benchmarks, golden prompts, scoring, metrics (no model, no container, nothing slow);
+# about 30 s on 2 cores. The full suite (`make test`) is what CI runs.
+test-fast: $(BIN)/codegen-eval
+	$(BIN)/python -m pytest -q -m "not slow and not container and not model" tests/unit tests/benchmarks
 
 lint:
 	$(BIN)/ruff check codegen_eval tests bench

@@ -17,7 +17,7 @@ import pytest
 from codegen_eval.benchmarks.mtpb import MTPB
 from codegen_eval.records import Problem, Sample, TurnOutput
 
-GOLDEN = Path(__file__).parent / "golden" / "mtpb"
+GOLDEN = Path(__file__).resolve().parents[2] / "benchmarks" / "mtpb" / "golden"  # shipped with the assets
 # Chosen for what they exercise: 1 plain; 9 `{{ }}` and lists of lists; 46 `{{:.1f}}` and 7 turns;
 # 17 prompts with embedded newlines; 89 a list of strings and a nested list; 39 no max_gen_length;
 # 57 a stray input key; 18 the 512-token budget.
