@@ -7,9 +7,7 @@ Prompt drift is how benchmarks silently change. To accept a deliberate change, r
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from codegen_eval.benchmarks.base import BenchmarkSettings
 from codegen_eval.benchmarks.humaneval import HumanEval
 from codegen_eval.chat import extract_code
 from codegen_eval.records import Problem, Sample, TurnOutput
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).resolve().parents[2] / "benchmarks" / "humaneval" / "golden"
 # 0 the first; 10 two functions in the prompt; 32 imports math and a helper; 38 a helper above the target;
@@ -58,32 +57,13 @@ def render_golden(bench: HumanEval) -> dict[str, str]:
     return files
 
 
-def _on_disk() -> dict[str, bytes]:
-    return {str(p.relative_to(GOLDEN)): p.read_bytes() for p in sorted(GOLDEN.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def bench() -> HumanEval:
     return HumanEval(BenchmarkSettings())
 
 
 def test_golden_prompts_and_programs(bench: HumanEval) -> None:
-    expected = render_golden(bench)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        for rel in set(_on_disk()) - set(expected):
-            (GOLDEN / rel).unlink()
-        for rel, text in expected.items():
-            path = GOLDEN / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text.encode("utf-8"))
-    on_disk = _on_disk()
-    assert sorted(on_disk) == sorted(expected), "golden files added or missing; rerun with UPDATE_GOLDEN=1"
-    drifted = []
-    for rel, text in expected.items():
-        if on_disk[rel] != text.encode("utf-8"):
-            old = on_disk[rel].decode("utf-8", "replace").splitlines(keepends=True)
-            drifted.append("".join(difflib.unified_diff(old, text.splitlines(keepends=True), rel, "rendered now")))
-    assert not drifted, "HumanEval prompts drifted (UPDATE_GOLDEN=1 to accept):\n" + "\n".join(drifted)
+    check_golden(GOLDEN, render_golden(bench))
 
 
 def test_golden_files_agree_with_the_official_data() -> None:

@@ -6,7 +6,6 @@ Prompt drift is how benchmarks silently change. To accept a deliberate change, r
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import pytest
 
 from codegen_eval.benchmarks.mtpb import MTPB
 from codegen_eval.records import Problem, Sample, TurnOutput
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).resolve().parents[2] / "benchmarks" / "mtpb" / "golden"  # shipped with the assets
 # Chosen for what they exercise: 1 plain; 9 `{{ }}` and lists of lists; 46 `{{:.1f}}` and 7 turns;
@@ -59,32 +59,8 @@ def render_golden(make: Callable[..., MTPB]) -> dict[str, str]:
     return files
 
 
-def _on_disk() -> dict[str, bytes]:
-    return {
-        str(p.relative_to(GOLDEN)): p.read_bytes()
-        for p in sorted(GOLDEN.rglob("*"))
-        if p.is_file() and p.name not in KEEP
-    }
-
-
 def test_golden_prompts(data_dir: Path, mtpb_factory: Callable[..., MTPB]) -> None:
-    expected = render_golden(lambda turns: mtpb_factory(data_dir, turns))
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        for rel in set(_on_disk()) - set(expected):
-            (GOLDEN / rel).unlink()
-        for rel, text in expected.items():
-            path = GOLDEN / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text.encode("utf-8"))
-    on_disk = _on_disk()
-    assert sorted(on_disk) == sorted(expected), "golden files added or missing; rerun with UPDATE_GOLDEN=1"
-    drifted = []
-    for rel, text in expected.items():
-        if on_disk[rel] != text.encode("utf-8"):
-            old = on_disk[rel].decode("utf-8", "replace").splitlines(keepends=True)
-            diff = difflib.unified_diff(old, text.splitlines(keepends=True), f"golden/{rel}", "rendered now")
-            drifted.append("".join(diff))
-    assert not drifted, "rendered prompts drifted (UPDATE_GOLDEN=1 to accept):\n" + "\n".join(drifted)
+    check_golden(GOLDEN, render_golden(lambda turns: mtpb_factory(data_dir, turns)), KEEP)
 
 
 def test_golden_files_are_self_consistent() -> None:
