@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
+from codegen_eval.sandbox import seccomp
 from codegen_eval.sandbox.base import SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -294,6 +295,10 @@ def expected_layers(p: Plan, settings: SandboxSettings, uids: str) -> dict[str, 
         "uid": uids,
         "rlimits": rlimit_summary(settings, p.mode),
         "interpreter": p.interpreter,
+        # What a worker will install; layers() reports what it actually got.
+        "syscall_filter": seccomp.describe(
+            "" if seccomp.machine() in seccomp.TABLES else f"no table for {seccomp.machine()}"
+        ),
     }
     if ns and p.home:
         layers["home_hidden"] = p.home

@@ -51,7 +51,7 @@ DENIED = (
 )  # fmt: skip
 
 # Syscall numbers from the kernel's uapi headers (asm/unistd_64.h; asm-generic/unistd.h for aarch64).
-_TABLES = {
+TABLES = {
     "x86_64": (0xC000003E, {
         "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "pidfd_getfd": 438,
         "process_madvise": 440, "perf_event_open": 298, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425,
@@ -84,7 +84,7 @@ def machine() -> str:
 
 def program(arch: str) -> list[tuple[int, int, int, int]]:
     """The filter for `arch` as (code, jt, jf, k) instructions; KeyError for an architecture without a table."""
-    audit_arch, nr = _TABLES[arch]
+    audit_arch, nr = TABLES[arch]
     deny = _RET_ERRNO | errno.EPERM
     # Instructions with symbolic jump targets, resolved below: ("jeq", k, target_if_true) falls through otherwise.
     code: list[tuple[object, ...]] = [
@@ -151,7 +151,7 @@ def install() -> str:
     must never claim a layer it does not have).
     """
     arch = machine()
-    if arch not in _TABLES:
+    if arch not in TABLES:
         return f"no syscall table for {arch}"
     if sys.byteorder != "little":
         return "big-endian machine (the filter reads the low word of arguments)"
