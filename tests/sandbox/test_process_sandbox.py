@@ -483,8 +483,10 @@ def test_no_interfaces_but_loopback(box: ProcessSandbox) -> None:
 def test_no_writes_outside_the_working_directory(box: ProcessSandbox, target: str) -> None:
     r = run(box, f"open({target!r}, 'w').write('x')")
     assert r.exit_code == 1
-    # A checkout under /tmp is not even visible: the sandbox's /tmp is private.
-    hidden = target.startswith("/tmp/") and "No such file or directory" in r.stderr
+    # A checkout under /tmp is not even visible: the sandbox's /tmp is private; nor, as a normal user, one under
+    # $HOME, which the sandbox replaces with an empty tmpfs.
+    private = ("/tmp/",) if os.geteuid() == 0 else ("/tmp/", str(Path.home()) + "/")
+    hidden = target.startswith(private) and "No such file or directory" in r.stderr
     assert "Read-only file system" in r.stderr or "Permission denied" in r.stderr or hidden, r.stderr
     assert not Path(target).exists()
 
