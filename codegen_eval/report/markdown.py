@@ -1,0 +1,128 @@
+"""Markdown renderings: the comparison of two runs (a PR comment) and the multi-run report."""
+
+from __future__ import annotations
+
+from codegen_eval.compare import (
+    Comparison,
+)
+from codegen_eval.metrics import PRIMARY
+from codegen_eval.report.model import (
+    ReportModel,
+    all_outcomes,
+    categories,
+    category_block,
+    runs_with_categories,
+    score_columns,
+    score_rows,
+)
+from codegen_eval.report.tables import (
+    CATEGORY_HEADER,
+    METRIC_HEADER,
+    category_rows,
+    ci_text,
+    flip_side,
+    md_table,
+    metric_rows,
+    pct,
+)
+
+
+def compare_markdown(c: Comparison, max_flips: int = 50) -> str:
+    lines = [
+        f"### codegen-eval compare · {c.bench}",
+        "",
+        f"- **A**: `{c.a.label}` ({c.a.model}, n={c.a.n}{', turns ' + c.a.turns if c.a.turns else ''})",
+        f"- **B**: `{c.b.label}` ({c.b.model}, n={c.b.n}{', turns ' + c.b.turns if c.b.turns else ''})",
+        f"- paired: {c.paired_groups} problems ({c.paired_items} items); {c.only_a} only in A, {c.only_b} only in B",
+        f"- test: {c.test_rule}; Δ = B − A in percentage points with a paired bootstrap 95% CI",
+    ]
+    if c.config_diff:
+        lines.append("- config differences: " + "; ".join(f"`{d.key}`: `{d.a}` → `{d.b}`" for d in c.config_diff))
+    lines.append("")
+    lines += md_table(METRIC_HEADER, metric_rows(c), right=(2, 3, 4, 6, 7, 8))
+    for s in c.scorers:
+        if s.by_category:
+            lines += ["", f"**By category** (pass rate %, scorer `{s.scorer}`)", ""]
+            lines += md_table(CATEGORY_HEADER, category_rows(c, s.scorer), right=(1, 2, 3, 4, 6))
+    if c.flips:
+        regressed = sum(1 for f in c.flips if f.direction == "regressed")
+        lines += [
+            "",
+            f"<details><summary>Flipped: {len(c.flips)} item(s), {regressed} regressed, "
+            f"{len(c.flips) - regressed} improved</summary>",
+            "",
+        ]
+        rows = [[f"`{f.item}`", f.direction, flip_side(f, "a"), flip_side(f, "b")] for f in c.flips[:max_flips]]
+        lines += md_table(["item", "change", "A", "B"], rows)
+        if len(c.flips) > max_flips:
+            lines.append(f"\n… and {len(c.flips) - max_flips} more.")
+        lines += ["", "</details>"]
+    for note in c.notes:
+        lines.append(f"\n> note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def run_rows(model: ReportModel) -> list[list[str]]:
+    return [
+        [
+            label,
+            r.bench,
+            r.model,
+            r.turns or "-",
+            str(r.n),
+            str(r.summary.get("problems", "")),
+            str(len(r.counts[PRIMARY])),
+            str(r.meta.get("status", "-")) or "-",
+            str(r.summary.get("config_hash", ""))[:8],
+        ]
+        for label, r in zip(model.labels, model.runs, strict=True)
+    ]
+
+
+RUN_HEADER = ["run", "benchmark", "model", "turns", "n", "problems", "items", "status", "config"]
+
+
+def report_markdown(model: ReportModel) -> str:
+    cols = score_columns(model)
+    lines = [f"## codegen-eval report ({len(model.runs)} run{'s' if len(model.runs) != 1 else ''})", ""]
+    lines += md_table(RUN_HEADER, run_rows(model), right=(4, 5, 6))
+    lines += ["", "### Scores (%, 95% bootstrap CI)", ""]
+    rows = []
+    for label, scorer, block in score_rows(model):
+        pak, pak_ci = dict(block.get("pass_at_k", {})), dict(block.get("pass_at_k_ci95", {}))
+        rows.append(
+            [
+                label,
+                scorer,
+                *[f"{pct(pak[c])} {ci_text(pak_ci.get(c))}" if c in pak else "-" for c in cols],
+                f"{pct(block.get('pass_rate'))} {ci_text(block.get('pass_rate_ci95'))}",
+            ]
+        )
+    lines += md_table(["run", "scorer", *cols, "pass rate"], rows, right=tuple(range(2, len(cols) + 3)))
+    cats = categories(model)
+    if cats:
+        lines += ["", "### By category (pass rate %, scorer `pass`)", ""]
+        crow = []
+        with_cats = runs_with_categories(model)
+        for cat in cats:
+            row = [cat]
+            for i in with_cats:
+                cb = category_block(model.runs[i], cat)
+                row.append(f"{pct(cb['pass_rate'])} {ci_text(cb.get('pass_rate_ci95'))}" if cb else "-")
+            crow.append(row)
+        labels = [model.labels[i] for i in with_cats]
+        lines += md_table(["category", *labels], crow, right=tuple(range(1, len(labels) + 1)))
+    outcomes = all_outcomes(model)
+    if outcomes:
+        lines += ["", "### Outcomes (judged samples)", ""]
+        orow = [
+            [label, *[str(r.outcomes().get(o, 0)) for o in outcomes]]
+            for label, r in zip(model.labels, model.runs, strict=True)
+        ]
+        lines += md_table(["run", *outcomes], orow, right=tuple(range(1, len(outcomes) + 1)))
+    for c in model.comparisons:
+        lines += ["", compare_markdown(c).rstrip()]
+    for p in model.turn_pairs:
+        if p.comparison not in model.comparisons:
+            lines += ["", "Single- vs multi-turn (A = single, B = multi):", "", compare_markdown(p.comparison).rstrip()]
+    return "\n".join(lines) + "\n"
