@@ -1,8 +1,9 @@
-"""pass@k (unbiased estimator), pass rates per group and category, bootstrap confidence intervals."""
+"""pass@k (unbiased estimator), pass rates per group and category, bootstrap CIs, paired tests and delta CIs."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,3 +139,136 @@ def summarize(
     # summaries alone (compare/check pair problems by group; MTPB reports by category).
     result["item_groups"] = {pid: [grp, cat] for pid, (grp, cat) in items.items() if n[pid] > 0}
     return result
+
+
+# --------------------------------------------------------------------------------------------------------
+# Paired comparison of two runs (docs/compare.md): McNemar, sign-flip permutation test, paired bootstrap of the delta
+
+DELTA_RESAMPLES = 10_000  # paired bootstrap of the delta (percentile CI endpoints need more than 1,000)
+EXACT_SIGN_FLIP_MAX = 16  # 2**16 sign patterns, enumerated, when the differences lie on no small grid
+LATTICE_MAX_DENOMINATOR = 100_000  # per-problem scores c/n, means over cases, pass@k with C(n, k) <= this
+LATTICE_MAX_WORK = 50_000_000  # problems x range of sums for the exact distribution
+SIGN_FLIP_RESAMPLES = 20_000
+_CHUNK = 1 << 15
+
+MCNEMAR = "mcnemar-exact"
+SIGN_FLIP_EXACT = "sign-flip-exact"
+SIGN_FLIP_MC = "sign-flip-monte-carlo"
+TEST_DESCRIPTIONS = {
+    MCNEMAR: "McNemar exact test on per-problem outcomes (one sample per problem)",
+    SIGN_FLIP_EXACT: "paired sign-flip permutation test on per-problem scores (exact)",
+    SIGN_FLIP_MC: f"paired sign-flip permutation test on per-problem scores ({SIGN_FLIP_RESAMPLES:,} random flips)",
+}
+
+SIGN_FLIP_RULE = (
+    "paired sign-flip permutation test on per-problem scores (exact; a Monte Carlo estimate with "
+    f"{SIGN_FLIP_RESAMPLES:,} random flips only for scores on no small grid and more than {EXACT_SIGN_FLIP_MAX} "
+    "differing problems)"
+)
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts: 2 * P(X <= min) for X ~ Binomial(m, 1/2)."""
+    if a_only < 0 or b_only < 0:
+        raise ValueError("discordant counts must be non-negative")
+    m = a_only + b_only
+    if m == 0:
+        return 1.0
+    tail = sum(math.comb(m, i) for i in range(min(a_only, b_only) + 1))
+    return min(1.0, float(Fraction(2 * tail, 2**m)))
+
+
+def _lattice(d: np.ndarray[Any, Any]) -> list[int] | None:
+    """d as integers on a common grid 1/L (pass rates c/n, MTPB case shares), or None when there is none small
+    enough for the exact distribution to be cheap."""
+    fractions = [Fraction(float(x)).limit_denominator(LATTICE_MAX_DENOMINATOR) for x in d]
+    if any(abs(float(f) - float(x)) > 1e-12 for f, x in zip(fractions, d, strict=True)):
+        return None
+    scale = math.lcm(*(f.denominator for f in fractions))
+    ints = [int(f * scale) for f in fractions]
+    if len(ints) * (2 * sum(abs(i) for i in ints) + 1) > LATTICE_MAX_WORK:
+        return None
+    return ints
+
+
+def _lattice_p(ints: Sequence[int]) -> float:
+    """Exact two-sided p from the distribution of sum(±x_i) with fair independent signs (dynamic programming)."""
+    total = sum(abs(v) for v in ints)
+    dist = np.zeros(2 * total + 1)
+    dist[total] = 1.0  # index = sum + total
+    for v in (abs(v) for v in ints):
+        shifted = np.zeros_like(dist)
+        shifted[v:] += dist[: dist.size - v]
+        shifted[: dist.size - v] += dist[v:]
+        dist = 0.5 * shifted
+    observed = abs(sum(ints))
+    return min(1.0, float(dist[total + observed :].sum() + dist[: total - observed + 1].sum()))
+
+
+def sign_flip_test(
+    differences: Sequence[float] | np.ndarray[Any, Any],
+    *,
+    exact_max: int = EXACT_SIGN_FLIP_MAX,
+    resamples: int = SIGN_FLIP_RESAMPLES,
+    seed: int = 0,
+    lattice: bool = True,
+) -> tuple[float, str]:
+    """Two-sided paired sign-flip test of mean(d) = 0. Returns (p, test name).
+
+    Under the null each paired difference is as likely negated; the p-value is the share of the 2**m sign
+    patterns whose |sum| reaches the observed |sum|. Zero differences change no sum, so they are dropped first.
+    Exact when the differences lie on a small grid (pass rates always do: dynamic programming over the sums) or
+    when at most `exact_max` remain (enumeration); otherwise a seeded Monte Carlo estimate.
+    """
+    d = np.asarray(differences, dtype=float)
+    scale = float(np.abs(d).sum())
+    d = d[np.abs(d) > 1e-12]
+    m = int(d.size)
+    if m == 0:
+        return 1.0, SIGN_FLIP_EXACT
+    if lattice and (ints := _lattice(d)) is not None:
+        return _lattice_p(ints), SIGN_FLIP_EXACT
+    observed = abs(float(d.sum()))
+    tol = 1e-9 * max(scale, 1.0)  # sums of the same floats in another order differ by rounding only
+    if m <= exact_max:
+        total = 1 << m
+        hits = 0
+        bits = np.arange(m, dtype=np.int64)
+        for start in range(0, total, _CHUNK):
+            codes = np.arange(start, min(total, start + _CHUNK), dtype=np.int64)
+            signs = 1.0 - 2.0 * ((codes[:, None] >> bits) & 1)
+            hits += int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
+        return hits / total, SIGN_FLIP_EXACT
+    rng = np.random.default_rng(seed)
+    hits = 0
+    done = 0
+    step = max(1, _CHUNK * 8 // max(m, 1))
+    while done < resamples:
+        size = min(step, resamples - done)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(size, m))
+        hits += int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
+        done += size
+    # The observed pattern counts as one of the draws, so p is never 0 (Phipson & Smyth, 2010).
+    return (hits + 1) / (resamples + 1), SIGN_FLIP_MC
+
+
+def delta_ci(
+    differences: Sequence[float] | np.ndarray[Any, Any], *, resamples: int = DELTA_RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """Paired percentile bootstrap 95% CI of mean(B - A): problems are resampled with their pair intact.
+
+    Drawn in chunks so memory stays flat for thousands of problems and 10,000 resamples.
+    """
+    d = np.asarray(differences, dtype=float)
+    if d.size == 0:
+        return (float("nan"), float("nan"))
+    if d.size == 1:
+        return (float(d[0]), float(d[0]))
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    step = max(1, (1 << 22) // d.size)
+    for start in range(0, resamples, step):
+        size = min(step, resamples - start)
+        means[start : start + size] = d[rng.integers(0, d.size, size=(size, d.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return (float(lo), float(hi))

@@ -8,16 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 from codegen_eval import __version__
-from codegen_eval.compare import (
-    DELTA_RESAMPLES,
-    MCNEMAR,
-    SIGN_FLIP_RULE,
-    TEST_DESCRIPTIONS,
-    Comparison,
-    LoadedRun,
-    MetricDelta,
-)
-from codegen_eval.metrics import PRIMARY
+from codegen_eval.compare import Comparison, LoadedRun, MetricDelta
+from codegen_eval.metrics import DELTA_RESAMPLES, MCNEMAR, PRIMARY, SIGN_FLIP_RULE, TEST_DESCRIPTIONS
 from codegen_eval.report.markdown import RUN_HEADER, run_rows
 from codegen_eval.report.model import (
     ReportModel,

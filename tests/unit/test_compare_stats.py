@@ -11,23 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen_eval.compare import (
+from codegen_eval.compare import compare_runs, curve_ks, gate, load_run, metric_delta, pair, parse_metric
+from codegen_eval.errors import UsageError
+from codegen_eval.metrics import (
     MCNEMAR,
     SIGN_FLIP_EXACT,
     SIGN_FLIP_MC,
-    compare_runs,
-    curve_ks,
     delta_ci,
-    gate,
-    load_run,
     mcnemar_exact,
-    metric_delta,
-    pair,
-    parse_metric,
     sign_flip_test,
+    summarize,
 )
-from codegen_eval.errors import UsageError
-from codegen_eval.metrics import summarize
 
 
 def write_summary(
