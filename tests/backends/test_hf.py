@@ -16,8 +16,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from codegen_eval.backends import BACKENDS, resolve_model  # noqa: E402
-from codegen_eval.backends import hf as hf_module  # noqa: E402
-from codegen_eval.backends.hf import HFBackend, _PrefixCache, left_pad  # noqa: E402
+from codegen_eval.backends.hf import HFBackend  # noqa: E402
+from codegen_eval.backends.hf import load as hf_module  # noqa: E402  # where find_spec and resolve_smollm2 live
+from codegen_eval.backends.hf.cache import _PrefixCache  # noqa: E402
+from codegen_eval.backends.hf.decode import left_pad  # noqa: E402
 from codegen_eval.chat import SYSTEM_INSTRUCTION  # noqa: E402
 from codegen_eval.errors import BackendError, UsageError  # noqa: E402
 from codegen_eval.records import ChatMessage, GenerationRequest, SamplingParams  # noqa: E402

