@@ -356,8 +356,8 @@ class _Metered:
         self._tokens = 0
         self._reported = 0  # sequences the backend reported during the current call
         self._lock = threading.Lock()  # the openai backend reports from its worker threads
-        if hasattr(backend, "progress"):
-            setattr(backend, "progress", self._on_progress)  # noqa: B010  (optional, not in the protocol)
+        self.progress: Callable[[int], None] | None = None  # nothing wraps this wrapper: the bar is fed below
+        backend.progress = self._on_progress
 
     def _on_progress(self, sequences: int) -> None:
         with self._lock:

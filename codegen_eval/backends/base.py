@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from codegen_eval.errors import UsageError
@@ -24,9 +24,10 @@ class ModelBackend(Protocol):
     # Whether a returned text includes the stop string that ended it (transformers: yes; the OpenAI API: no).
     # Benchmarks offer only stop hints that are safe to strip when it does not.
     keeps_stop_strings: bool
-    # Optional, not part of the protocol: a backend that works through a call in several steps may offer a
-    # `progress` attribute (None by default); the runner sets it to a callable taking the number of sequences
-    # (samples of requests) just finished, so that progress bars move during long calls.
+    # Progress within one generate() call: None, or a callable the runner sets, taking the number of sequences
+    # (samples of requests) just finished. A backend that works through a call in several steps (hf: batches;
+    # openai: replies) calls it as they finish, so progress bars move during long calls; others never call it.
+    progress: Callable[[int], None] | None
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One Completion per request, in order. Per-request failures go in Completion.error."""

@@ -13,6 +13,7 @@ class ReferenceBackend:
     name = "reference"
     mode: SampleMode = "completion"
     keeps_stop_strings = True  # serves texts as they are; stop hints play no part
+    progress = None  # answers at once: nothing to report within a call
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext) -> None:
         if model not in ("", "reference"):

@@ -100,6 +100,7 @@ def load_replay(path: Path, problem_ids: Sequence[str]) -> ReplayData:
 class ReplayBackend:
     name = "replay"
     keeps_stop_strings = True  # serves recorded texts; stop hints play no part
+    progress = None  # answers at once: nothing to report within a call
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext) -> None:
         if options:

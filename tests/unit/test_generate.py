@@ -25,6 +25,7 @@ class Scripted:
     def __init__(self, mode: SampleMode = "completion", fail: str = "", keeps_stop_strings: bool = True) -> None:
         self.mode = mode
         self.keeps_stop_strings = keeps_stop_strings
+        self.progress = None
         self.calls: list[list[GenerationRequest]] = []
         self.fail = fail
 
