@@ -61,6 +61,21 @@ class Sandbox(Protocol):
         ...
 
 
+class ClosedOnExit:
+    """A sandbox's context-manager exit: close(), whatever happened inside the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 def make_result(
     kind: ExitKind,
     exit_code: int | None,

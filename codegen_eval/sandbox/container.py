@@ -19,13 +19,13 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Self
 
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
-from codegen_eval.sandbox import seccomp
-from codegen_eval.sandbox.base import SandboxSettings, make_result
+from codegen_eval.sandbox import core, seccomp
+from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, make_result
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,8 @@ class _Frames:
     def line(self) -> bytes | None:
         """The next complete line on stdout, or None at end of stream. Raises TimeoutError."""
         while True:
-            end = self._line.find(b"\n")
-            if end >= 0:
-                line = bytes(self._line[:end])
-                del self._line[: end + 1]
+            line = core.pop_line(self._line)
+            if line is not None:
                 return line
             if not self._fill(8):
                 return None
@@ -195,7 +193,7 @@ class _Worker:
             self.response.close()
 
 
-class ContainerSandbox:
+class ContainerSandbox(ClosedOnExit):
     """Runs each program in one of `concurrency` long-lived containers (network off, read-only root, non-root,
     no capabilities, memory and pids limits), through a supervisor that is the container's PID 1."""
 
@@ -273,14 +271,6 @@ class ContainerSandbox:
         )
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         """Remove every container of this run. Idempotent; SIGINT/SIGTERM wait until it is done."""
         with self._lock:
@@ -348,7 +338,7 @@ class ContainerSandbox:
                     "-c",
                     self._supervisor_source,
                     json.dumps(list(self.settings.preload)),
-                    seccomp.shipped_source(),
+                    json.dumps(core.shipped_sources()),  # the execution core and the syscall filter
                 ],
                 user=USER,
                 detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish

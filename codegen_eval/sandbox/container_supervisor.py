@@ -34,28 +34,25 @@ import platform
 import resource
 import select
 import signal
-import struct
 import sys
 import time
 import types
-import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from codegen_eval.sandbox import core
+else:
+    core = None  # the shared execution core (core.py): main() loads the source the host passed as argv[2]
 
 _READ_CHUNK = 1 << 16
-# A native crash with one of these in the stderr tail ran out of memory (as the process sandbox decides).
-_MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
 _CGROUP_OOM = "/sys/fs/cgroup/memory/memory.oom_control"  # cgroup v1; v2 fallback below
 _CGROUP2_MEMORY_EVENTS = "/sys/fs/cgroup/memory.events"
 _CGROUP_PIDS_EVENTS = "/sys/fs/cgroup/pids/pids.events"
 _CGROUP2_PIDS_EVENTS = "/sys/fs/cgroup/pids.events"
-# Written by the program's process when it dies of an exception that means a limit: (pid, kind).
-_FLAG = struct.Struct("<iB")
-_FLAG_NONE, _FLAG_MEMORY, _FLAG_PROCESS = 0, 1, 2
 _PR_SET_DUMPABLE = 4
 # Imported once here so that every forked program finds them loaded (HumanEval programs import typing, which
 # alone costs several milliseconds). Which modules sit in sys.modules is not part of a program's semantics.
 _PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "string", "heapq", "bisect", "linecache")
-_PRECOMPILE_MAX_BYTES = 64 * 1024  # larger programs are compiled by their child, under its limits
 
 
 def _counter(paths: tuple[str, ...], key: str) -> int:
@@ -178,22 +175,6 @@ def sysv_ipc_in_use() -> bool:
 # ----------------------------------------------------------------------------------------- the program's side
 
 
-def _precompile(program: bytes) -> types.CodeType | None:
-    """The program compiled before forking, or None to leave compiling to the child: a forked child pays a page
-    fault for each page the compiler writes. Only a compilation that succeeds without a warning is taken; anything
-    warned or raised happens in the child exactly as before. Large programs are compiled by the child, under its
-    limits."""
-    if len(program) > _PRECOMPILE_MAX_BYTES:
-        return None
-    with warnings.catch_warnings(record=True) as said:  # filters and hooks restored on the way out
-        warnings.simplefilter("always")
-        try:
-            code = compile(program, "<stdin>", "exec", dont_inherit=True)
-        except Exception:
-            return None
-    return None if said else code
-
-
 def _child(
     job: dict[str, Any],
     program: bytes,
@@ -279,72 +260,7 @@ def _run_main(program: bytes, compiled: types.CodeType | None, flag: mmap.mmap) 
     import atexit
 
     atexit._clear()
-    code = 0
-    try:
-        if compiled is None:
-            compiled = compile(program, "<stdin>", "exec", dont_inherit=True)
-        exec(compiled, main.__dict__)
-    except SystemExit as exc:
-        code = _exit_status(exc)
-    except BaseException as exc:
-        code = _uncaught(exc, flag)
-    # The interpreter's exit sequence: join non-daemon threads, atexit callbacks, flush stdio.
-    threading = sys.modules.get("threading")
-    if threading is not None:
-        try:
-            threading._shutdown()
-        except SystemExit as exc:
-            code = _exit_status(exc)
-        except BaseException as exc:
-            _uncaught(exc, flag)
-    with contextlib.suppress(BaseException):  # the callbacks print their own errors, as the interpreter does
-        atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None and not getattr(stream, "closed", False):
-                stream.flush()
-        except BaseException:
-            if stream is sys.stdout and code == 0:
-                code = 120  # CPython's status when stdout cannot be flushed at exit
-    if code == -signal.SIGINT:  # an uncaught KeyboardInterrupt ends the interpreter by SIGINT
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        code = 130
-    return code
-
-
-def _exit_status(exc: SystemExit) -> int:
-    value = exc.code
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value & 0xFF
-    with contextlib.suppress(BaseException):
-        sys.stderr.write(f"{value}\n")
-    return 1
-
-
-def _uncaught(exc: BaseException, flag: mmap.mmap) -> int:
-    if isinstance(exc, MemoryError):
-        flag[: _FLAG.size] = _FLAG.pack(os.getpid(), _FLAG_MEMORY)
-    elif (isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN) or (
-        isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
-    ):
-        flag[: _FLAG.size] = _FLAG.pack(os.getpid(), _FLAG_PROCESS)
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != "<stdin>":
-        tb = tb.tb_next  # the program's frames only, as if the interpreter had run it directly
-    exc.__traceback__ = tb
-    try:
-        sys.excepthook(type(exc), exc, tb)
-    except BaseException:
-        try:
-            import traceback
-
-            traceback.print_exception(type(exc), exc, tb)
-        except BaseException:
-            pass
-    return -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
+    return core.Ending(flag, "<stdin>", linecache_hook=False).run(program, compiled, main.__dict__)
 
 
 # ----------------------------------------------------------------------------------------- the supervisor's side
@@ -368,10 +284,8 @@ class HostLink:
 
     def next_line(self) -> bytes | None:
         while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self.buffer[:end])
-                del self.buffer[: end + 1]
+            line = core.pop_line(self.buffer)
+            if line is not None:
                 return line
             if self.closed or not self.pump():
                 return None
@@ -382,8 +296,8 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     err_cap = int(job["stderr_bytes"])
     program = job["program"].encode("utf-8", "surrogatepass")
     oom_before, forks_before = oom_kills(), fork_rejections()
-    flag[: _FLAG.size] = _FLAG.pack(0, _FLAG_NONE)
-    compiled = _precompile(program)
+    flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
+    compiled = core.precompile(program, "<stdin>")
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     started = time.monotonic()
@@ -395,13 +309,9 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     for fd in (out_r, err_r):
         os.set_blocking(fd, False)
 
-    # Kept: stdout's first `cap` bytes and the last `err_cap` after them, stderr's last `err_cap`. The rest is read
-    # and discarded, so a chatty program neither blocks nor fails for it (its time limits bound a flood).
-    stdout = bytearray()
-    stdout_tail = bytearray()
-    stdout_total = 0
-    stderr_tail = bytearray()
-    stderr_total = 0
+    # Kept: stdout's first `cap` bytes and the last `err_cap` after them, stderr's last `err_cap`; the rest is
+    # drained (core.Capture).
+    out = core.Capture(cap, err_cap)
     poller = select.poll()
     open_reads = {out_r, err_r}
     for fd in open_reads:
@@ -410,30 +320,13 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     poller.register(host.fd, select.POLLIN)
 
     def read(fd: int) -> None:
-        nonlocal stdout_total, stderr_total, stderr_tail, stdout_tail
         try:
             data = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
             return
-        if not data:
+        if not out.take(fd == out_r, data):
             poller.unregister(fd)
             open_reads.discard(fd)
-            return
-        if fd == out_r:
-            stdout_total += len(data)
-            room = cap - len(stdout)
-            if room > 0:
-                stdout.extend(data[:room])
-                data = data[room:]
-            if data:
-                stdout_tail.extend(data)
-                if len(stdout_tail) > err_cap:
-                    stdout_tail = stdout_tail[-err_cap:]
-        else:
-            stderr_tail.extend(data)
-            if len(stderr_tail) > err_cap:
-                stderr_tail = stderr_tail[-err_cap:]
-            stderr_total += len(data)
 
     status = None
     usage = None
@@ -489,8 +382,8 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
         sig = os.WTERMSIG(status)
     else:
         exit_code = os.WEXITSTATUS(status)
-    flag_pid, flag_kind = _FLAG.unpack(flag[: _FLAG.size])
-    flagged = flag_kind if flag_pid == pid else _FLAG_NONE
+    flag_pid, flag_kind = core.FLAG.unpack(flag[: core.FLAG.size])
+    flagged = flag_kind if flag_pid == pid else core.FLAG_NONE
     oom = oom_before >= 0 and oom_kills() > oom_before
     fork_refused = forks_before >= 0 and fork_rejections() > forks_before
     if reason == "timeout":
@@ -499,16 +392,16 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= job["cpu_s"]):
             kind = "timeout"
         elif (sig == signal.SIGKILL and oom) or (
-            sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(w in stderr_tail for w in _MEMORY_WORDS)
+            sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr)
         ):
             kind = "memory_limit"
         else:
             kind = "signaled"
     elif exit_code == 0:
         kind = "exited"
-    elif flagged == _FLAG_MEMORY or oom:
+    elif flagged == core.FLAG_MEMORY or oom:
         kind = "memory_limit"
-    elif flagged == _FLAG_PROCESS or fork_refused:
+    elif flagged == core.FLAG_PROCESS or fork_refused:
         kind = "process_limit"
     else:
         kind = "exited"
@@ -520,11 +413,11 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
         "kind": kind,
         "exit_code": exit_code,
         "signal": sig,
-        "stdout": base64.b64encode(bytes(stdout)).decode("ascii"),
-        "stdout_tail": base64.b64encode(bytes(stdout_tail)).decode("ascii"),
-        "stderr": base64.b64encode(bytes(stderr_tail)).decode("ascii"),
-        "stdout_bytes": stdout_total,
-        "stderr_bytes": stderr_total,
+        "stdout": base64.b64encode(bytes(out.stdout)).decode("ascii"),
+        "stdout_tail": base64.b64encode(bytes(out.stdout_tail)).decode("ascii"),
+        "stderr": base64.b64encode(bytes(out.stderr)).decode("ascii"),
+        "stdout_bytes": out.out_total,
+        "stderr_bytes": out.err_total,
         "duration_s": ended - started,
         "cpu_s": cpu_s,
         "strays": strays,
@@ -534,10 +427,19 @@ def run_job(job: dict[str, Any], wake_fd: int, flag: mmap.mmap, host: HostLink) 
     }
 
 
+def _load_shipped(name: str, source: str) -> types.ModuleType:
+    module = types.ModuleType(f"codegen_eval_sandbox_{name}")
+    exec(compile(source, f"<codegen-eval {name}>", "exec"), module.__dict__)
+    return module
+
+
 def main() -> None:
+    global core
     if os.getpid() != 1:
         # kill(-1, SIGKILL) after every program is only safe as the init of a PID namespace of our own.
         sys.exit("container_supervisor: refusing to run: not PID 1 of a container")
+    sources = json.loads(sys.argv[2])  # core.py and seccomp.py, as the host shipped them
+    core = _load_shipped("core", sources["core"])
     protected = set_dumpable(0)
     for name in _PRELOAD:
         with contextlib.suppress(ImportError):
@@ -554,16 +456,12 @@ def main() -> None:
             random.seed()
 
     os.register_at_fork(after_in_child=reseed_numpy)
-    # The syscall filter (codegen_eval/sandbox/seccomp.py, its source passed as argv[2]): installed on this
-    # process before the first fork, so every program inherits it and none can remove it.
-    seccomp_off = "no filter source passed"
-    if len(sys.argv) > 2:
-        module = types.ModuleType("codegen_eval_sandbox_seccomp")
-        try:
-            exec(compile(sys.argv[2], "<codegen-eval seccomp>", "exec"), module.__dict__)
-            seccomp_off = module.install()
-        except Exception as exc:
-            seccomp_off = f"{type(exc).__name__}: {exc}"
+    # The syscall filter (codegen_eval/sandbox/seccomp.py, shipped in argv[2] with the execution core): installed
+    # on this process before the first fork, so every program inherits it and none can remove it.
+    try:
+        seccomp_off = _load_shipped("seccomp", sources["seccomp"]).install()
+    except Exception as exc:
+        seccomp_off = f"{type(exc).__name__}: {exc}"
     flag = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: survives fork in both directions
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)

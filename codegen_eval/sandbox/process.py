@@ -20,13 +20,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 from codegen_eval.errors import SandboxError, UsageError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
-from codegen_eval.sandbox import probe, seccomp, worker
-from codegen_eval.sandbox.base import SandboxSettings, make_result
+from codegen_eval.sandbox import core, probe, seccomp, worker
+from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, make_result
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +209,7 @@ class _Slot:
             # Private IPC namespace (bubblewrap) or a uid of our own: every SysV object of our uid is the program's.
             "ipc_cleanup": plan.mode != "none",
             "preload": list(settings.preload),
-            "seccomp_source": seccomp.shipped_source(),  # the worker cannot import the package
+            "sources": core.shipped_sources(),  # core.py and seccomp.py: the worker cannot import the package
         }
         cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
         if plan.mode == "bubblewrap":
@@ -477,7 +476,7 @@ class _Slot:
         self._restart()
 
 
-class ProcessSandbox:
+class ProcessSandbox(ClosedOnExit):
     """Runs each program in a fresh forked child of a warm worker; see docs/execution.md."""
 
     name = "process"
@@ -511,17 +510,9 @@ class ProcessSandbox:
         try:
             self._start()
         except BaseException:
-            self._close()
+            self.close()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close()
 
     def _start(self) -> None:
         root = os.geteuid() == 0
@@ -629,7 +620,7 @@ class ProcessSandbox:
                 self._queue.put(None)
                 break
 
-    def _close(self) -> None:
+    def close(self) -> None:
         was_open = self._open
         self._open = False
         if was_open:

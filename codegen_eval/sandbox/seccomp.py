@@ -177,12 +177,6 @@ def install() -> str:
     return ""
 
 
-def shipped_source() -> str:
-    """This file's source, as sent into a sandbox (where the package is not importable). Host side only."""
-    with open(__file__, encoding="utf-8") as f:
-        return f.read()
-
-
 def describe(reason: str) -> str:
     """The provenance line for the filter, given install()'s result."""
     if reason:

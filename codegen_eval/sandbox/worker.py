@@ -18,12 +18,10 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stubs; see pthread_sigmask below
 import atexit
 import contextlib
-import errno
 import gc
 import importlib
 import importlib.machinery
 import json
-import linecache
 import mmap
 import os
 import resource
@@ -33,10 +31,16 @@ import stat
 import struct
 import sys
 import time
-import traceback  # imported here: sys.path[0] later points at the programs' directory
 import types
-import warnings
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from codegen_eval.sandbox import core, seccomp
+else:
+    try:  # on the host (tests); inside a sandbox main() loads the sources the harness shipped
+        from codegen_eval.sandbox import core, seccomp
+    except ImportError:
+        core = seccomp = None
 
 JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
 # seq, kind, has_exit_code, exit_code, signal (0: none), duration_s, stdout head / stdout tail / stderr tail lengths,
@@ -48,11 +52,6 @@ READY_LEN = struct.Struct("<I")
 KIND_EXITED, KIND_SIGNALED, KIND_TIMEOUT, KIND_MEMORY, KIND_OUTPUT, KIND_PROCESS = range(6)
 RETIRE_STATUS = 17
 
-# A shared page the child writes to when its main module dies of an uncaught exception that means "limit hit".
-# It is memory, not a descriptor, so it survives closing every inherited fd in the child.
-FLAG = struct.Struct("<iB")  # pid, kind
-FLAG_NONE, FLAG_MEMORY, FLAG_PROCESS = 0, 1, 2
-
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
@@ -60,7 +59,6 @@ _BLOCKED_IN_WORKER = (
     "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGTTIN", "SIGTTOU",
     "SIGIO", "SIGPROF", "SIGVTALRM", "SIGPWR",
 )  # fmt: skip
-_MEMORY_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"std::bad_alloc")
 # Pure stdlib modules that HumanEval-style programs import all the time. Imported once in the worker, they
 # reach every child initialised (a program could tell only from sys.modules). `random` reseeds itself from
 # os.urandom in every forked child (CPython registers that at-fork hook), so children do not share a sequence.
@@ -69,7 +67,6 @@ _PRELOAD = (
     "typing",
 )
 _DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
-_PRECOMPILE_MAX_BYTES = 64 * 1024  # larger programs are compiled by their child, under its limits
 
 
 def preload_benchmark_modules(names: list[str]) -> None:
@@ -83,18 +80,6 @@ def preload_benchmark_modules(names: list[str]) -> None:
             continue
     if names:
         os.register_at_fork(after_in_child=_reseed_numpy)
-
-
-def load_seccomp(source: str | None) -> Any:
-    """The syscall-filter module: from its shipped source (inside a sandbox, where the package is not
-    importable), else imported from the package."""
-    if source is None:
-        from codegen_eval.sandbox import seccomp
-
-        return seccomp
-    module = types.ModuleType("codegen_eval_sandbox_seccomp")
-    exec(compile(source, "<codegen-eval seccomp>", "exec"), module.__dict__)
-    return module
 
 
 def _reseed_numpy() -> None:
@@ -146,45 +131,6 @@ def _load_libc() -> _Libc | None:
         return None
 
 
-class _Capture:
-    """What is kept of a program's output: the first `cap` bytes of stdout and the last `tail` bytes after them,
-    the last `tail` bytes of stderr, and how many bytes each stream carried in all.
-
-    Past what is kept, output is read and discarded: a program never blocks on a full pipe and never dies for
-    being chatty (volume says nothing about correctness); its CPU and wall limits bound a flood.
-    """
-
-    def __init__(self, cap: int, tail: int) -> None:
-        self.cap = cap
-        self.tail = tail
-        self.stdout = bytearray()
-        self.stdout_tail = bytearray()
-        self.stderr = bytearray()
-        self.out_total = 0
-        self.err_total = 0
-
-    def take(self, is_stdout: bool, chunk: bytes) -> bool:
-        """Record a chunk; False at end of file."""
-        if not chunk:
-            return False
-        if is_stdout:
-            self.out_total += len(chunk)
-            room = self.cap - len(self.stdout)
-            if room > 0:
-                self.stdout += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self.stdout_tail += chunk
-                if len(self.stdout_tail) > self.tail:
-                    del self.stdout_tail[: len(self.stdout_tail) - self.tail]
-        else:
-            self.err_total += len(chunk)
-            self.stderr += chunk
-            if len(self.stderr) > self.tail:
-                del self.stderr[: len(self.stderr) - self.tail]
-        return True
-
-
 class Worker:
     """Runs programs one at a time, each in a child forked from this warm interpreter."""
 
@@ -219,8 +165,6 @@ class Worker:
         self.main_pid = 0  # in a child: the pid of the program's main process
         self.main_template: dict[str, object] = {}
         self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
-        # The syscall filter's source (seccomp.py, shipped like this file); None: import it (tests on the host).
-        self.seccomp_source: str | None = config.get("seccomp_source")
         self.seccomp_off = "not installed"  # why the filter is not in effect; "" once it is
 
     # ----------------------------------------------------------------------------------------- setup
@@ -266,7 +210,7 @@ class Worker:
         self.warm_up()
         self.look_like_the_program()
         # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
-        self.seccomp_off = load_seccomp(self.seccomp_source).install()
+        self.seccomp_off = seccomp.install()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
         return self.describe()
@@ -378,7 +322,7 @@ class Worker:
         # /proc/self/cwd/... Tracebacks still show source lines: run_main() puts them in linecache first.
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        self.flag[: FLAG.size] = FLAG.pack(0, FLAG_NONE)
+        self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
         cpu_soft = int(timeout_s) + 1
         main = types.ModuleType("__main__")  # made here, where it costs no page faults
         main.__dict__.update(self.main_template)
@@ -409,13 +353,13 @@ class Worker:
             cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
                 kind = KIND_TIMEOUT
-            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(w in out.stderr for w in _MEMORY_WORDS):
+            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr):
                 kind = KIND_MEMORY
         elif exit_code == 1:
-            flag_pid, flag_kind = FLAG.unpack(self.flag[: FLAG.size])
-            if flag_pid == pid and flag_kind == FLAG_MEMORY:
+            flag_pid, flag_kind = core.FLAG.unpack(self.flag[: core.FLAG.size])
+            if flag_pid == pid and flag_kind == core.FLAG_MEMORY:
                 kind = KIND_MEMORY
-            elif flag_pid == pid and flag_kind == FLAG_PROCESS:
+            elif flag_pid == pid and flag_kind == core.FLAG_PROCESS:
                 kind = KIND_PROCESS
         body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
         header = (
@@ -424,9 +368,9 @@ class Worker:
         )
         return header, body, clean
 
-    def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, _Capture, bool]:
+    def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, core.Capture, bool]:
         """Read both pipes without blocking until the child exits or time runs out."""
-        out = _Capture(self.out_cap, self.err_tail)
+        out = core.Capture(self.out_cap, self.err_tail)
         timed_out = False
         status: int | None = None
         rusage: Any = None
@@ -577,24 +521,8 @@ class Worker:
     # ------------------------------------------------------------------------------------ the child
 
     def precompile(self, program: bytes) -> types.CodeType | None:
-        """The program's code object, compiled here before forking, or None to leave compiling to the child.
-
-        A child pays a copy-on-write fault for every page the compiler writes (measured: 9-11 % of a HumanEval
-        program's cost in the sandbox); compiled here, the child only runs the code. Only a compilation that
-        succeeds without a word is taken: anything it warns (a SyntaxWarning) or raises (SyntaxError, ValueError
-        for a NUL byte, RecursionError) is left to the child, where it happens exactly as before, on the
-        program's own stderr and under the program's warning filters. Large programs are compiled by the child
-        too, under its limits.
-        """
-        if len(program) > _PRECOMPILE_MAX_BYTES:
-            return None
-        with warnings.catch_warnings(record=True) as said:  # filters and hooks restored on the way out
-            warnings.simplefilter("always")  # every warning is recorded here, none printed, none remembered
-            try:
-                code = compile(program, self.program_path, "exec", dont_inherit=True)
-            except Exception:
-                return None
-        return None if said else code
+        """The program's code object compiled before forking, or None (core.precompile says when and why)."""
+        return core.precompile(program, self.program_path)
 
     def child(
         self,
@@ -654,93 +582,11 @@ class Worker:
         resource.setrlimit(which, (soft, hard))
 
     def run_main(self, program: bytes, compiled: types.CodeType | None, main: types.ModuleType) -> int:
-        """Execute the program as __main__ and finish the way the interpreter does; the exit status."""
+        """Execute the program as __main__ and finish the way `python program.py` does; the exit status."""
         sys.modules["__main__"] = main
-        code = 0
-        try:
-            if compiled is None:
-                compiled = compile(program, self.program_path, "exec", dont_inherit=True)
-            exec(compiled, main.__dict__)
-        except SystemExit as e:
-            code = self.exit_code(e)
-        except BaseException as e:
-            self.source_lines_for_tracebacks(program)
-            code = self.uncaught(e)
-        code = self.finalize(code)
-        if code == -signal.SIGINT:
-            # CPython turns an uncaught KeyboardInterrupt into a real death by SIGINT.
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-            code = 130
-        return code
-
-    def exit_code(self, e: SystemExit) -> int:
-        """The exit status for a SystemExit, computed the way the interpreter does."""
-        value = e.code
-        if value is None:
-            return 0
-        if isinstance(value, int):
-            return value & 0xFF
-        with contextlib.suppress(BaseException):
-            sys.stderr.write(f"{value}\n")
-        return 1
-
-    def uncaught(self, e: BaseException) -> int:
-        """Print an uncaught exception like the interpreter, flag limit-related ones; the exit status."""
-        if os.getpid() != self.main_pid:
-            pass  # a forked descendant: only the main process's fate decides the verdict
-        elif isinstance(e, MemoryError):
-            self.flag[: FLAG.size] = FLAG.pack(self.main_pid, FLAG_MEMORY)
-        elif (isinstance(e, BlockingIOError) and e.errno == errno.EAGAIN) or (
-            isinstance(e, RuntimeError) and "can't start new thread" in str(e)
-        ):
-            self.flag[: FLAG.size] = FLAG.pack(self.main_pid, FLAG_PROCESS)
-        tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == _OWN_FILENAME:
-            tb = tb.tb_next  # hide the worker's frames, as if the file had been run directly
-        e.__traceback__ = tb  # the default hook prints the exception's own traceback, not its argument
-        try:
-            if sys.excepthook is sys.__excepthook__:
-                # The C hook reads source lines from the file, which does not exist; this one reads linecache.
-                traceback.print_exception(type(e), e, tb)
-            else:
-                sys.excepthook(type(e), e, tb)
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                traceback.print_exception(type(e), e, tb)
-        return -signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1
-
-    def source_lines_for_tracebacks(self, program: bytes) -> None:
-        """Give linecache the program's lines (the file does not exist; mtime None: never checked against disk)."""
-        with contextlib.suppress(BaseException):
-            text = program.decode("utf-8", "replace")
-            lines = text.splitlines(keepends=True)
-            linecache.cache[self.program_path] = (len(text), None, lines, self.program_path)
-
-    def finalize(self, code: int) -> int:
-        """Join non-daemon threads, run atexit callbacks, flush stdio: CPython's Py_FinalizeEx order."""
-        threading = sys.modules.get("threading")
-        shutdown = getattr(threading, "_shutdown", None)
-        if shutdown is not None:
-            try:
-                shutdown()
-            except SystemExit as e:
-                code = self.exit_code(e)
-            except BaseException as e:
-                self.uncaught(e)
-        with contextlib.suppress(BaseException):
-            atexit._run_exitfuncs()  # prints a failing callback's traceback itself, like the interpreter
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except BaseException:
-                if stream is sys.stdout and code == 0:
-                    code = 120  # what CPython exits with when flushing stdout fails at exit
-        return code
+        return core.Ending(self.flag, self.program_path, linecache_hook=True).run(program, compiled, main.__dict__)
 
 
-_OWN_FILENAME = Worker.child.__code__.co_filename
 
 _WARM_UP = b'''
 import math
@@ -820,8 +666,20 @@ def _remove(path: str) -> None:
         os.rmdir(current)
 
 
+def _load_shipped(name: str, source: str) -> types.ModuleType:
+    module = types.ModuleType(f"codegen_eval_sandbox_{name}")
+    exec(compile(source, f"<codegen-eval {name}>", "exec"), module.__dict__)
+    return module
+
+
 def main() -> int:
-    return Worker(json.loads(sys.argv[1])).serve()
+    global core, seccomp
+    config = json.loads(sys.argv[1])
+    sources = config.get("sources") or {}
+    if sources:  # inside a sandbox: core.py and seccomp.py as the harness shipped them
+        core = _load_shipped("core", sources["core"])
+        seccomp = _load_shipped("seccomp", sources["seccomp"])
+    return Worker(config).serve()
 
 
 if __name__ == "__main__":

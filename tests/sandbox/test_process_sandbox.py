@@ -18,7 +18,7 @@ import pytest
 
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
-from codegen_eval.sandbox import SANDBOXES, worker
+from codegen_eval.sandbox import SANDBOXES, core, worker
 from codegen_eval.sandbox.base import SandboxSettings
 from codegen_eval.sandbox.process import ProcessSandbox
 
@@ -203,7 +203,7 @@ def test_the_worker_precompiles_only_small_programs_that_compile_without_a_word(
         "syntax error": b"def f(:\n    pass\n",
         "NUL byte": b"x = 1\0\n",
         "SyntaxWarning": b"x = 1\nif x is 1:\n    pass\n",
-        "too large": b"x = 1\n" * (worker._PRECOMPILE_MAX_BYTES // 6 + 1),
+        "too large": b"x = 1\n" * (core.PRECOMPILE_MAX_BYTES // 6 + 1),
     }
     for why, program in left_to_the_child.items():
         assert w.precompile(program) is None, why
@@ -742,3 +742,35 @@ def test_nothing_beyond_the_workers_own_modules_is_preloaded_by_default(box: Pro
     r = run(box, PRELOAD_PROBE, timeout=10.0)
     assert r.exit_code == 0, r.stderr
     assert r.stdout.split()[0] == "False"
+
+
+# How `python3 program.py` ends: the worker's child must reproduce the interpreter's exit sequence (the execution
+# core shared with the container's supervisor). Compared with a real interpreter run on the same file.
+ENDINGS = [
+    "import sys\nprint('before')\nsys.stdout.close()\n",  # CPython skips a closed stream at exit: status 0
+    "import sys\nsys.stderr.close()\nprint('after')\n",
+    "raise SystemExit('a message')\n",
+    "raise SystemExit(300)\n",
+    "import atexit\natexit.register(lambda: 1 / 0)\nprint('registered')\n",
+    "import threading\nthreading.Thread(target=lambda: 1 / 0).start()\nprint('main continues')\n",
+    "import threading, time\n"
+    "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\nprint('main done')\n",
+    "import os\nprint('lost', end='')\nos._exit(7)\n",
+]
+
+
+@pytest.mark.parametrize("program", ENDINGS, ids=[f"ending-{i}" for i in range(len(ENDINGS))])
+def test_programs_end_as_python_program_py(box: ProcessSandbox, program: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "program.py"
+    path.write_text(program)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}  # nothing like PYTHONUNBUFFERED
+    plain = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=30, cwd=tmp_path, env=env
+    )
+    r = run(box, program)
+    assert r.exit_code == plain.returncode, (r, plain)
+    assert r.stdout == plain.stdout
+    assert r.stderr.splitlines()[-1:] == plain.stderr.splitlines()[-1:]
