@@ -131,300 +131,23 @@ def _load_libc() -> _Libc | None:
         return None
 
 
-class Worker:
-    """Runs programs one at a time, each in a child forked from this warm interpreter."""
+class _Cleaner:
+    """Between programs: kills whatever a program left and empties everything it could write to."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], libc: _Libc | None) -> None:
         self.root: str = config["root"]  # emptied after every program
-        self.preload: list[str] = list(config.get("preload", []))  # the benchmark's modules (SandboxSettings)
-        self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
-        self.kill_uid = bool(config["kill_uid"])  # our uid is ours alone: any process of it may be killed
-        self.fsize = int(config["file_size_bytes"])
-        self.nofile = int(config["max_open_files"])
-        self.nproc = int(config["max_processes"])
-        self.out_cap = int(config["output_bytes"])
-        self.err_tail = int(config["stderr_tail_bytes"])
         self.work = os.path.join(self.root, "work")
-        self.program_path = os.path.join(self.root, "program.py")
-        self.flag = mmap.mmap(-1, mmap.PAGESIZE)
+        self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init we are
+        self.kill_uid = bool(config["kill_uid"])  # our uid is ours alone: any process of it may be killed
         self.pid = os.getpid()
         self.uid = os.getuid()
-        self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
-        self.signal_mask: set[int] = set()  # the mask to give children back
-        self.hard_limits: dict[int, int] = {}
-        self.libc = _load_libc()
-        self.prctl = self.libc.prctl if self.libc is not None else None
+        self.libc = libc
         # Emptied after every program as well: private scratch mounts (inside bubblewrap), or, with a dedicated
         # uid but no namespaces, whatever that uid left in the host's shared scratch directories.
         self.scratch: list[str] = list(config.get("scratch", ()))
         self.owned_scratch: list[str] = list(config.get("owned_scratch", ()))
-        self.ipc_cleanup = bool(config.get("ipc_cleanup", False))
-        self.subreaper = False
-        self.has_pidfd = hasattr(os, "pidfd_open")
-        self.proto_in = self.proto_out = self.devnull = -1
-        self.main_pid = 0  # in a child: the pid of the program's main process
-        self.main_template: dict[str, object] = {}
+        self.subreaper = False  # set by the worker once prctl says so
         self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
-        self.seccomp_off = "not installed"  # why the filter is not in effect; "" once it is
-
-    # ----------------------------------------------------------------------------------------- setup
-
-    def setup(self) -> dict[str, object]:
-        """Move the protocol off fds 0/1, harden the worker, and describe what isolation is in effect."""
-        if self.pidns:
-            # PID 1 of the namespace, in a session bubblewrap made outside it: programs would see process group 0.
-            # A session of our own here gives them an ordinary one (the worker's), as `python3 program.py` has.
-            with contextlib.suppress(OSError):
-                os.setsid()
-        self.proto_in = os.dup(0)
-        self.proto_out = os.dup(1)
-        self.devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(self.devnull, 0)
-        os.dup2(self.devnull, 1)
-        # Programs share our uid and can signal us: block the usual terminating and stopping signals (a child
-        # gets the original mask back with one call). SIGKILL and SIGSTOP remain; the harness notices both.
-        blocked = {getattr(signal, name) for name in _BLOCKED_IN_WORKER if hasattr(signal, name)}
-        # _signal, not signal: the wrapper converts to enums, which costs every child page faults.
-        self.signal_mask = set(_signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
-        for which in _LIMITS:
-            self.hard_limits[which] = resource.getrlimit(which)[1]
-        if self.prctl is not None:
-            # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
-            self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-            # Orphans are reparented to us, so "no child left" means "no process of this program left".
-            self.subreaper = self.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-            if not self.pidns:
-                self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-                if os.getppid() == 1:  # the harness died before the death signal was armed
-                    os._exit(RETIRE_STATUS)
-        os.makedirs(self.root, exist_ok=True)
-        self.wipe()
-        if self.ipc_cleanup:
-            for kind, id_column in _SYSV_IPC:
-                with contextlib.suppress(OSError):
-                    self.sysvipc_fds.append((kind, id_column, os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)))
-        self.clear_scratch()
-        for name in _PRELOAD:
-            importlib.import_module(name)
-        preload_benchmark_modules(self.preload)
-        self.warm_up()
-        self.look_like_the_program()
-        # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
-        self.seccomp_off = seccomp.install()
-        gc.collect()
-        gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
-        return self.describe()
-
-    def look_like_the_program(self) -> None:
-        """Interpreter state that is the same for every program, set once here instead of in every child.
-
-        Each object a child touches costs it a copy-on-write page fault, so children do as little as possible.
-        """
-        path = self.program_path
-        sys.argv = [path]
-        sys.orig_argv = [sys.executable, path]
-        if sys.path:
-            sys.path[0] = os.path.dirname(path)
-        os.environ["PWD"] = self.work
-        atexit._clear()  # only the program's own callbacks run at its exit
-        self.main_template = {
-            "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
-            "__file__": path,
-            "__cached__": None,
-            "__spec__": None,
-            "__package__": None,
-            "__builtins__": __builtins__,
-        }
-
-    def warm_up(self) -> None:
-        """Compile, run, print and format a traceback once before the first fork.
-
-        CPython initialises much of this lazily; done here, every child inherits it instead of redoing it, and
-        page faults are most of what a child costs.
-        """
-        saved = sys.stdout, sys.stderr
-        with open(os.devnull, "w") as sink:
-            sys.stdout = sys.stderr = sink
-            try:
-                code = compile(_WARM_UP, self.program_path, "exec", dont_inherit=True)
-                exec(code, {"__name__": "__warm_up__", "__builtins__": __builtins__})
-            except AssertionError as e:
-                sys.excepthook(type(e), e, e.__traceback__)
-            finally:
-                sys.stdout, sys.stderr = saved
-
-    def describe(self) -> dict[str, object]:
-        info: dict[str, object] = {
-            "pid": os.getpid(),
-            "uid": os.getuid(),
-            "euid": os.geteuid(),
-            "python": sys.version.split()[0],
-            "executable": sys.executable,
-            "subreaper": self.subreaper,
-            "undumpable": self.prctl is not None,
-            "seccomp_off": self.seccomp_off,
-            "pidfd": self.has_pidfd,
-            "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
-        }
-        try:
-            with open("/proc/net/dev") as f:
-                info["net_interfaces"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
-        except OSError:
-            info["net_interfaces"] = None
-        try:
-            with open("/proc/self/status") as f:
-                info["cap_eff"] = next(line.split()[1] for line in f if line.startswith("CapEff:"))
-        except (OSError, StopIteration):
-            info["cap_eff"] = None
-        return info
-
-    # ------------------------------------------------------------------------------------- main loop
-
-    def serve(self) -> int:
-        ready = json.dumps(self.setup()).encode()
-        self.write(READY_LEN.pack(len(ready)) + ready)
-        while True:
-            head = self.read_exactly(JOB.size)
-            if head is None:
-                return 0
-            seq, timeout_s, memory_bytes, length = JOB.unpack(head)
-            program = self.read_exactly(length)
-            if program is None:
-                return 0
-            header, body, clean = self.run(program, timeout_s, memory_bytes)
-            self.write(RESULT.pack(seq, *header) + body)
-            if not clean:
-                return RETIRE_STATUS
-
-    def read_exactly(self, n: int) -> bytes | None:
-        """n bytes of the protocol, None at end of file. Unbuffered on purpose: the harness queues the next job
-        while one runs, and a buffered read would pull it into this process's memory, where the forked program
-        could read it. It stays in the pipe instead, out of the program's reach."""
-        chunks = []
-        while n > 0:
-            chunk = os.read(self.proto_in, n)
-            if not chunk:
-                return None
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.proto_out, view) :]
-
-    # ------------------------------------------------------------------------------------ one program
-
-    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bool]:
-        os.mkdir(self.work, 0o700)
-        # The source is never written to disk: a program could read the file (and the checks' nonce in it) through
-        # /proc/self/cwd/... Tracebacks still show source lines: run_main() puts them in linecache first.
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
-        cpu_soft = int(timeout_s) + 1
-        main = types.ModuleType("__main__")  # made here, where it costs no page faults
-        main.__dict__.update(self.main_template)
-        compiled = self.precompile(program)
-        start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            self.child(program, compiled, main, out_w, err_w, cpu_soft, memory_bytes)
-        del main
-        os.close(out_w)
-        os.close(err_w)
-        status, rusage, out, timed_out = self.supervise(pid, out_r, err_r, start + timeout_s)
-        duration = time.monotonic() - start
-        clean = self.kill_others()
-        clean = self.wipe() and clean
-        clean = self.clear_scratch() and clean
-
-        kind = KIND_EXITED
-        exit_code = sig = has_code = 0
-        if os.WIFEXITED(status):
-            has_code, exit_code = 1, os.WEXITSTATUS(status)
-        elif os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            kind = KIND_SIGNALED
-        if timed_out:
-            kind = KIND_TIMEOUT
-        elif kind == KIND_SIGNALED:
-            cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
-                kind = KIND_TIMEOUT
-            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr):
-                kind = KIND_MEMORY
-        elif exit_code == 1:
-            flag_pid, flag_kind = core.FLAG.unpack(self.flag[: core.FLAG.size])
-            if flag_pid == pid and flag_kind == core.FLAG_MEMORY:
-                kind = KIND_MEMORY
-            elif flag_pid == pid and flag_kind == core.FLAG_PROCESS:
-                kind = KIND_PROCESS
-        body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
-        header = (
-            *(kind, has_code, exit_code, sig, duration),
-            *(len(out.stdout), len(out.stdout_tail), len(out.stderr), out.out_total, out.err_total),
-        )
-        return header, body, clean
-
-    def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, core.Capture, bool]:
-        """Read both pipes without blocking until the child exits or time runs out."""
-        out = core.Capture(self.out_cap, self.err_tail)
-        timed_out = False
-        status: int | None = None
-        rusage: Any = None
-        poller = select.poll()
-        pidfd = -1
-        if self.has_pidfd:
-            try:
-                pidfd = os.pidfd_open(pid)
-                poller.register(pidfd, select.POLLIN)
-            except OSError:
-                pidfd = -1
-        poller.register(out_r, select.POLLIN)
-        poller.register(err_r, select.POLLIN)
-        open_fds = {out_r, err_r}
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                timed_out = True
-                break
-            wait = deadline - now
-            if pidfd < 0:
-                wait = min(wait, 0.002)  # no pidfd: look at the child every couple of milliseconds
-            child_done = pidfd < 0
-            for fd, _ in poller.poll(wait * 1000.0):
-                if fd == pidfd:
-                    child_done = True
-                elif not out.take(fd == out_r, os.read(fd, 1 << 16)):
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-            if child_done:
-                got, st, ru = os.wait4(pid, os.WNOHANG)
-                if got == pid:
-                    status, rusage = st, ru
-                    break
-        if status is None:
-            _kill(pid)
-            _, status, rusage = os.wait4(pid, 0)
-        if pidfd >= 0:
-            poller.unregister(pidfd)
-            os.close(pidfd)
-        # The main process is gone: kill whatever it left (daemons, setsid grandchildren). That also closes
-        # the pipes' last write ends; then drain what is still buffered.
-        self.kill_others()
-        drain_until = time.monotonic() + _DRAIN_S
-        while open_fds and time.monotonic() < drain_until:
-            for fd, _ in poller.poll(100):
-                if not out.take(fd == out_r, os.read(fd, 1 << 16)):
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-        os.close(out_r)
-        os.close(err_r)
-        return status, rusage, out, timed_out
-
-    # ------------------------------------------------------------------------------------- clean-up
 
     def kill_others(self) -> bool:
         """SIGKILL every process the program left behind; True when none is left."""
@@ -518,13 +241,314 @@ class Worker:
                 ok = False
         return ok
 
-    # ------------------------------------------------------------------------------------ the child
+
+class Worker:
+    """Runs programs one at a time, each in a child forked from this warm interpreter."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.root: str = config["root"]  # emptied after every program
+        self.preload: list[str] = list(config.get("preload", []))  # the benchmark's modules (SandboxSettings)
+        self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
+        self.out_cap = int(config["output_bytes"])
+        self.err_tail = int(config["stderr_tail_bytes"])
+        self.work = os.path.join(self.root, "work")
+        self.program_path = os.path.join(self.root, "program.py")
+        self.flag = mmap.mmap(-1, mmap.PAGESIZE)
+        self.signal_mask: set[int] = set()  # the mask children get back
+        self.config = config
+        self.child: _Child | None = None  # made at the end of setup, once everything it copies is known
+        libc = _load_libc()
+        self.prctl = libc.prctl if libc is not None else None
+        self.ipc_cleanup = bool(config.get("ipc_cleanup", False))
+        self.cleaner = _Cleaner(config, libc)
+        self.has_pidfd = hasattr(os, "pidfd_open")
+        self.proto_in = self.proto_out = self.devnull = -1
+        self.main_template: dict[str, object] = {}
+        self.seccomp_off = "not installed"  # why the filter is not in effect; "" once it is
+
+    # ----------------------------------------------------------------------------------------- setup
+
+    def setup(self) -> dict[str, object]:
+        """Move the protocol off fds 0/1, harden the worker, and describe what isolation is in effect."""
+        if self.pidns:
+            # PID 1 of the namespace, in a session bubblewrap made outside it: programs would see process group 0.
+            # A session of our own here gives them an ordinary one (the worker's), as `python3 program.py` has.
+            with contextlib.suppress(OSError):
+                os.setsid()
+        self.proto_in = os.dup(0)
+        self.proto_out = os.dup(1)
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(self.devnull, 0)
+        os.dup2(self.devnull, 1)
+        # Programs share our uid and can signal us: block the usual terminating and stopping signals (a child
+        # gets the original mask back with one call). SIGKILL and SIGSTOP remain; the harness notices both.
+        blocked = {getattr(signal, name) for name in _BLOCKED_IN_WORKER if hasattr(signal, name)}
+        # _signal, not signal: the wrapper converts to enums, which costs every child page faults.
+        self.signal_mask = set(_signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
+        if self.prctl is not None:
+            # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
+            self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+            # Orphans are reparented to us, so "no child left" means "no process of this program left".
+            self.cleaner.subreaper = self.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            if not self.pidns:
+                self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() == 1:  # the harness died before the death signal was armed
+                    os._exit(RETIRE_STATUS)
+        os.makedirs(self.root, exist_ok=True)
+        self.cleaner.wipe()
+        if self.ipc_cleanup:
+            for kind, id_column in _SYSV_IPC:
+                with contextlib.suppress(OSError):
+                    fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
+                    self.cleaner.sysvipc_fds.append((kind, id_column, fd))
+        self.cleaner.clear_scratch()
+        for name in _PRELOAD:
+            importlib.import_module(name)
+        preload_benchmark_modules(self.preload)
+        self.warm_up()
+        self.look_like_the_program()
+        self.child = _Child(self, self.config)
+        # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
+        self.seccomp_off = seccomp.install()
+        gc.collect()
+        gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
+        return self.describe()
+
+    def look_like_the_program(self) -> None:
+        """Interpreter state that is the same for every program, set once here instead of in every child.
+
+        Each object a child touches costs it a copy-on-write page fault, so children do as little as possible.
+        """
+        path = self.program_path
+        sys.argv = [path]
+        sys.orig_argv = [sys.executable, path]
+        if sys.path:
+            sys.path[0] = os.path.dirname(path)
+        os.environ["PWD"] = self.work
+        atexit._clear()  # only the program's own callbacks run at its exit
+        self.main_template = {
+            "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
+            "__file__": path,
+            "__cached__": None,
+            "__spec__": None,
+            "__package__": None,
+            "__builtins__": __builtins__,
+        }
+
+    def warm_up(self) -> None:
+        """Compile, run, print and format a traceback once before the first fork.
+
+        CPython initialises much of this lazily; done here, every child inherits it instead of redoing it, and
+        page faults are most of what a child costs.
+        """
+        saved = sys.stdout, sys.stderr
+        with open(os.devnull, "w") as sink:
+            sys.stdout = sys.stderr = sink
+            try:
+                code = compile(_WARM_UP, self.program_path, "exec", dont_inherit=True)
+                exec(code, {"__name__": "__warm_up__", "__builtins__": __builtins__})
+            except AssertionError as e:
+                sys.excepthook(type(e), e, e.__traceback__)
+            finally:
+                sys.stdout, sys.stderr = saved
+
+    def describe(self) -> dict[str, object]:
+        info: dict[str, object] = {
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "euid": os.geteuid(),
+            "python": sys.version.split()[0],
+            "executable": sys.executable,
+            "subreaper": self.cleaner.subreaper,
+            "undumpable": self.prctl is not None,
+            "seccomp_off": self.seccomp_off,
+            "pidfd": self.has_pidfd,
+            "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
+        }
+        try:
+            with open("/proc/net/dev") as f:
+                info["net_interfaces"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+        except OSError:
+            info["net_interfaces"] = None
+        try:
+            with open("/proc/self/status") as f:
+                info["cap_eff"] = next(line.split()[1] for line in f if line.startswith("CapEff:"))
+        except (OSError, StopIteration):
+            info["cap_eff"] = None
+        return info
+
+    # ------------------------------------------------------------------------------------- main loop
+
+    def serve(self) -> int:
+        ready = json.dumps(self.setup()).encode()
+        self.write(READY_LEN.pack(len(ready)) + ready)
+        while True:
+            head = self.read_exactly(JOB.size)
+            if head is None:
+                return 0
+            seq, timeout_s, memory_bytes, length = JOB.unpack(head)
+            program = self.read_exactly(length)
+            if program is None:
+                return 0
+            header, body, clean = self.run(program, timeout_s, memory_bytes)
+            self.write(RESULT.pack(seq, *header) + body)
+            if not clean:
+                return RETIRE_STATUS
+
+    def read_exactly(self, n: int) -> bytes | None:
+        """n bytes of the protocol, None at end of file. Unbuffered on purpose: the harness queues the next job
+        while one runs, and a buffered read would pull it into this process's memory, where the forked program
+        could read it. It stays in the pipe instead, out of the program's reach."""
+        chunks = []
+        while n > 0:
+            chunk = os.read(self.proto_in, n)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.proto_out, view) :]
+
+    # ------------------------------------------------------------------------------------ one program
+
+    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bool]:
+        os.mkdir(self.work, 0o700)
+        # The source is never written to disk: a program could read the file (and the checks' nonce in it) through
+        # /proc/self/cwd/... Tracebacks still show source lines: run_main() puts them in linecache first.
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
+        cpu_soft = int(timeout_s) + 1
+        main = types.ModuleType("__main__")  # made here, where it costs no page faults
+        main.__dict__.update(self.main_template)
+        compiled = self.precompile(program)
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            assert self.child is not None  # made by setup()
+            self.child.become_the_program(program, compiled, main, out_w, err_w, cpu_soft, memory_bytes)
+        del main
+        os.close(out_w)
+        os.close(err_w)
+        status, rusage, out, timed_out = self.supervise(pid, out_r, err_r, start + timeout_s)
+        duration = time.monotonic() - start
+        clean = self.cleaner.kill_others()
+        clean = self.cleaner.wipe() and clean
+        clean = self.cleaner.clear_scratch() and clean
+
+        kind = KIND_EXITED
+        exit_code = sig = has_code = 0
+        if os.WIFEXITED(status):
+            has_code, exit_code = 1, os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            kind = KIND_SIGNALED
+        if timed_out:
+            kind = KIND_TIMEOUT
+        elif kind == KIND_SIGNALED:
+            cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
+                kind = KIND_TIMEOUT
+            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr):
+                kind = KIND_MEMORY
+        elif exit_code == 1:
+            flag_pid, flag_kind = core.FLAG.unpack(self.flag[: core.FLAG.size])
+            if flag_pid == pid and flag_kind == core.FLAG_MEMORY:
+                kind = KIND_MEMORY
+            elif flag_pid == pid and flag_kind == core.FLAG_PROCESS:
+                kind = KIND_PROCESS
+        body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
+        header = (
+            *(kind, has_code, exit_code, sig, duration),
+            *(len(out.stdout), len(out.stdout_tail), len(out.stderr), out.out_total, out.err_total),
+        )
+        return header, body, clean
 
     def precompile(self, program: bytes) -> types.CodeType | None:
         """The program's code object compiled before forking, or None (core.precompile says when and why)."""
         return core.precompile(program, self.program_path)
 
-    def child(
+    def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, core.Capture, bool]:
+        """Read both pipes without blocking until the child exits or time runs out."""
+        out = core.Capture(self.out_cap, self.err_tail)
+        timed_out = False
+        status: int | None = None
+        rusage: Any = None
+        poller = select.poll()
+        pidfd = -1
+        if self.has_pidfd:
+            try:
+                pidfd = os.pidfd_open(pid)
+                poller.register(pidfd, select.POLLIN)
+            except OSError:
+                pidfd = -1
+        poller.register(out_r, select.POLLIN)
+        poller.register(err_r, select.POLLIN)
+        open_fds = {out_r, err_r}
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            wait = deadline - now
+            if pidfd < 0:
+                wait = min(wait, 0.002)  # no pidfd: look at the child every couple of milliseconds
+            child_done = pidfd < 0
+            for fd, _ in poller.poll(wait * 1000.0):
+                if fd == pidfd:
+                    child_done = True
+                elif not out.take(fd == out_r, os.read(fd, 1 << 16)):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+            if child_done:
+                got, st, ru = os.wait4(pid, os.WNOHANG)
+                if got == pid:
+                    status, rusage = st, ru
+                    break
+        if status is None:
+            _kill(pid)
+            _, status, rusage = os.wait4(pid, 0)
+        if pidfd >= 0:
+            poller.unregister(pidfd)
+            os.close(pidfd)
+        # The main process is gone: kill whatever it left (daemons, setsid grandchildren). That also closes
+        # the pipes' last write ends; then drain what is still buffered.
+        self.cleaner.kill_others()
+        drain_until = time.monotonic() + _DRAIN_S
+        while open_fds and time.monotonic() < drain_until:
+            for fd, _ in poller.poll(100):
+                if not out.take(fd == out_r, os.read(fd, 1 << 16)):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+        os.close(out_r)
+        os.close(err_r)
+        return status, rusage, out, timed_out
+
+
+class _Child:
+    """The forked child's side: become `python program.py` (descriptors, signal mask, limits, working directory),
+    run the program through the execution core, exit with its status. Set up by the worker before any fork."""
+
+    def __init__(self, worker: Worker, config: dict[str, Any]) -> None:
+        self.devnull = worker.devnull
+        self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
+        self.pidns = worker.pidns
+        self.signal_mask = worker.signal_mask  # the mask to give children back
+        self.prctl = worker.prctl
+        self.hard_limits = {which: resource.getrlimit(which)[1] for which in _LIMITS}
+        self.fsize = int(config["file_size_bytes"])
+        self.nofile = int(config["max_open_files"])
+        self.nproc = int(config["max_processes"])
+        self.work = worker.work
+        self.flag = worker.flag
+        self.program_path = worker.program_path
+        self.main_pid = 0  # in a child: the pid of the program's main process
+
+    def become_the_program(
         self,
         program: bytes,
         compiled: types.CodeType | None,
@@ -585,7 +609,6 @@ class Worker:
         """Execute the program as __main__ and finish the way `python program.py` does; the exit status."""
         sys.modules["__main__"] = main
         return core.Ending(self.flag, self.program_path, linecache_hook=True).run(program, compiled, main.__dict__)
-
 
 
 _WARM_UP = b'''
