@@ -192,7 +192,7 @@ class HFBackend:
                     )
                 )
         # Similar budgets and lengths together: less padding, and batches stop at about the same step.
-        self._run_rows(sorted(rows, key=lambda r: (r.budget, len(r.ids))))
+        BatchRunner(self).run_rows(sorted(rows, key=lambda r: (r.budget, len(r.ids))))
 
         by_request: dict[int, list[_Row]] = {}
         for row in rows:  # `rows` keeps request order and sample order
@@ -305,9 +305,19 @@ class HFBackend:
         return self.max_context - prompt_tokens
 
     # -- generation -----------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
+# Per-sequence stopping and sampling (plain callables: transformers calls them, and they need no base class).
 
-    def _run_rows(self, rows: list[_Row]) -> None:
-        """Generate every row, in batches of at most self._batch_rows.
+
+class BatchRunner:
+    """The decode loop of one HFBackend: runs rows in batches as large as fit (halved on out-of-memory), pauses
+    rows that finished, reuses cached prompt prefixes. State lives on the backend (`b`); this is its procedure."""
+
+    def __init__(self, backend: HFBackend) -> None:
+        self.b = backend
+
+    def run_rows(self, rows: list[_Row]) -> None:
+        """Generate every row, in batches of at most self.b._batch_rows.
 
         A batch may pause once half its rows are done (see _RowStopper); its unfinished rows then go first in
         the next batch, which is refilled with waiting rows, and their keys/values come back from the prefix
@@ -326,28 +336,28 @@ class HFBackend:
             if not oom:
                 paused = [r for r in batch if r.text is None and r.error is None]
                 todo = paused + todo[len(batch) :]
-                if self.progress is not None and len(batch) > len(paused):
-                    self.progress(len(batch) - len(paused))
+                if self.b.progress is not None and len(batch) > len(paused):
+                    self.b.progress(len(batch) - len(paused))
                 continue
-            if self._prefix is not None:
-                self._prefix.clear()  # kept keys/values are the first memory to give back
+            if self.b._prefix is not None:
+                self.b._prefix.clear()  # kept keys/values are the first memory to give back
             _free_device_memory()
-            self.stats["oom_retries"] += 1
+            self.b.stats["oom_retries"] += 1
             if len(batch) == 1:
                 row = batch[0]
                 row.error = (
                     f"out of memory generating one sequence of {len(row.ids)} prompt tokens "
-                    f"+ {row.budget} new tokens on {self.device}"
+                    f"+ {row.budget} new tokens on {self.b.device}"
                 )
                 todo = todo[1:]
-                if self.progress is not None:
-                    self.progress(1)
+                if self.b.progress is not None:
+                    self.b.progress(1)
                 continue
-            self._batch_rows = max(1, len(batch) // 2)
-            log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self._batch_rows)
+            self.b._batch_rows = max(1, len(batch) // 2)
+            log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self.b._batch_rows)
 
     def _next_batch(self, todo: list[_Row]) -> list[_Row]:
-        """The longest run of up to self._batch_rows rows from the front of `todo` that can share a call.
+        """The longest run of up to self.b._batch_rows rows from the front of `todo` that can share a call.
 
         A batch runs as many steps as its largest remaining budget, and a sequence that finished early is
         still fed (padding) until then: the longest input plus those steps must fit the context, or
@@ -355,9 +365,9 @@ class HFBackend:
         """
         batch = [todo[0]]
         longest, steps = len(todo[0].inputs), todo[0].remaining
-        for row in todo[1 : self._batch_rows]:
+        for row in todo[1 : self.b._batch_rows]:
             longest, steps = max(longest, len(row.inputs)), max(steps, row.remaining)
-            if self.max_context is not None and longest + steps > self.max_context:
+            if self.b.max_context is not None and longest + steps > self.b.max_context:
                 break
             batch.append(row)
         return batch
@@ -376,18 +386,18 @@ class HFBackend:
         hf = _transformers()
         for tokens in inputs:
             entry, n = prefix.lookup(tokens)
-            if len(tokens) - 1 - n < self.PREFILL_ALONE_FROM:
+            if len(tokens) - 1 - n < self.b.PREFILL_ALONE_FROM:
                 continue  # cached (a repeated prompt, a paused row) or a short suffix: the batch does it
             past = [(k[None, :, :n], v[None, :, :n]) for k, v in entry.kv] if entry is not None and n else None
-            cache = hf.DynamicCache(past, config=self.model.config)
-            feed = torch.tensor([tokens[n:-1]], dtype=torch.long, device=self.device)
+            cache = hf.DynamicCache(past, config=self.b.model.config)
+            feed = torch.tensor([tokens[n:-1]], dtype=torch.long, device=self.b.device)
             with torch.inference_mode():
-                self.model(input_ids=feed, use_cache=True, **{cache_kwarg: cache})
+                self.b.model(input_ids=feed, use_cache=True, **{cache_kwarg: cache})
             # store() keeps the input plus all new tokens but the last: here the input is all but the last
             # prompt token, which generate will feed.
             if not prefix.store([tokens[:-1]], [[tokens[-1]]], [1], len(tokens) - 1, cache):
                 return
-            self.stats["reused_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
+            self.b.stats["reused_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
 
     def _run_batch(self, batch: list[_Row]) -> None:
         """One generate call. Finished rows get their text; paused rows keep their tokens so far."""
@@ -395,37 +405,37 @@ class HFBackend:
 
         hf = _transformers()
         inputs = [r.inputs for r in batch]
-        ids, mask = left_pad(inputs, self.pad_id)
+        ids, mask = left_pad(inputs, self.b.pad_id)
         width = ids.shape[1]
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = ids.to(self.b.device), mask.to(self.b.device)
         steps = max(r.remaining for r in batch)
 
         kwargs: dict[str, Any] = {}
-        if self._prefix is not None and self._cache_kwarg is not None:
-            if self.device.type == "cpu" and sum(map(len, inputs)) <= self._prefix.free_tokens():
-                self._prefill_alone(self._prefix, self._cache_kwarg, inputs)
-            cache, reused = self._prefix.assemble(inputs, width, self.model, self.device)
+        if self.b._prefix is not None and self.b._cache_kwarg is not None:
+            if self.b.device.type == "cpu" and sum(map(len, inputs)) <= self.b._prefix.free_tokens():
+                self._prefill_alone(self.b._prefix, self.b._cache_kwarg, inputs)
+            cache, reused = self.b._prefix.assemble(inputs, width, self.b.model, self.b.device)
             if cache is not None:
-                kwargs[self._cache_kwarg] = cache
-                self.stats["reused_tokens"] += reused
+                kwargs[self.b._cache_kwarg] = cache
+                self.b.stats["reused_tokens"] += reused
         # Pausing costs about one step; it gains the waiting rows' places, and on a CPU fewer rows per step.
-        pause_tokens = self._prefix.free_tokens() if self._prefix is not None else 0
-        stopper = _RowStopper(self.tokenizer, width, batch, self.eos_ids, pause_tokens)
+        pause_tokens = self.b._prefix.free_tokens() if self.b._prefix is not None else 0
+        stopper = _RowStopper(self.b.tokenizer, width, batch, self.b.eos_ids, pause_tokens)
         processors = hf.LogitsProcessorList()
         if any(r.temperature > 0 for r in batch):
-            processors.append(_RowSampler(width, batch, self.device))
+            processors.append(_RowSampler(width, batch, self.b.device))
         config = hf.GenerationConfig(
             max_new_tokens=steps,
             do_sample=False,  # _RowSampler samples; generate's argmax then takes its one allowed token
             num_beams=1,
-            pad_token_id=self.pad_id,
-            eos_token_id=list(self.eos_ids) or None,
-            bos_token_id=self.model.generation_config.bos_token_id,
-            return_dict_in_generate=self._prefix is not None,
+            pad_token_id=self.b.pad_id,
+            eos_token_id=list(self.b.eos_ids) or None,
+            bos_token_id=self.b.model.generation_config.bos_token_id,
+            return_dict_in_generate=self.b._prefix is not None,
             use_cache=True,
         )
         with torch.inference_mode():
-            out = self.model.generate(
+            out = self.b.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 generation_config=config,
@@ -433,7 +443,7 @@ class HFBackend:
                 stopping_criteria=hf.StoppingCriteriaList([stopper]),
                 **kwargs,
             )
-        sequences = out.sequences if self._prefix is not None else out
+        sequences = out.sequences if self.b._prefix is not None else out
         new = sequences[:, width:].tolist()
         counts = []  # tokens of this call that belong to each row
         for i, row in enumerate(batch):
@@ -443,19 +453,15 @@ class HFBackend:
             elif stopper.paused:
                 count = len(new[i])
             else:  # a sequence the stopper never saw finish (defensive: generate ended on its own)
-                count = _fallback_length(new[i], self.eos_ids, row.remaining)
+                count = _fallback_length(new[i], self.b.eos_ids, row.remaining)
             counts.append(count)
             row.generated = row.generated + new[i][:count]
             if done or not stopper.paused:
-                row.text = _decode_continuation(self.tokenizer, row.ids, row.generated)
+                row.text = _decode_continuation(self.b.tokenizer, row.ids, row.generated)
         if stopper.paused:
-            self.stats["pauses"] += 1
-        if self._prefix is not None:
+            self.b.stats["pauses"] += 1
+        if self.b._prefix is not None:
             returned = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-            if not self._prefix.store(inputs, new, counts, width, returned):
+            if not self.b._prefix.store(inputs, new, counts, width, returned):
                 log.warning("hf: this model's cache layout is not a plain key/value cache; prefix reuse is off")
-                self._prefix = None
-
-
-# ----------------------------------------------------------------------------------------------------
-# Per-sequence stopping and sampling (plain callables: transformers calls them, and they need no base class).
+                self.b._prefix = None
