@@ -169,30 +169,21 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
-class _Slot:
-    """One worker process and the harness thread that owns it (spawn, feed, read, restart)."""
+class _WorkerProcess:
+    """One worker process: its command line, start (waiting for "ready"), stop, and bounded reads and writes."""
 
-    def __init__(self, box: ProcessSandbox, index: int, uid: int | None, root_dir: str) -> None:
+    def __init__(self, box: ProcessSandbox, uid: int | None, root_dir: str) -> None:
         self.box = box
-        self.index = index
         self.uid = uid
         self.root_dir = root_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.errlog: IO[bytes] | None = None
         self.info: dict[str, object] = {}
-        self.ready = threading.Event()
-        self.start_error: SandboxError | None = None
-        self.seq = 0
         self.silent = False  # the last failed read/write hit its deadline (the worker is alive but stuck)
-        self.inflight: collections.deque[_Pending] = collections.deque()
-        self.unsent: collections.deque[_Pending] = collections.deque()
-        self._stderr_text_saved = ""
+        self.stderr_text_saved = ""
         self._stop_lock = threading.Lock()
-        self.thread = threading.Thread(target=self._main, name=f"sandbox-worker-{index}", daemon=True)
 
-    # ------------------------------------------------------------------------------------ lifecycle
-
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
         plan = self.box.plan
         settings = self.box.settings
         config = {
@@ -217,7 +208,7 @@ class _Slot:
             cmd = [*pre, "--", *cmd]
         return cmd
 
-    def _spawn(self) -> None:
+    def spawn(self) -> None:
         """Start the worker and wait for its "ready" message; SandboxError if it cannot start."""
         plan = self.box.plan
         self.silent = False
@@ -229,7 +220,7 @@ class _Slot:
         home = "/tmp" if plan.mode == "bubblewrap" else self.root_dir
         try:
             self.proc = subprocess.Popen(
-                self._command(),
+                self.command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self.errlog,
@@ -245,30 +236,30 @@ class _Slot:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         os.set_blocking(self.proc.stdin.fileno(), False)
         deadline = time.monotonic() + START_TIMEOUT_S
-        size = self._read(worker.READY_LEN.size, deadline)
+        size = self.read(worker.READY_LEN.size, deadline)
         if size is not None:
-            body = self._read(worker.READY_LEN.unpack(size)[0], deadline)
+            body = self.read(worker.READY_LEN.unpack(size)[0], deadline)
             if body is not None:
                 self.info = json.loads(body)
                 return
-        self._stop()
-        why = self._stderr_text_saved or "no message"
+        self.stop()
+        why = self.stderr_text_saved or "no message"
         raise SandboxError(f"sandbox worker did not start: {why}")
 
-    def _stderr_text(self) -> str:
+    def stderr_text(self) -> str:
         if self.errlog is None:
             return ""
         self.errlog.seek(0)
         return _decode(self.errlog.read()[-2000:]).strip()
 
-    def _stop(self) -> int | None:
+    def stop(self) -> int | None:
         """Kill the worker (and, without a PID namespace, every process of its uid); its exit status."""
         with self._stop_lock:
             return self._stop_locked()
 
     def _stop_locked(self) -> int | None:
         rc = None
-        self._stderr_text_saved = self._stderr_text()
+        self.stderr_text_saved = self.stderr_text()
         proc = self.proc
         if proc is not None:
             if proc.poll() is None:
@@ -289,26 +280,26 @@ class _Slot:
             self.errlog = None
         return rc
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
         """Close the worker's input so that it exits by itself, then make sure it is gone."""
         proc = self.proc
         if proc is not None and proc.stdin is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
-        self._retire()
+        self.retire()
 
-    def _retire(self) -> int | None:
+    def retire(self) -> int | None:
         """Wait briefly for a worker that closed its end, then make sure it is gone; its exit status."""
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=2.0)
-        return self._stop()
+        return self.stop()
 
-    def _restart(self) -> None:
+    def restart(self) -> None:
         failures = 0
         while True:
             try:
-                self._spawn()
+                self.spawn()
                 return
             except SandboxError:
                 failures += 1
@@ -316,9 +307,7 @@ class _Slot:
                     raise
                 time.sleep(0.1 * failures)
 
-    # ------------------------------------------------------------------------------------------ I/O
-
-    def _read(self, n: int, deadline: float) -> bytes | None:
+    def read(self, n: int, deadline: float) -> bytes | None:
         """Exactly n bytes from the worker, or None on EOF or deadline (see self.silent)."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
@@ -336,7 +325,7 @@ class _Slot:
             buf += chunk
         return bytes(buf)
 
-    def _write(self, data: bytes, deadline: float) -> bool:
+    def write(self, data: bytes, deadline: float) -> bool:
         """Write all of data without ever blocking past the deadline; False if the worker is gone or stuck."""
         assert self.proc is not None and self.proc.stdin is not None
         fd = self.proc.stdin.fileno()
@@ -356,12 +345,33 @@ class _Slot:
                 return False
         return True
 
-    # ------------------------------------------------------------------------------------ main loop
+
+class _Slot:
+    """One worker and the harness thread that owns it: feeds it jobs, reads results, restarts it when it dies."""
+
+    def __init__(self, box: ProcessSandbox, index: int, uid: int | None, root_dir: str) -> None:
+        self.box = box
+        self.index = index
+        self.process = _WorkerProcess(box, uid, root_dir)
+        self.ready = threading.Event()
+        self.start_error: SandboxError | None = None
+        self.seq = 0
+        self.inflight: collections.deque[_Pending] = collections.deque()
+        self.unsent: collections.deque[_Pending] = collections.deque()
+        self.thread = threading.Thread(target=self._main, name=f"sandbox-worker-{index}", daemon=True)
+
+    @property
+    def uid(self) -> int | None:
+        return self.process.uid
+
+    @property
+    def info(self) -> dict[str, object]:
+        return self.process.info
 
     def _main(self) -> None:
         error = SandboxError("sandbox closed")
         try:
-            self._restart()
+            self.process.restart()
         except SandboxError as e:
             self.start_error = e
             self.ready.set()
@@ -381,7 +391,7 @@ class _Slot:
                 item.fail(error)
             self.inflight.clear()
             self.unsent.clear()
-            self._shutdown()
+            self.process.shutdown()
 
     def _serve(self) -> None:
         jobs = self.box._queue
@@ -414,7 +424,7 @@ class _Slot:
                     break
                 self.seq = (self.seq + 1) & 0xFFFFFFFF
                 header = worker.JOB.pack(self.seq, nxt.timeout_s, nxt.memory_bytes, len(nxt.program))
-                if not self._write(header + nxt.program, time.monotonic() + START_TIMEOUT_S):
+                if not self.process.write(header + nxt.program, time.monotonic() + START_TIMEOUT_S):
                     alive = False
                     break
                 if not inflight:
@@ -430,7 +440,7 @@ class _Slot:
         inflight = self.inflight
         head = inflight[0]
         deadline = head.started + head.timeout_s + BACKSTOP_GRACE_S
-        raw = self._read(worker.RESULT.size, deadline)
+        raw = self.process.read(worker.RESULT.size, deadline)
         if raw is None:
             return False
         seq, kind, has_code, code, sig, duration, out_len, tail_len, err_len, out_total, err_total = (
@@ -440,7 +450,7 @@ class _Slot:
         if seq != expected:
             raise SandboxError(f"sandbox protocol error: result {seq}, expected {expected}")
         size = out_len + tail_len + err_len
-        body = self._read(size, time.monotonic() + START_TIMEOUT_S) if size else b""
+        body = self.process.read(size, time.monotonic() + START_TIMEOUT_S) if size else b""
         if body is None:
             return False
         inflight.popleft()
@@ -454,9 +464,9 @@ class _Slot:
 
     def _after_death(self) -> None:
         """The worker died or went silent: blame the program it was running, restart, resend the rest."""
-        silent = self.silent
-        rc = self._stop() if silent else self._retire()
-        why = self._stderr_text_saved
+        silent = self.process.silent
+        rc = self.process.stop() if silent else self.process.retire()
+        why = self.process.stderr_text_saved
         inflight, unsent = self.inflight, self.unsent
         if inflight and (silent or rc != worker.RETIRE_STATUS):
             head = inflight.popleft()
@@ -473,7 +483,7 @@ class _Slot:
                 log.warning("sandbox worker %d exited with status %s: %s", self.index, rc, why or "no message")
         unsent.extendleft(reversed(inflight))
         inflight.clear()
-        self._restart()
+        self.process.restart()
 
 
 class ProcessSandbox(ClosedOnExit):
@@ -629,7 +639,7 @@ class ProcessSandbox(ClosedOnExit):
         for slot in self._slots:
             if slot.thread.is_alive():
                 slot.thread.join(timeout=10.0)
-            slot._stop()
+            slot.process.stop()
         closed = SandboxError("sandbox closed")
         while True:
             try:

@@ -650,9 +650,9 @@ def test_worker_killed_from_outside_is_blamed_on_its_program_and_comes_back(box1
     # The harness's own recovery path: the worker dies (here: SIGKILL from the host) while a program runs.
     import threading
 
-    slot = box1._slots[0]
-    assert slot.proc is not None
-    outer = slot.proc.pid  # bubblewrap's process in the host's PID namespace; the worker dies with it
+    proc = box1._slots[0].process.proc
+    assert proc is not None
+    outer = proc.pid  # bubblewrap's process in the host's PID namespace; the worker dies with it
     timer = threading.Timer(0.5, os.killpg, (outer, signal.SIGKILL))
     timer.start()
     try:

@@ -305,6 +305,8 @@ class HFBackend:
         return self.max_context - prompt_tokens
 
     # -- generation -----------------------------------------------------------------------------------------
+
+
 # ----------------------------------------------------------------------------------------------------
 # Per-sequence stopping and sampling (plain callables: transformers calls them, and they need no base class).
 
