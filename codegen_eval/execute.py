@@ -28,6 +28,7 @@ def execute(
     is called once per distinct program before it runs (--record-programs stores it)."""
     by_key: dict[str, list[Sample]] = defaultdict(list)
     jobs: dict[str, ExecutionJob] = {}
+    shas: dict[str, str] = {}  # key -> the content address of the program text (executions.jsonl, --record-programs)
     for s in samples:
         if s.error is not None:
             on_record(ExecutionRecord(s.problem_id, s.index, Outcome.GENERATION_ERROR, s.error))
@@ -36,10 +37,12 @@ def execute(
         identity = f"{s.problem_id}\0{job.timeout_s}\0{job.memory_mb}\0{job.program}"
         key = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()  # a completion may hold any text
         by_key[key].append(s)
-        jobs[key] = job
+        if key not in jobs:
+            jobs[key] = job
+            shas[key] = program_sha256(job.program)
 
     def finish(key: str, result: ExecutionResult) -> None:
-        program_sha = program_sha256(jobs[key].program)
+        program_sha = shas[key]
         for s in by_key[key]:
             verdict = benchmark.judge(problems[s.problem_id], s, result, nonce)
             on_record(
@@ -73,7 +76,7 @@ def execute(
                     if next_key is None:
                         break
                     if on_program is not None:
-                        on_program(program_sha256(jobs[next_key].program), jobs[next_key].program)
+                        on_program(shas[next_key], jobs[next_key].program)
                     in_flight[pool.submit(sandbox.run, jobs[next_key])] = next_key
                 if not in_flight:
                     break

@@ -95,16 +95,17 @@ def make_result(
         exit_code=exit_code,
         signal=sig,
         # Head and tail are one stream unless bytes were dropped between them: decode them together then.
-        stdout=_decode(out) if truncated else _decode(out + tail),
-        stderr=_decode(err),
+        stdout=decode_output(out) if truncated else decode_output(out + tail),
+        stderr=decode_output(err),
         duration_s=duration,
         stdout_truncated=truncated,
-        stdout_tail=_decode(tail) if truncated else "",
+        stdout_tail=decode_output(tail) if truncated else "",
         stderr_truncated=err_total > len(err),
         stdout_bytes=out_total,
         stderr_bytes=err_total,
     )
 
 
-def _decode(data: bytes) -> str:
+def decode_output(data: bytes) -> str:
+    """A program's bytes as text: UTF-8, undecodable bytes replaced."""
     return data.decode("utf-8", errors="replace")

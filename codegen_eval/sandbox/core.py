@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import linecache
 import mmap
 import os
@@ -208,15 +209,10 @@ def pop_line(buffer: bytearray) -> bytes | None:
     return line
 
 
-def load_shipped(name: str, source: str) -> types.ModuleType:
-    """A module from its source, inside a sandbox where the package is not importable."""
-    module = types.ModuleType(name)
-    exec(compile(source, f"<codegen-eval {name}>", "exec"), module.__dict__)
-    return module
-
-
+@functools.cache
 def shipped_sources() -> dict[str, str]:
-    """The sources sent into a sandbox for `load_shipped` (host side only)."""
+    """The sources of core.py and seccomp.py, as sent into a sandbox (the worker and the supervisor load them
+    before anything else; the package is not importable there). Host side only; read once."""
     here = os.path.dirname(os.path.abspath(__file__))
     sources = {}
     for name in ("core", "seccomp"):

@@ -25,7 +25,7 @@ from typing import IO, Self
 from codegen_eval.errors import SandboxError, UsageError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import core, probe, seccomp, worker
-from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, make_result
+from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, decode_output, make_result
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ def _wait_for(fd: int, event: int, timeout_s: float) -> bool:
     poller = select.poll()
     poller.register(fd, event)
     return bool(poller.poll(timeout_s * 1000.0))
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
 
 
 class _Pending:
@@ -250,7 +246,7 @@ class _WorkerProcess:
         if self.errlog is None:
             return ""
         self.errlog.seek(0)
-        return _decode(self.errlog.read()[-2000:]).strip()
+        return decode_output(self.errlog.read()[-2000:]).strip()
 
     def stop(self) -> int | None:
         """Kill the worker (and, without a PID namespace, every process of its uid); its exit status."""

@@ -765,8 +765,8 @@ def _follower(token: str, i: int) -> tuple[str, str, int]:
     return f"print({out!r})\nraise SystemExit({3 * (i % 2)})\n", out + "\n", 3 * (i % 2)
 
 
-def _check_followers(box: Sandbox, token: str, started: threading.Event, count: int = 4) -> list[str]:
-    """Submit `count` jobs once the case's job is running; what came back different from what they printed."""
+def _check_followers(box: Sandbox, token: str, count: int = 4) -> list[str]:
+    """Submit `count` jobs just after the case's own; what came back different from what they printed."""
     results: list[ExecutionResult | BaseException | None] = [None] * count
 
     def one(i: int) -> None:
@@ -775,7 +775,6 @@ def _check_followers(box: Sandbox, token: str, started: threading.Event, count: 
         except BaseException as e:
             results[i] = e
 
-    started.wait(5.0)
     time.sleep(0.05)  # the case's own job is in a worker by now: these queue behind it or beside it
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for t in threads:
@@ -818,13 +817,9 @@ def run_case(box: Sandbox, case: Case, secret: str, remote: str = "1.1.1.1", gra
         ):
             code = code.replace(token, value)
         program = code + f"\nprint({sentinel!r}, flush=True)\n"
-        started = threading.Event()
         followers: list[str] = []
-        checker = threading.Thread(
-            target=lambda: followers.extend(_check_followers(box, follower_token, started)), daemon=True
-        )
+        checker = threading.Thread(target=lambda: followers.extend(_check_followers(box, follower_token)), daemon=True)
         checker.start()
-        started.set()
         result = box.run(ExecutionJob(program=program, timeout_s=case.timeout_s, memory_mb=case.memory_mb))
         checker.join(90.0)
         connected = bool(select.select([listener], [], [], 0)[0]) or unix.connected()
