@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import signal
 import socket
 import struct
@@ -26,6 +25,7 @@ from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import core, seccomp
 from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, make_result
+from codegen_eval.sandbox.pool import Pending, SlotPool
 
 log = logging.getLogger(__name__)
 
@@ -193,138 +193,36 @@ class _Worker:
             self.response.close()
 
 
-class ContainerSandbox(ClosedOnExit):
-    """Runs each program in one of `concurrency` long-lived containers (network off, read-only root, non-root,
-    no capabilities, memory and pids limits), through a supervisor that is the container's PID 1."""
+class _Fleet:
+    """This run's containers on the engine: started, named, labelled, removed (in the background when it can)."""
 
-    name = "docker"
-
-    def __init__(self, settings: SandboxSettings) -> None:
-        self.settings = settings
-        self.image = settings.image or os.environ.get("CODEGEN_EVAL_IMAGE") or DEFAULT_IMAGE
-        self.python = settings.python or "python3"
+    def __init__(self, box: ContainerSandbox, client: Any) -> None:
+        self.box = box
+        self.client = client
         self.run_id = uuid.uuid4().hex[:12]
-        self._workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
-        self._client: Any = None
-        self._where = ""
-        self._engine = ""
-        self._image_id = ""
-        self._slots: queue.Queue[_Slot] = queue.Queue()
-        self._all_slots: list[_Slot] = []
         self._live: dict[str, str] = {}  # container id -> name, everything not yet removed
         self._lock = threading.Lock()
         self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codegen-eval-reaper")
         self._counter = 0
-        self._closed = False
-        self._entered = False
-        self._previous_sigterm: Any = None
-        # Writable tmpfs sizes: a file may grow to file_size_mb (RLIMIT_FSIZE); allow a few of them.
-        self._tmpfs_mb = max(4 * settings.file_size_mb, 64)
-        self.memory_mb = settings.memory_mb
-        # tmpfs pages (three mounts and /dev/shm) are charged to the container's memory cgroup, as is the
-        # supervisor (~15 MiB).
-        self._container_memory_mb = settings.memory_mb + 3 * self._tmpfs_mb + _SHM_MB + 128
-        self._pids = settings.max_processes + 2  # the supervisor, and one spare so it can always fork
-        self._supervisor_source = _SUPERVISOR.read_text(encoding="utf-8")
+        self.closed = False
 
-    @property
-    def concurrency(self) -> int:
-        return self._workers
-
-    # ----------------------------------------------------------------------------------------- lifecycle
-
-    def __enter__(self) -> Self:
-        if self._entered:
-            raise SandboxError("a ContainerSandbox can be entered only once")
-        self._entered = True
-        self._client, self._where = connect()
+    def start(self, index: int) -> _Worker:
         import docker
 
-        try:
-            image = self._client.images.get(self.image)
-        except docker.errors.ImageNotFound as exc:
-            raise SandboxError(
-                f"container image {self.image} not found at {self._where}; build it with "
-                "`codegen-eval sandbox build-image` (or scripts/setup-container-engine.sh)"
-            ) from exc
-        self._image_id = str(image.id)
-        version = self._client.version()
-        self._engine = f"{_engine_name(version)} {version.get('Version', '?')}"
-        atexit.register(self.close)
-        self._install_sigterm()
-        self._all_slots = [_Slot(self, i) for i in range(self._workers)]
-        try:
-            with ThreadPoolExecutor(max_workers=min(self._workers, 8)) as pool:
-                for _ in pool.map(lambda slot: slot.ensure(), self._all_slots):
-                    pass
-        except BaseException:
-            self.close()
-            raise
-        for slot in self._all_slots:
-            self._slots.put(slot)
-        log.info(
-            "container sandbox: %d containers from %s on %s (run %s)",
-            self._workers,
-            self.image,
-            self._engine,
-            self.run_id,
-        )
-        return self
-
-    def close(self) -> None:
-        """Remove every container of this run. Idempotent; SIGINT/SIGTERM wait until it is done."""
+        box, api = self.box, self.client.api
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        with _signals_deferred():
-            self._reaper.shutdown(wait=True)
-            for slot in self._all_slots:
-                slot.close()
-            with self._lock:
-                leftovers = list(self._live)
-            if leftovers and self._client is not None:
-                with ThreadPoolExecutor(max_workers=min(len(leftovers), 8)) as pool:
-                    list(pool.map(self._remove, leftovers))
-            self._restore_sigterm()
-            atexit.unregister(self.close)
-
-    def _install_sigterm(self) -> None:
-        """Turn SIGTERM into SystemExit so `with` blocks unwind and the containers are removed."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-
-        def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            raise SystemExit(128 + signum)
-
-        self._previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
-
-    def _restore_sigterm(self) -> None:
-        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
-
-    # ----------------------------------------------------------------------------------------- containers
-
-    def _start_worker(self, index: int) -> _Worker:
-        import docker
-
-        api = self._client.api
-        with self._lock:
-            if self._closed:
+            if self.closed:
                 raise SandboxError("the container sandbox is closed")
             self._counter += 1
             name = f"codegen-eval-{self.run_id}-{index}-{self._counter}"
-        tmpfs = f"rw,nosuid,nodev,size={self._tmpfs_mb}m,mode=1777"
+        tmpfs = f"rw,nosuid,nodev,size={box.tmpfs_mb}m,mode=1777"
         host_config = api.create_host_config(
             network_mode="none",
             read_only=True,
             tmpfs={WORKDIR: tmpfs, "/tmp": tmpfs, "/var/tmp": tmpfs},
-            mem_limit=f"{self._container_memory_mb}m",
-            memswap_limit=f"{self._container_memory_mb}m",
-            pids_limit=self._pids,
+            mem_limit=f"{box.container_memory_mb}m",
+            memswap_limit=f"{box.container_memory_mb}m",
+            pids_limit=box.pids,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             shm_size=f"{_SHM_MB}m",
@@ -332,12 +230,12 @@ class ContainerSandbox(ClosedOnExit):
         )
         try:
             created = api.create_container(
-                self.image,
+                box.image,
                 command=[
-                    self.python,
+                    box.python,
                     "-c",
-                    self._supervisor_source,
-                    json.dumps(list(self.settings.preload)),
+                    box.supervisor_source,
+                    json.dumps(list(box.settings.preload)),
                     json.dumps(core.shipped_sources()),  # the execution core and the syscall filter
                 ],
                 user=USER,
@@ -363,7 +261,7 @@ class ContainerSandbox(ClosedOnExit):
             sock.settimeout(_START_TIMEOUT_S)
             line = frames.line()
         except (docker.errors.DockerException, OSError) as exc:
-            raise SandboxError(f"cannot start container {name} from {self.image}: {exc}") from exc
+            raise SandboxError(f"cannot start container {name} from {box.image}: {exc}") from exc
         worker = _Worker(container_id, name, response, sock, frames)
         if line is None:
             worker.close_socket()
@@ -379,12 +277,25 @@ class ContainerSandbox(ClosedOnExit):
             log.warning("container %s: the syscall filter is OFF: %s", name, hello.get("seccomp_off"))
         return worker
 
+    def start_later(self, index: int) -> Future[_Worker] | None:
+        """Start a replacement in the background (a container takes a few hundred milliseconds); None if closing."""
+        try:
+            return self._reaper.submit(self.start, index)
+        except RuntimeError:
+            return None
+
+    def state(self, worker: _Worker) -> dict[str, Any]:
+        """The engine's State of a container ({} once it is gone)."""
+        with contextlib.suppress(Exception):
+            return dict(self.client.api.inspect_container(worker.container_id)["State"])
+        return {}
+
     def _remove(self, container_id: str) -> None:
         import docker
 
         for attempt in range(3):
             try:
-                self._client.api.remove_container(container_id, force=True, v=True)
+                self.client.api.remove_container(container_id, force=True, v=True)
                 break
             except docker.errors.NotFound:
                 break
@@ -403,14 +314,133 @@ class ContainerSandbox(ClosedOnExit):
         self._remove(worker.container_id)
         worker.close_socket()
 
-    def _discard(self, worker: _Worker, wait: bool) -> None:
-        if wait or self._closed:
+    def discard(self, worker: _Worker, wait: bool) -> None:
+        if wait or self.closed:
             self._retire(worker)
         else:
             try:
                 self._reaper.submit(self._retire, worker)
             except RuntimeError:  # reaper already shut down: closing
                 self._retire(worker)
+
+    def close(self) -> None:
+        """Refuse new containers, wait for the background work, remove whatever is left."""
+        with self._lock:
+            self.closed = True
+        self._reaper.shutdown(wait=True)
+        with self._lock:
+            leftovers = list(self._live)
+        if leftovers:
+            with ThreadPoolExecutor(max_workers=min(len(leftovers), 8)) as pool:
+                list(pool.map(self._remove, leftovers))
+
+
+class ContainerSandbox(ClosedOnExit):
+    """Runs each program in one of `concurrency` long-lived containers (network off, read-only root, non-root,
+    no capabilities, memory and pids limits), through a supervisor that is the container's PID 1."""
+
+    name = "docker"
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.image = settings.image or os.environ.get("CODEGEN_EVAL_IMAGE") or DEFAULT_IMAGE
+        self.python = settings.python or "python3"
+        self._workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
+        self._fleet: _Fleet | None = None
+        self._pool = SlotPool("codegen-eval-container")
+        self._slots: list[_Slot] = []
+        self._where = ""
+        self._engine = ""
+        self._image_id = ""
+        self._lock = threading.Lock()
+        self._closed = False
+        self._entered = False
+        self._previous_sigterm: Any = None
+        # Writable tmpfs sizes: a file may grow to file_size_mb (RLIMIT_FSIZE); allow a few of them.
+        self.tmpfs_mb = max(4 * settings.file_size_mb, 64)
+        self.memory_mb = settings.memory_mb
+        # tmpfs pages (three mounts and /dev/shm) are charged to the container's memory cgroup, as is the
+        # supervisor (~15 MiB).
+        self.container_memory_mb = settings.memory_mb + 3 * self.tmpfs_mb + _SHM_MB + 128
+        self.pids = settings.max_processes + 2  # the supervisor, and one spare so it can always fork
+        self.supervisor_source = _SUPERVISOR.read_text(encoding="utf-8")
+
+    @property
+    def concurrency(self) -> int:
+        return self._workers
+
+    @property
+    def run_id(self) -> str:
+        return self._fleet.run_id if self._fleet is not None else ""
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Self:
+        if self._entered:
+            raise SandboxError("a ContainerSandbox can be entered only once")
+        self._entered = True
+        client, self._where = connect()
+        import docker
+
+        try:
+            image = client.images.get(self.image)
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxError(
+                f"container image {self.image} not found at {self._where}; build it with "
+                "`codegen-eval sandbox build-image` (or scripts/setup-container-engine.sh)"
+            ) from exc
+        self._image_id = str(image.id)
+        version = client.version()
+        self._engine = f"{_engine_name(version)} {version.get('Version', '?')}"
+        self._fleet = fleet = _Fleet(self, client)
+        atexit.register(self.close)
+        self._install_sigterm()
+        self._slots = [_Slot(fleet, i) for i in range(self._workers)]
+        try:
+            self._pool.start(self._slots)
+        except BaseException:
+            self.close()
+            raise
+        log.info(
+            "container sandbox: %d containers from %s on %s (run %s)",
+            self._workers,
+            self.image,
+            self._engine,
+            fleet.run_id,
+        )
+        return self
+
+    def close(self) -> None:
+        """Remove every container of this run. Idempotent; SIGINT/SIGTERM wait until it is done."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with _signals_deferred():
+            if self._fleet is not None:
+                self._fleet.closed = True  # a slot that loses its container now fails its job, starts no other
+            self._pool.close()
+            if self._fleet is not None:
+                self._fleet.close()
+            self._restore_sigterm()
+            atexit.unregister(self.close)
+
+    def _install_sigterm(self) -> None:
+        """Turn SIGTERM into SystemExit so `with` blocks unwind and the containers are removed."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     # ----------------------------------------------------------------------------------------- running
 
@@ -443,17 +473,13 @@ class ContainerSandbox(ClosedOnExit):
     def run(self, job: ExecutionJob) -> ExecutionResult:
         if not self._entered or self._closed:
             raise SandboxError("the container sandbox is not open (use it as a context manager)")
-        slot = self._slots.get()
-        try:
-            return slot.run(job)
-        finally:
-            self._slots.put(slot)
+        return self._pool.run(Pending(self._payload(job), job.timeout_s))
 
     def layers(self) -> Mapping[str, str]:
         """Each layer as the first container's supervisor observed it from inside (not as configured)."""
-        if not self._all_slots or self._all_slots[0].worker is None:
+        if not self._slots or self._slots[0].worker is None:
             raise SandboxError("the container sandbox is not started (use it as a context manager)")
-        hello = self._all_slots[0].worker.hello
+        hello = self._slots[0].worker.hello
         seen: dict[str, Any] = hello.get("observed", {})
         net = seen.get("net")
         engine_seccomp = {"0": "OFF", "1": "strict", "2": "on (the engine's default profile; ours: syscall_filter)"}
@@ -470,8 +496,8 @@ class ContainerSandbox(ClosedOnExit):
             "seccomp": engine_seccomp.get(str(seen.get("Seccomp")), f"unknown ({seen.get('Seccomp')})"),
             "supervisor": "pid 1, not dumpable" if hello.get("protected") else "pid 1, DUMPABLE",
             "syscall_filter": seccomp.describe(str(hello.get("seccomp_off", "the supervisor did not say"))),
-            "memory_cgroup": f"{self._container_memory_mb} MiB",
-            "pids_cgroup": str(self._pids),
+            "memory_cgroup": f"{self.container_memory_mb} MiB",
+            "pids_cgroup": str(self.pids),
             "rlimits": (
                 f"as={self.memory_mb}MiB cpu=timeout+1s fsize={self.settings.file_size_mb}MiB "
                 f"nofile={self.settings.max_open_files} core=0"
@@ -484,11 +510,12 @@ class ContainerSandbox(ClosedOnExit):
 class _Slot:
     """One unit of concurrency: owns at most one container at a time, replaced when in doubt."""
 
-    def __init__(self, sandbox: ContainerSandbox, index: int) -> None:
-        self.sandbox = sandbox
+    def __init__(self, fleet: _Fleet, index: int) -> None:
+        self.fleet = fleet
         self.index = index
         self.worker: _Worker | None = None
         self._next: Future[_Worker] | None = None  # a replacement starting in the background
+        self._holding: Pending | None = None
 
     def ensure(self) -> _Worker:
         if self.worker is None:
@@ -499,10 +526,29 @@ class _Slot:
                 except SandboxError as exc:
                     log.warning("replacement container failed to start (%s); trying again", exc)
             if self.worker is None:
-                self.worker = self.sandbox._start_worker(self.index)
+                self.worker = self.fleet.start(self.index)
         return self.worker
 
-    def close(self) -> None:
+    # The SlotPool's side: start, serve, release, kill.
+
+    def start(self) -> None:
+        self.ensure()
+
+    def serve(self, pool: SlotPool) -> None:
+        while isinstance(item := pool.take(), Pending):
+            self._holding = item
+            try:
+                item.finish(self.run(item))
+            except SandboxError as exc:  # this job's infrastructure fault; the slot goes on with a fresh container
+                item.fail(exc)
+            self._holding = None
+
+    def release(self, error: SandboxError) -> None:
+        if self._holding is not None:
+            self._holding.fail(error)
+            self._holding = None
+
+    def kill(self) -> None:
         upcoming, self._next = self._next, None
         if upcoming is not None and self.worker is None and upcoming.exception() is None:
             self.worker = upcoming.result()
@@ -511,19 +557,16 @@ class _Slot:
     def drop(self, wait: bool) -> None:
         if self.worker is not None:
             worker, self.worker = self.worker, None
-            self.sandbox._discard(worker, wait)
+            self.fleet.discard(worker, wait)
             if not wait and self._next is None:
-                # Start the replacement now: a container takes a few hundred milliseconds to start.
-                with contextlib.suppress(RuntimeError):  # the sandbox is closing
-                    self._next = self.sandbox._reaper.submit(self.sandbox._start_worker, self.index)
+                self._next = self.fleet.start_later(self.index)
 
-    def run(self, job: ExecutionJob) -> ExecutionResult:
-        payload = self.sandbox._payload(job)
+    def run(self, item: Pending) -> ExecutionResult:
         lost = ""
         # The program cannot end its container (PID 1 ignores its signals; OOM kills pick the program first):
         # a container that vanishes was removed or crashed from outside. Run the program again on a fresh one.
         for _attempt in range(2):
-            outcome = self._attempt(self.ensure(), payload, job.timeout_s)
+            outcome = self._attempt(self.ensure(), item.payload, item.timeout_s)
             if isinstance(outcome, ExecutionResult):
                 return outcome
             lost = outcome
@@ -574,9 +617,7 @@ class _Slot:
 
     def _died(self, worker: _Worker, started: float) -> ExecutionResult | str:
         """The container ended mid-program. The memory cgroup's OOM killer is the one cause a program has."""
-        state: dict[str, Any] = {}
-        with contextlib.suppress(Exception):  # removed already: no state to read
-            state = self.sandbox._client.api.inspect_container(worker.container_id)["State"]
+        state = self.fleet.state(worker)
         self.drop(wait=False)
         if state.get("OOMKilled"):
             return ExecutionResult(

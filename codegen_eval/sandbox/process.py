@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import pwd
-import queue
 import select
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from codegen_eval.errors import SandboxError, UsageError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import core, probe, seccomp, worker
 from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, decode_output, make_result
+from codegen_eval.sandbox.pool import Pending, SlotPool, Take
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +63,6 @@ def _wait_for(fd: int, event: int, timeout_s: float) -> bool:
     poller = select.poll()
     poller.register(fd, event)
     return bool(poller.poll(timeout_s * 1000.0))
-
-
-class _Pending:
-    """One job on its way through a worker; `done` is set once `result` or `error` is filled in."""
-
-    __slots__ = ("done", "error", "memory_bytes", "program", "result", "started", "timeout_s")
-
-    def __init__(self, program: bytes, timeout_s: float, memory_bytes: int) -> None:
-        self.program = program
-        self.timeout_s = timeout_s
-        self.memory_bytes = memory_bytes
-        self.started = 0.0
-        self.done = threading.Event()
-        self.result: ExecutionResult | None = None
-        self.error: SandboxError | None = None
-
-    def finish(self, result: ExecutionResult) -> None:
-        self.result = result
-        self.done.set()
-
-    def fail(self, error: SandboxError) -> None:
-        self.error = error
-        self.done.set()
 
 
 class _UidLease:
@@ -343,18 +320,15 @@ class _WorkerProcess:
 
 
 class _Slot:
-    """One worker and the harness thread that owns it: feeds it jobs, reads results, restarts it when it dies."""
+    """One worker fed by its harness thread (the pool's): jobs in, results out, restarted when it dies."""
 
     def __init__(self, box: ProcessSandbox, index: int, uid: int | None, root_dir: str) -> None:
         self.box = box
         self.index = index
         self.process = _WorkerProcess(box, uid, root_dir)
-        self.ready = threading.Event()
-        self.start_error: SandboxError | None = None
         self.seq = 0
-        self.inflight: collections.deque[_Pending] = collections.deque()
-        self.unsent: collections.deque[_Pending] = collections.deque()
-        self.thread = threading.Thread(target=self._main, name=f"sandbox-worker-{index}", daemon=True)
+        self.inflight: collections.deque[Pending] = collections.deque()
+        self.unsent: collections.deque[Pending] = collections.deque()
 
     @property
     def uid(self) -> int | None:
@@ -364,63 +338,49 @@ class _Slot:
     def info(self) -> dict[str, object]:
         return self.process.info
 
-    def _main(self) -> None:
-        error = SandboxError("sandbox closed")
-        try:
-            self.process.restart()
-        except SandboxError as e:
-            self.start_error = e
-            self.ready.set()
-            return
-        self.ready.set()
-        try:
-            self._serve()
-        except SandboxError as e:
-            error = e
-            self.box._broken(e)
-        except Exception as e:  # a bug here must not leave callers waiting forever
-            log.exception("sandbox worker thread %d crashed", self.index)
-            error = SandboxError(f"sandbox worker thread crashed: {e!r}")
-            self.box._broken(error)
-        finally:
-            for item in (*self.inflight, *self.unsent):
-                item.fail(error)
-            self.inflight.clear()
-            self.unsent.clear()
-            self.process.shutdown()
+    def start(self) -> None:
+        self.process.restart()
 
-    def _serve(self) -> None:
-        jobs = self.box._queue
+    def release(self, error: SandboxError) -> None:
+        for item in (*self.inflight, *self.unsent):
+            item.fail(error)
+        self.inflight.clear()
+        self.unsent.clear()
+        self.process.shutdown()
+
+    def kill(self) -> None:
+        self.process.stop()
+
+    def serve(self, pool: SlotPool) -> None:
         inflight, unsent = self.inflight, self.unsent
         stopping = False
         while True:
             if not inflight and not unsent:
                 if stopping:
                     return
-                item = jobs.get()
-                if item is None:
+                item = pool.take()
+                if not isinstance(item, Pending):
                     return
                 unsent.append(item)
             # Keep the next job queued in the worker's pipe while one runs, so the worker never waits for us.
             while not stopping and len(inflight) + len(unsent) < 2:
-                try:
-                    item = jobs.get_nowait()
-                except queue.Empty:
+                item = pool.take(wait=False)
+                if item is Take.EMPTY:
                     break
-                if item is None:
-                    stopping = True
-                else:
+                if isinstance(item, Pending):
                     unsent.append(item)
+                else:
+                    stopping = True
             alive = True
             while unsent:
                 nxt = unsent[0]
                 # Only small jobs go behind a running one: the pipe buffer must absorb them, or we could
                 # block writing while the worker blocks writing a large result.
-                if inflight and len(nxt.program) > PIPELINE_MAX_BYTES:
+                if inflight and len(nxt.payload) > PIPELINE_MAX_BYTES:
                     break
                 self.seq = (self.seq + 1) & 0xFFFFFFFF
-                header = worker.JOB.pack(self.seq, nxt.timeout_s, nxt.memory_bytes, len(nxt.program))
-                if not self.process.write(header + nxt.program, time.monotonic() + START_TIMEOUT_S):
+                header = worker.JOB.pack(self.seq, nxt.timeout_s, nxt.memory_bytes, len(nxt.payload))
+                if not self.process.write(header + nxt.payload, time.monotonic() + START_TIMEOUT_S):
                     alive = False
                     break
                 if not inflight:
@@ -492,13 +452,11 @@ class ProcessSandbox(ClosedOnExit):
             raise UsageError("sandbox settings: timeout_s must be finite and > 0, output_bytes > 0, workers >= 0")
         self.settings = settings
         self._workers = settings.workers or _cpu_count()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._pool = SlotPool("sandbox-worker")
         self._slots: list[_Slot] = []
         self._lease: _UidLease | None = None
         self._host_dir = ""
         self._layers: dict[str, str] = {}
-        self._error: SandboxError | None = None
-        self._open = False
         self._plan: probe.Plan | None = None
 
     @property
@@ -551,14 +509,7 @@ class ProcessSandbox(ClosedOnExit):
                 if uid is not None:
                     os.chown(root_dir, uid, uid)
             self._slots.append(_Slot(self, i, uid, root_dir))
-        self._open = True
-        for slot in self._slots:
-            slot.thread.start()
-        for slot in self._slots:
-            slot.ready.wait()
-        errors = [s.start_error for s in self._slots if s.start_error is not None]
-        if errors:
-            raise errors[0]
+        self._pool.start(self._slots)
         self._layers = self._confirm(plan, uids)
 
     def _confirm(self, plan: probe.Plan, uids: list[int | None]) -> dict[str, str]:
@@ -597,53 +548,13 @@ class ProcessSandbox(ClosedOnExit):
         return dict(self._layers)
 
     def run(self, job: ExecutionJob) -> ExecutionResult:
-        if not self._open:
-            raise SandboxError("sandbox is not open")
-        if self._error is not None:
-            raise self._error
         timeout = job.timeout_s if job.timeout_s > 0 else self.settings.timeout_s
         memory_mb = self.settings.memory_mb if job.memory_mb is None else job.memory_mb
         program = job.program.encode("utf-8", errors="surrogatepass")
-        pending = _Pending(program, timeout, max(memory_mb, 0) << 20)
-        self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
-
-    def _broken(self, error: SandboxError) -> None:
-        """A worker slot cannot continue: fail everything queued and refuse further jobs."""
-        self._error = error
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item.fail(error)
-            else:
-                self._queue.put(None)
-                break
+        return self._pool.run(Pending(program, timeout, max(memory_mb, 0) << 20))
 
     def close(self) -> None:
-        was_open = self._open
-        self._open = False
-        if was_open:
-            for _ in self._slots:
-                self._queue.put(None)
-        for slot in self._slots:
-            if slot.thread.is_alive():
-                slot.thread.join(timeout=10.0)
-            slot.process.stop()
-        closed = SandboxError("sandbox closed")
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item.fail(closed)
+        self._pool.close()
         self._slots.clear()
         if self._lease is not None:
             self._lease.release()

@@ -242,6 +242,101 @@ class _Cleaner:
         return ok
 
 
+def _look_like_the_program(path: str, work: str) -> dict[str, object]:
+    """Interpreter state that is the same for every program, set once here instead of in every child; returns
+    the template of the program's `__main__` namespace.
+
+    Each object a child touches costs it a copy-on-write page fault, so children do as little as possible.
+    """
+    sys.argv = [path]
+    sys.orig_argv = [sys.executable, path]
+    if sys.path:
+        sys.path[0] = os.path.dirname(path)
+    os.environ["PWD"] = work
+    atexit._clear()  # only the program's own callbacks run at its exit
+    return {
+        "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
+        "__file__": path,
+        "__cached__": None,
+        "__spec__": None,
+        "__package__": None,
+        "__builtins__": __builtins__,
+    }
+
+
+def _warm_up(program_path: str) -> None:
+    """Compile, run, print and format a traceback once before the first fork.
+
+    CPython initialises much of this lazily; done here, every child inherits it instead of redoing it, and
+    page faults are most of what a child costs.
+    """
+    saved = sys.stdout, sys.stderr
+    with open(os.devnull, "w") as sink:
+        sys.stdout = sys.stderr = sink
+        try:
+            code = compile(_WARM_UP, program_path, "exec", dont_inherit=True)
+            exec(code, {"__name__": "__warm_up__", "__builtins__": __builtins__})
+        except AssertionError as e:
+            sys.excepthook(type(e), e, e.__traceback__)
+        finally:
+            sys.stdout, sys.stderr = saved
+
+
+def _describe(subreaper: bool, undumpable: bool, seccomp_off: str, pidfd: bool) -> dict[str, object]:
+    """What the worker observes of its own isolation (the harness checks it against the plan)."""
+    info: dict[str, object] = {
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "euid": os.geteuid(),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "subreaper": subreaper,
+        "undumpable": undumpable,
+        "seccomp_off": seccomp_off,
+        "pidfd": pidfd,
+        "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
+    }
+    try:
+        with open("/proc/net/dev") as f:
+            info["net_interfaces"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    except OSError:
+        info["net_interfaces"] = None
+    try:
+        with open("/proc/self/status") as f:
+            info["cap_eff"] = next(line.split()[1] for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        info["cap_eff"] = None
+    return info
+
+
+def _ending(
+    status: int, rusage: Any, timed_out: bool, cpu_soft: int, out: core.Capture, flag: mmap.mmap, pid: int
+) -> tuple[int, int, int, int]:
+    """How a program ended, as (kind, has_code, exit_code, signal) for the RESULT header."""
+    kind = KIND_EXITED
+    exit_code = sig = has_code = 0
+    if os.WIFEXITED(status):
+        has_code, exit_code = 1, os.WEXITSTATUS(status)
+    elif os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        kind = KIND_SIGNALED
+    if timed_out:
+        kind = KIND_TIMEOUT
+    elif kind == KIND_SIGNALED:
+        cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
+            kind = KIND_TIMEOUT
+        elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr):
+            kind = KIND_MEMORY
+    elif exit_code == 1:
+        flag_pid, flag_kind = core.FLAG.unpack(flag[: core.FLAG.size])
+        if flag_pid == pid and flag_kind == core.FLAG_MEMORY:
+            kind = KIND_MEMORY
+        elif flag_pid == pid and flag_kind == core.FLAG_PROCESS:
+            kind = KIND_PROCESS
+    return kind, has_code, exit_code, sig
+
+
 class Worker:
     """Runs programs one at a time, each in a child forked from this warm interpreter."""
 
@@ -305,77 +400,14 @@ class Worker:
         for name in _PRELOAD:
             importlib.import_module(name)
         preload_benchmark_modules(self.preload)
-        self.warm_up()
-        self.look_like_the_program()
+        _warm_up(self.program_path)
+        self.main_template = _look_like_the_program(self.program_path, self.work)
         self.child = _Child(self, self.config)
         # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
         self.seccomp_off = seccomp.install()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
-        return self.describe()
-
-    def look_like_the_program(self) -> None:
-        """Interpreter state that is the same for every program, set once here instead of in every child.
-
-        Each object a child touches costs it a copy-on-write page fault, so children do as little as possible.
-        """
-        path = self.program_path
-        sys.argv = [path]
-        sys.orig_argv = [sys.executable, path]
-        if sys.path:
-            sys.path[0] = os.path.dirname(path)
-        os.environ["PWD"] = self.work
-        atexit._clear()  # only the program's own callbacks run at its exit
-        self.main_template = {
-            "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
-            "__file__": path,
-            "__cached__": None,
-            "__spec__": None,
-            "__package__": None,
-            "__builtins__": __builtins__,
-        }
-
-    def warm_up(self) -> None:
-        """Compile, run, print and format a traceback once before the first fork.
-
-        CPython initialises much of this lazily; done here, every child inherits it instead of redoing it, and
-        page faults are most of what a child costs.
-        """
-        saved = sys.stdout, sys.stderr
-        with open(os.devnull, "w") as sink:
-            sys.stdout = sys.stderr = sink
-            try:
-                code = compile(_WARM_UP, self.program_path, "exec", dont_inherit=True)
-                exec(code, {"__name__": "__warm_up__", "__builtins__": __builtins__})
-            except AssertionError as e:
-                sys.excepthook(type(e), e, e.__traceback__)
-            finally:
-                sys.stdout, sys.stderr = saved
-
-    def describe(self) -> dict[str, object]:
-        info: dict[str, object] = {
-            "pid": os.getpid(),
-            "uid": os.getuid(),
-            "euid": os.geteuid(),
-            "python": sys.version.split()[0],
-            "executable": sys.executable,
-            "subreaper": self.cleaner.subreaper,
-            "undumpable": self.prctl is not None,
-            "seccomp_off": self.seccomp_off,
-            "pidfd": self.has_pidfd,
-            "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
-        }
-        try:
-            with open("/proc/net/dev") as f:
-                info["net_interfaces"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
-        except OSError:
-            info["net_interfaces"] = None
-        try:
-            with open("/proc/self/status") as f:
-                info["cap_eff"] = next(line.split()[1] for line in f if line.startswith("CapEff:"))
-        except (OSError, StopIteration):
-            info["cap_eff"] = None
-        return info
+        return _describe(self.cleaner.subreaper, self.prctl is not None, self.seccomp_off, self.has_pidfd)
 
     # ------------------------------------------------------------------------------------- main loop
 
@@ -440,27 +472,7 @@ class Worker:
         clean = self.cleaner.wipe() and clean
         clean = self.cleaner.clear_scratch() and clean
 
-        kind = KIND_EXITED
-        exit_code = sig = has_code = 0
-        if os.WIFEXITED(status):
-            has_code, exit_code = 1, os.WEXITSTATUS(status)
-        elif os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            kind = KIND_SIGNALED
-        if timed_out:
-            kind = KIND_TIMEOUT
-        elif kind == KIND_SIGNALED:
-            cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
-                kind = KIND_TIMEOUT
-            elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr):
-                kind = KIND_MEMORY
-        elif exit_code == 1:
-            flag_pid, flag_kind = core.FLAG.unpack(self.flag[: core.FLAG.size])
-            if flag_pid == pid and flag_kind == core.FLAG_MEMORY:
-                kind = KIND_MEMORY
-            elif flag_pid == pid and flag_kind == core.FLAG_PROCESS:
-                kind = KIND_PROCESS
+        kind, has_code, exit_code, sig = _ending(status, rusage, timed_out, cpu_soft, out, self.flag, pid)
         body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
         header = (
             *(kind, has_code, exit_code, sig, duration),
