@@ -1,5 +1,6 @@
 """Hugging Face transformers backend (`--model hf:PATH`): `backend` (the ModelBackend), `load` (options, model
-resolution, SmolLM2's conversion), `decode` (batch rows, stops, samplers), `cache` (the prefix cache)."""
+resolution and loading, SmolLM2's conversion), `prepare` (request checks, rendering, tokenising), `decode` (batch
+rows, stops, samplers), `cache` (the prefix cache)."""
 
 from codegen_eval.backends.hf.backend import HFBackend
 from codegen_eval.backends.hf.load import HFOptions, cache_root, resolve_smollm2

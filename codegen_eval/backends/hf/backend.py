@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codegen_eval.backends.base import BackendContext, parse_options
 from codegen_eval.backends.hf.cache import _cache_kwarg, _kv_bytes_per_token, _PrefixCache
@@ -14,8 +14,6 @@ from codegen_eval.backends.hf.decode import (
     _fallback_length,
     _free_device_memory,
     _is_oom,
-    _Prepared,
-    _request_error,
     _Row,
     _row_seed,
     _RowSampler,
@@ -25,22 +23,16 @@ from codegen_eval.backends.hf.decode import (
 from codegen_eval.backends.hf.load import (
     SMOLLM2_ALIAS,
     HFOptions,
-    _context_length,
     _digest_files,
-    _quiet_transformers,
-    _resolve_device,
-    _resolve_dtype,
     _resolved_path,
     _transformers,
     _validate,
+    load_model,
     resolve_smollm2,
 )
-from codegen_eval.chat import SYSTEM_INSTRUCTION
-from codegen_eval.errors import BackendError, UsageError
+from codegen_eval.backends.hf.prepare import _Prepared, prepare, render, room
+from codegen_eval.errors import UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -103,60 +95,14 @@ class HFBackend:
     # -- loading --------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        import torch
-
-        hf = _transformers()
-
         opts = self.options
-        self.device = _resolve_device(opts.device)
-        common: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
-        if opts.revision:
-            common["revision"] = opts.revision
-        if opts.gguf_file:
-            common["gguf_file"] = opts.gguf_file
-        try:
-            with _quiet_transformers():
-                config = hf.AutoConfig.from_pretrained(self.model_ref, **common)
-                self.dtype = _resolve_dtype(opts.dtype, self.device, getattr(config, "dtype", None))
-                # padding_side goes to the constructor: set afterwards, transformers 5 does not keep it.
-                self.tokenizer = hf.AutoTokenizer.from_pretrained(self.model_ref, padding_side="left", **common)
-                self.model: Any = hf.AutoModelForCausalLM.from_pretrained(
-                    self.model_ref, config=config, dtype=self.dtype, **common
-                )
-        except (OSError, ValueError, KeyError, ImportError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"hf: cannot load model {self.model_arg!r}: {first}") from None
-        self.model = self.model.to(self.device).eval()
-        self._transformers_version = hf.__version__
-        self._torch_version = torch.__version__
-
-        tok = self.tokenizer
-        gen = self.model.generation_config
-        eos: list[int] = []
-        for value in (tok.eos_token_id, gen.eos_token_id, getattr(self.model.config, "eos_token_id", None)):
-            for token in value if isinstance(value, list) else [value]:
-                if isinstance(token, int) and token not in eos:
-                    eos.append(token)
-        self.eos_ids = tuple(eos)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else gen.pad_token_id
-        self.pad_id = int(pad) if pad is not None else (eos[0] if eos else 0)
-        # Replace the checkpoint's generation defaults: sampling settings, repetition penalties or forced
-        # tokens there would silently change the protocol. Only special tokens and the cache layout survive.
-        kept = ("bos_token_id", "eos_token_id", "pad_token_id", "cache_implementation", "use_cache")
-        self._checkpoint_generation = {
-            k: str(v)
-            for k, v in gen.to_diff_dict().items()
-            if k not in kept and not k.startswith(("output_", "transformers_version", "_"))
-        }
-        self.model.generation_config = hf.GenerationConfig(
-            bos_token_id=gen.bos_token_id,
-            eos_token_id=list(self.eos_ids) or None,
-            pad_token_id=self.pad_id,
-            cache_implementation=gen.cache_implementation,
-        )
-        self.max_context = opts.max_context or _context_length(self.model.config, tok)
-        if opts.chat and not getattr(tok, "chat_template", None):
-            raise BackendError(f"hf: chat=true but the tokenizer of {self.model_arg!r} has no chat template")
+        loaded = load_model(self.model_ref, self.model_arg, opts)
+        self.model: Any = loaded.model
+        self.tokenizer: Any = loaded.tokenizer
+        self.device, self.dtype = loaded.device, loaded.dtype
+        self.eos_ids, self.pad_id, self.max_context = loaded.eos_ids, loaded.pad_id, loaded.max_context
+        self._checkpoint_generation = loaded.checkpoint_generation
+        self._transformers_version, self._torch_version = loaded.transformers_version, loaded.torch_version
         if opts.batch_size == "auto":
             self._batch_rows = _AUTO_BATCH_ROWS.get(self.device.type, 32)
         else:
@@ -259,56 +205,13 @@ class HFBackend:
     # -- preparation ----------------------------------------------------------------------------------------
 
     def _prepare(self, requests: Sequence[GenerationRequest]) -> list[_Prepared]:
-        prepared = [_Prepared(error=_request_error(r)) for r in requests]
-        texts = [""] * len(requests)
-        for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
-            if prep.error is None:
-                try:
-                    texts[i] = self._render(req)
-                except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
-                    prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
-        todo = [i for i, p in enumerate(prepared) if p.error is None]
-        if todo:
-            # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
-            encoded = self.tokenizer([texts[i] for i in todo], add_special_tokens=not self.options.chat, verbose=False)[
-                "input_ids"
-            ]
-            for i, ids in zip(todo, encoded, strict=True):
-                prepared[i].ids = list(ids)
-        for req, prep in zip(requests, prepared, strict=True):
-            if prep.error is not None:
-                continue
-            room = self._room(len(prep.ids))
-            if room < 1:
-                prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {self.max_context}"
-            elif room < req.max_new_tokens:
-                prep.notes = (
-                    f"max_new_tokens reduced from {req.max_new_tokens} to {room}: the prompt has "
-                    f"{len(prep.ids)} tokens and the context {self.max_context}",
-                )
-                log.warning("request %s: %s", req.key, prep.notes[0])
-        return prepared
+        return prepare(requests, self.tokenizer, self.options.chat, self.max_context)
 
     def _render(self, req: GenerationRequest) -> str:
-        if not self.options.chat:
-            return req.prompt
-        messages = [{"role": m.role, "content": m.content} for m in req.messages] or [
-            {"role": "system", "content": SYSTEM_INSTRUCTION},
-            {"role": "user", "content": req.prompt},
-        ]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return str(text)
+        return render(self.tokenizer, self.options.chat, req)
 
     def _room(self, prompt_tokens: int) -> int:
-        if self.max_context is None:
-            return 1 << 30
-        return self.max_context - prompt_tokens
-
-    # -- generation -----------------------------------------------------------------------------------------
-
-
-# ----------------------------------------------------------------------------------------------------
-# Per-sequence stopping and sampling (plain callables: transformers calls them, and they need no base class).
+        return room(self.max_context, prompt_tokens)
 
 
 class BatchRunner:

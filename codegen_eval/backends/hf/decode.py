@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from codegen_eval.records import GenerationRequest
-
 if TYPE_CHECKING:
     import torch
 
@@ -41,15 +39,6 @@ class _Row:
     @property
     def remaining(self) -> int:
         return self.budget - len(self.generated)
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """A request after validation and tokenisation."""
-
-    ids: list[int] = dataclasses.field(default_factory=list)
-    error: str | None = None
-    notes: tuple[str, ...] = ()
 
 
 class _RowStopper:
@@ -176,26 +165,6 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
             ids[i, width - len(seq) :] = torch.tensor(list(seq), dtype=torch.long)
             mask[i, width - len(seq) :] = 1
     return ids, mask
-
-
-def _request_error(req: GenerationRequest) -> str | None:
-    s = req.sampling
-    if req.n < 1:
-        return f"n must be at least 1 (got {req.n})"
-    if req.max_new_tokens < 1:
-        return f"max_new_tokens must be at least 1 (got {req.max_new_tokens})"
-    if s.temperature < 0:
-        return f"temperature must be >= 0 (got {s.temperature})"
-    if s.temperature == 0 and req.n > 1:
-        return (
-            f"n={req.n} samples with temperature 0: greedy decoding gives {req.n} identical texts; "
-            "use temperature > 0 or n=1"
-        )
-    if not 0 < s.top_p <= 1:
-        return f"top_p must be in (0, 1] (got {s.top_p})"
-    if s.top_k < 0:
-        return f"top_k must be >= 0 (got {s.top_k})"
-    return None
 
 
 def _row_seed(seed: int | None, sample: int, ids: Sequence[int]) -> int:

@@ -1,5 +1,5 @@
-"""Loading a model for the hf backend: options, device and dtype, hub ids and folders, SmolLM2's one-time GGUF
-conversion, provenance hashes."""
+"""Loading a model for the hf backend: options, device and dtype, model and tokenizer (the checkpoint's generation
+defaults replaced), hub ids and folders, SmolLM2's one-time GGUF conversion, provenance hashes."""
 
 from __future__ import annotations
 
@@ -157,6 +157,86 @@ def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------------------------
 # The backend.
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """A checkpoint ready to generate: the model on its device (generation defaults replaced), its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    eos_ids: tuple[int, ...]
+    pad_id: int
+    max_context: int | None
+    checkpoint_generation: dict[str, str]  # the checkpoint's generation defaults that were dropped
+    transformers_version: str
+    torch_version: str
+
+
+def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
+    """Config, tokenizer (left padding) and model of `model_ref`; `model_arg` is what the user named, for errors."""
+    import torch
+
+    hf = _transformers()
+
+    device = _resolve_device(opts.device)
+    common: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
+    if opts.revision:
+        common["revision"] = opts.revision
+    if opts.gguf_file:
+        common["gguf_file"] = opts.gguf_file
+    try:
+        with _quiet_transformers():
+            config = hf.AutoConfig.from_pretrained(model_ref, **common)
+            dtype = _resolve_dtype(opts.dtype, device, getattr(config, "dtype", None))
+            # padding_side goes to the constructor: set afterwards, transformers 5 does not keep it.
+            tok = hf.AutoTokenizer.from_pretrained(model_ref, padding_side="left", **common)
+            model = hf.AutoModelForCausalLM.from_pretrained(model_ref, config=config, dtype=dtype, **common)
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendError(f"hf: cannot load model {model_arg!r}: {first}") from None
+    model = model.to(device).eval()
+
+    gen = model.generation_config
+    eos: list[int] = []
+    for value in (tok.eos_token_id, gen.eos_token_id, getattr(model.config, "eos_token_id", None)):
+        for token in value if isinstance(value, list) else [value]:
+            if isinstance(token, int) and token not in eos:
+                eos.append(token)
+    eos_ids = tuple(eos)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else gen.pad_token_id
+    pad_id = int(pad) if pad is not None else (eos[0] if eos else 0)
+    # Replace the checkpoint's generation defaults: sampling settings, repetition penalties or forced
+    # tokens there would silently change the protocol. Only special tokens and the cache layout survive.
+    kept = ("bos_token_id", "eos_token_id", "pad_token_id", "cache_implementation", "use_cache")
+    checkpoint_generation = {
+        k: str(v)
+        for k, v in gen.to_diff_dict().items()
+        if k not in kept and not k.startswith(("output_", "transformers_version", "_"))
+    }
+    model.generation_config = hf.GenerationConfig(
+        bos_token_id=gen.bos_token_id,
+        eos_token_id=list(eos_ids) or None,
+        pad_token_id=pad_id,
+        cache_implementation=gen.cache_implementation,
+    )
+    max_context = opts.max_context or _context_length(model.config, tok)
+    if opts.chat and not getattr(tok, "chat_template", None):
+        raise BackendError(f"hf: chat=true but the tokenizer of {model_arg!r} has no chat template")
+    return _Loaded(
+        model=model,
+        tokenizer=tok,
+        device=device,
+        dtype=dtype,
+        eos_ids=eos_ids,
+        pad_id=pad_id,
+        max_context=max_context,
+        checkpoint_generation=checkpoint_generation,
+        transformers_version=hf.__version__,
+        torch_version=torch.__version__,
+    )
 
 
 def _transformers() -> Any:

@@ -1,0 +1,198 @@
+"""The openai ModelBackend: requests spread over worker threads, `n` split when a server ignores it, completions
+assembled from the replies."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from codegen_eval.backends.base import BackendContext, parse_options
+from codegen_eval.backends.openai.client import Client, _Fatal, _parse_url, _Rejected
+from codegen_eval.backends.openai.options import OpenAIOptions, _validate
+from codegen_eval.backends.openai.probe import check_model
+from codegen_eval.backends.openai.wire import reply_texts, reply_usage, request_body
+from codegen_eval.errors import BackendError, UsageError
+from codegen_eval.records import Completion, GenerationRequest, SampleMode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Job:
+    """One HTTP request's worth of work: `n` texts for request `index`."""
+
+    index: int
+    n: int
+    seed: int | None
+    texts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None  # this item failed
+    fatal: str | None = None  # every item would fail: the run stops
+    crash: Exception | None = None  # a bug: re-raised in the caller's thread with its traceback
+
+
+class OpenAIBackend:
+    """Any server speaking the OpenAI API (`--model openai:NAME --base-url http://HOST:PORT/v1`).
+
+    - Completion mode (default) posts the raw prompt to /completions: what base code models and the CodeGen
+      protocol need. Chat mode (`-B chat=true`) posts the driver's messages to /chat/completions.
+    - The text recorded is what the server returned, untouched (servers differ on whether a stop string is kept;
+      the benchmark's postprocess is authoritative).
+    - A server that ignores `n` (it returns fewer choices) is detected, and the rest of the samples are asked for
+      one per request, sample j with seed + j, so sampled texts still differ.
+    - A request that keeps failing (connection errors, timeouts, 429, 5xx) becomes an error for its item after
+      `retries` further attempts; once one has, later failing requests give up after one attempt until a request
+      succeeds again, so a dead server ends a run quickly (resume retries the failed items). Failures that no
+      retry can fix (401/403, a missing endpoint, a malformed reply) stop the run with one clear line.
+    """
+
+    name = "openai"
+    # The OpenAI API returns the text without the stop string that ended it (vLLM and TGI too, by default).
+    keeps_stop_strings = False
+    progress: Callable[[int], None] | None = None  # told how many sequences each finished job held (runner's bar)
+
+    def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
+        self.options = parse_options(OpenAIOptions, options, "openai")
+        _validate(self.options)
+        urls = [u.strip() for u in self.options.base_url.split(",") if u.strip()]
+        if not urls and os.environ.get("OPENAI_BASE_URL"):
+            urls = [os.environ["OPENAI_BASE_URL"]]
+        if not urls:
+            raise UsageError("backend 'openai' needs a server: --base-url http://HOST:PORT/v1 (repeatable)")
+        self.endpoints = [_parse_url(u) for u in dict.fromkeys(urls)]
+        self.model = model
+        self.mode: SampleMode = "chat" if self.options.chat else "completion"
+        self.path = "/chat/completions" if self.options.chat else "/completions"
+        api_key = os.environ.get(self.options.api_key_env) or None
+        self._client = Client(self.endpoints, self.path, self.options, api_key)
+        self._lock = self._client.lock  # one lock for the client's state and the workers' cursor and counts
+        self._split_n = False  # the server ignores n: ask one sample per request
+        self.stats = self._client.stats  # http_requests and retries, counted by the client; then the items'
+        self.stats.update({"failed_items": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        self.served: list[str] = []
+        if self.options.check_model:
+            self.served = check_model(self._client, model)
+        elif not model:
+            raise UsageError("backend 'openai' needs a model name: --model openai:NAME")
+
+    @property
+    def _degraded(self) -> bool:
+        """A request ran out of retries and none has succeeded since (failing requests then try once)."""
+        return self._client.degraded
+
+    # -- requests -------------------------------------------------------------------------------------------
+
+    def _run_job(self, r: GenerationRequest, job: _Job) -> None:
+        want = job.n
+        while len(job.texts) < want:
+            got = len(job.texts)
+            n = 1 if self._split_n else want - got
+            seed = None if job.seed is None else (job.seed + got) & 0x7FFFFFFF
+            reply, url = self._client.call(request_body(self.model, self.options, r, n, seed), r.key)
+            texts = reply_texts(reply, self.options.chat, url)
+            prompt_tokens, completion_tokens = reply_usage(reply)
+            job.prompt_tokens += prompt_tokens
+            job.completion_tokens += completion_tokens
+            if not texts:
+                raise _Fatal(f"malformed response from {url}: no choices")
+            if len(texts) < n and not self._split_n:
+                self._split_n = True
+                log.warning("openai: %s gave %d choice(s) for n=%d; asking one sample per request", url, len(texts), n)
+            job.texts.extend(texts[:n])
+
+    def _worker(self, requests: Sequence[GenerationRequest], jobs: list[_Job], cursor: list[int]) -> None:
+        abort = self._client.abort
+        while not abort.is_set():
+            with self._lock:
+                if cursor[0] >= len(jobs):
+                    return
+                job = jobs[cursor[0]]
+                cursor[0] += 1
+            try:
+                self._run_job(requests[job.index], job)
+                if self.progress is not None:
+                    self.progress(job.n)
+            except _Rejected as exc:
+                job.error = str(exc)
+            except _Fatal as exc:
+                job.fatal = str(exc)
+                abort.set()
+            except Exception as exc:  # a bug: stop the others and let the caller raise it
+                job.crash = exc
+                abort.set()
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        jobs: list[_Job] = []
+        for index, r in enumerate(requests):
+            seed = r.sampling.seed
+            if self._split_n and r.n > 1:
+                jobs.extend(_Job(index, 1, None if seed is None else (seed + j) & 0x7FFFFFFF) for j in range(r.n))
+            else:
+                jobs.append(_Job(index, r.n, seed))
+        self._client.abort.clear()
+        cursor = [0]
+        threads = [
+            threading.Thread(target=self._worker, args=(requests, jobs, cursor), daemon=True, name=f"openai-{i}")
+            for i in range(min(self.options.concurrency, len(jobs)))
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)  # short joins keep Ctrl-C responsive
+        except BaseException:
+            self._client.abort.set()
+            raise
+        crash = next((j.crash for j in jobs if j.crash is not None), None)
+        if crash is not None:
+            raise crash
+        fatal = next((j.fatal for j in jobs if j.fatal and j.fatal != "aborted"), None)
+        if fatal is not None:
+            raise BackendError(f"openai: {fatal}")
+        return self._completions(len(requests), jobs)
+
+    def _completions(self, count: int, jobs: list[_Job]) -> list[Completion]:
+        """One Completion per request from its jobs (an error if any of them failed); the counts added to stats."""
+        out: list[Completion] = []
+        by_request: dict[int, list[_Job]] = {}
+        for job in jobs:
+            by_request.setdefault(job.index, []).append(job)
+        for index in range(count):
+            parts = by_request[index]
+            error = next((j.error for j in parts if j.error), None)
+            prompt_tokens = sum(j.prompt_tokens for j in parts)
+            completion_tokens = sum(j.completion_tokens for j in parts)
+            with self._lock:
+                self.stats["prompt_tokens"] += prompt_tokens
+                self.stats["completion_tokens"] += completion_tokens
+                self.stats["failed_items"] += error is not None
+            if error is not None:
+                out.append(Completion(texts=(), error=error, completion_tokens=completion_tokens))
+            else:
+                texts = tuple(t for j in parts for t in j.texts)
+                out.append(Completion(texts, None, prompt_tokens, completion_tokens))
+        return out
+
+    def provenance(self) -> Mapping[str, str]:
+        out = {
+            "backend": "openai",
+            "model": self.model,
+            "base_urls": ",".join(ep.base for ep in self.endpoints),
+            "endpoint": self.path,
+            "mode": self.mode,
+            "api_key_env": self.options.api_key_env,  # the variable's name; its value is never recorded
+            "served_models": ",".join(self.served),
+        }
+        if self.options.chat:
+            out["paper_comparable"] = "false (chat mode: code extracted from an instruct model's reply)"
+        return out
+
+    def close(self) -> None:
+        self._client.close()
+        if self.stats["http_requests"]:
+            log.info("openai: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
