@@ -28,7 +28,6 @@ from codegen_eval.errors import UsageError
 from codegen_eval.metrics import (
     DELTA_RESAMPLES,
     MCNEMAR,
-    PRIMARY,
     SIGN_FLIP_RULE,
     TEST_DESCRIPTIONS,
     bootstrap_ci,
@@ -39,6 +38,21 @@ from codegen_eval.metrics import (
 )
 from codegen_eval.records import Outcome
 from codegen_eval.rundir import EXECUTIONS, RUN_JSON, SUMMARY, ExecutionRecord, RunDir
+from codegen_eval.summaries import (
+    PRIMARY,
+    CategoryDelta,
+    Comparison,
+    ConfigDiff,
+    CurvePoint,
+    Flip,
+    GateResult,
+    MetricDelta,
+    PairedTest,
+    RunInfo,
+    RunMeta,
+    RunSummary,
+    ScorerComparison,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +71,9 @@ class LoadedRun:
     model: str
     n: int
     ks: tuple[int, ...]
-    config: Mapping[str, Any]  # run.json's config; {} for a bare summary
-    meta: Mapping[str, Any]  # run.json; {} for a bare summary
-    summary: Mapping[str, Any]
+    config: Mapping[str, Any]  # run.json's config (RunConfig.to_dict()); {} for a bare summary
+    meta: RunMeta  # run.json; RunMeta() (nothing recorded) for a bare summary
+    summary: RunSummary
     counts: Mapping[str, Mapping[str, tuple[int, int]]]  # scorer -> item -> (n, c)
     groups: Mapping[str, tuple[str, str]]  # item -> (group, category)
     has_groups: bool  # False: an older summary without item_groups (each item is its own group)
@@ -84,7 +98,7 @@ class LoadedRun:
 
     def outcomes(self) -> Counter[str]:
         """Outcome totals over the run (summary.json keeps them, so a bare summary has them too)."""
-        return Counter({str(k): int(v) for k, v in dict(self.summary.get("outcomes") or {}).items()})
+        return Counter(self.summary.outcomes)
 
 
 def _label(path: Path) -> str:
@@ -102,40 +116,21 @@ def _read_json(path: Path) -> Any:
         raise UsageError(f"{path}: malformed JSON ({e})") from None
 
 
-def _parse_counts(summary: Mapping[str, Any], where: Path) -> dict[str, dict[str, tuple[int, int]]]:
-    scorers = summary.get("scorers")
-    if not isinstance(scorers, dict) or PRIMARY not in scorers:
-        raise UsageError(f"{where}: not a codegen-eval summary (no scorers.{PRIMARY})")
-    out: dict[str, dict[str, tuple[int, int]]] = {}
-    for name, block in scorers.items():
-        per = block.get("per_problem") if isinstance(block, dict) else None
-        if not isinstance(per, dict):
-            raise UsageError(f"{where}: scorer {name!r} has no per_problem counts (summary too old to compare?)")
-        counts: dict[str, tuple[int, int]] = {}
-        for item, nc in per.items():
-            ok = (
-                isinstance(nc, list)
-                and len(nc) == 2
-                and all(isinstance(x, int) and not isinstance(x, bool) for x in nc)
-            )
-            if not ok or not 0 <= nc[1] <= nc[0] or nc[0] < 1:
-                raise UsageError(f"{where}: scorer {name!r}, item {item!r}: per_problem must be [n, c] with 0<=c<=n")
-            counts[str(item)] = (nc[0], nc[1])
-        out[str(name)] = counts
-    if not out[PRIMARY]:
-        raise UsageError(f"{where}: the summary scores no problems")
-    return out
+def _counts(summary: RunSummary) -> dict[str, dict[str, tuple[int, int]]]:
+    """scorer -> item -> (n, c); RunSummary.from_json has made sure every scorer has them."""
+    return {name: dict(block.per_problem or {}) for name, block in summary.scorers.items()}
 
 
 def load_run(path: Path) -> LoadedRun:
     """A run directory (summary.json, run.json, executions.jsonl) or a summary.json file on its own."""
-    meta: dict[str, Any] = {}
+    meta = RunMeta()
     records: dict[str, dict[int, ExecutionRecord]] | None = None
     if path.is_dir():
         rundir = RunDir(path)
         if not (path / SUMMARY).exists():
             if (path / RUN_JSON).exists():
-                status = rundir.read_meta().get("status", "?")
+                recorded = rundir.read_meta().status
+                status = "?" if recorded is None else recorded
                 raise UsageError(f"{path}: no {SUMMARY} (run status: {status}; finish it with run --resume {path})")
             raise UsageError(f"{path} is not a run directory (no {SUMMARY})")
         summary = rundir.read_summary()
@@ -147,26 +142,19 @@ def load_run(path: Path) -> LoadedRun:
                 # A record per (problem, index); a duplicate left by a resume counts once, as in the summary.
                 records.setdefault(r.problem_id, {})[r.index] = r
     elif path.is_file():
-        summary = _read_json(path)
-        if not isinstance(summary, dict):
+        data = _read_json(path)
+        if not isinstance(data, dict):
             raise UsageError(f"{path}: not a codegen-eval summary")
+        summary = RunSummary.from_json(data, path)
     else:
         raise UsageError(f"{path}: no such run directory or summary file")
-    counts = _parse_counts(summary, path)
-    raw_groups = summary.get("item_groups")
-    has_groups = isinstance(raw_groups, dict)
-    groups: dict[str, tuple[str, str]] = {}
-    for item in counts[PRIMARY]:
-        entry = raw_groups.get(item) if isinstance(raw_groups, dict) else None
-        if isinstance(entry, list) and len(entry) == 2:
-            groups[item] = (str(entry[0]), str(entry[1]))
-        else:
-            groups[item] = (item, "")
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    bench = str(summary.get("bench") or (config or {}).get("bench") or "")
+    counts = _counts(summary)
+    item_groups = summary.item_groups or {}
+    groups = {item: item_groups.get(item, (item, "")) for item in counts[PRIMARY]}
+    config = meta.config or {}
+    bench = str(summary.bench or config.get("bench") or "")
     if not bench:
         raise UsageError(f"{path}: the summary does not name its benchmark")
-    ks_raw = summary.get("k") or [1]
     executions = None
     if records is not None:
         executions = {
@@ -176,16 +164,16 @@ def load_run(path: Path) -> LoadedRun:
         path=path,
         label=_label(path),
         bench=bench,
-        benchmark_version=str(summary.get("benchmark_version", "")),
-        model=str(summary.get("model", (config or {}).get("model", ""))),
-        n=int(summary.get("n") or max(n for n, _ in counts[PRIMARY].values())),
-        ks=tuple(int(k) for k in ks_raw),
-        config=dict(config or {}),
+        benchmark_version="" if summary.benchmark_version is None else summary.benchmark_version,
+        model=str(config.get("model", "")) if summary.model is None else summary.model,
+        n=summary.n or max(n for n, _ in counts[PRIMARY].values()),
+        ks=summary.k or (1,),
+        config=dict(config),
         meta=meta,
         summary=summary,
         counts=counts,
         groups=groups,
-        has_groups=has_groups,
+        has_groups=summary.item_groups is not None,
         executions=executions,
     )
 
@@ -246,45 +234,6 @@ def group_scores(run: LoadedRun, pairing: Pairing, scorer: str, k: int, groups: 
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PairedTest:
-    name: str  # MCNEMAR, SIGN_FLIP_EXACT or SIGN_FLIP_MC
-    p_value: float
-    a_better: int  # problems where A scored higher (McNemar: passed only in A)
-    b_better: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "p_value": self.p_value, "a_better": self.a_better, "b_better": self.b_better}
-
-
-@dataclass(frozen=True, slots=True)
-class MetricDelta:
-    """One metric of two runs on the paired problems: values, bootstrap CIs, B - A with its paired CI and test."""
-
-    metric: str  # "pass@1", "pass@10"
-    groups: int
-    a: float
-    a_ci95: tuple[float, float]
-    b: float
-    b_ci95: tuple[float, float]
-    delta: float
-    delta_ci95: tuple[float, float]
-    test: PairedTest
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "groups": self.groups,
-            "a": self.a,
-            "a_ci95": list(self.a_ci95),
-            "b": self.b,
-            "b_ci95": list(self.b_ci95),
-            "delta": self.delta,
-            "delta_ci95": list(self.delta_ci95),
-            "test": self.test.to_json(),
-        }
-
-
 def metric_delta(
     a: LoadedRun, b: LoadedRun, pairing: Pairing, scorer: str, k: int, groups: Sequence[str] | None = None
 ) -> MetricDelta:
@@ -311,140 +260,19 @@ def metric_delta(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryDelta:
-    category: str
-    delta: MetricDelta  # pass@1, the pass rate
-
-
-@dataclass(frozen=True, slots=True)
-class ScorerComparison:
-    scorer: str
-    metrics: tuple[MetricDelta, ...]
-    by_category: tuple[CategoryDelta, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "metrics": {m.metric: m.to_json() for m in self.metrics},
-            "by_category": {c.category: c.delta.to_json() for c in self.by_category},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Flip:
-    """An item whose primary-scorer pass fraction differs between the runs (with n = 1: a pass/fail flip)."""
-
-    item: str
-    group: str
-    category: str
-    a: tuple[int, int]  # (n, c)
-    b: tuple[int, int]
-    a_outcomes: tuple[tuple[str, int], ...]  # () when the run has no executions.jsonl
-    b_outcomes: tuple[tuple[str, int], ...]
-    a_detail: str
-    b_detail: str
-
-    @property
-    def direction(self) -> str:
-        return "improved" if self.b[1] / self.b[0] > self.a[1] / self.a[0] else "regressed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "item": self.item,
-            "group": self.group,
-            "category": self.category,
-            "direction": self.direction,
-            "a": {"n": self.a[0], "c": self.a[1], "outcomes": dict(self.a_outcomes), "detail": self.a_detail},
-            "b": {"n": self.b[0], "c": self.b[1], "outcomes": dict(self.b_outcomes), "detail": self.b_detail},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigDiff:
-    key: str
-    a: Any
-    b: Any
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    label: str
-    path: str
-    bench: str
-    model: str
-    n: int
-    turns: str
-    config_hash: str
-    status: str
-    items: int
-
-    @staticmethod
-    def of(run: LoadedRun) -> RunInfo:
-        return RunInfo(
-            label=run.label,
-            path=str(run.path),
-            bench=run.bench,
-            model=run.model,
-            n=run.n,
-            turns=run.turns,
-            config_hash=str(run.summary.get("config_hash", run.meta.get("config_hash", ""))),
-            status=str(run.meta.get("status", "")),
-            items=len(run.counts[PRIMARY]),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "path": self.path,
-            "bench": self.bench,
-            "model": self.model,
-            "n": self.n,
-            "turns": self.turns,
-            "config_hash": self.config_hash,
-            "status": self.status,
-            "items": self.items,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """Run B against run A on the problems present in both. Deltas are B - A."""
-
-    a: RunInfo
-    b: RunInfo
-    bench: str
-    config_diff: tuple[ConfigDiff, ...]
-    paired_items: int
-    paired_groups: int
-    only_a: int
-    only_b: int
-    test_rule: str  # which test the p-values come from, in words
-    scorers: tuple[ScorerComparison, ...]
-    flips: tuple[Flip, ...]
-    notes: tuple[str, ...]
-
-    def scorer(self, name: str) -> ScorerComparison | None:
-        return next((s for s in self.scorers if s.scorer == name), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "a": self.a.to_json(),
-            "b": self.b.to_json(),
-            "bench": self.bench,
-            "config_diff": [{"key": d.key, "a": d.a, "b": d.b} for d in self.config_diff],
-            "paired": {
-                "items": self.paired_items,
-                "groups": self.paired_groups,
-                "only_a": self.only_a,
-                "only_b": self.only_b,
-            },
-            "test": self.test_rule,
-            "delta": "b - a",
-            "ci": f"paired percentile bootstrap over problems, {DELTA_RESAMPLES} resamples, 95%",
-            "scorers": {s.scorer: s.to_json() for s in self.scorers},
-            "flips": [f.to_json() for f in self.flips],
-            "notes": list(self.notes),
-        }
+def _run_info(run: LoadedRun) -> RunInfo:
+    config_hash = run.summary.config_hash if run.summary.config_hash is not None else run.meta.config_hash
+    return RunInfo(
+        label=run.label,
+        path=str(run.path),
+        bench=run.bench,
+        model=run.model,
+        n=run.n,
+        turns=run.turns,
+        config_hash=config_hash or "",
+        status=run.meta.status or "",
+        items=len(run.counts[PRIMARY]),
+    )
 
 
 def config_diff(a: LoadedRun, b: LoadedRun) -> list[ConfigDiff]:
@@ -460,13 +288,13 @@ def config_diff(a: LoadedRun, b: LoadedRun) -> list[ConfigDiff]:
         for key, va, vb in (("model", a.model, b.model), ("n", a.n, b.n), ("k", list(a.ks), list(b.ks))):
             if va != vb:
                 out.append(ConfigDiff(key, va, vb))
-        ha, hb = a.summary.get("config_hash"), b.summary.get("config_hash")
+        ha, hb = a.summary.config_hash, b.summary.config_hash
         if ha != hb:
             out.append(ConfigDiff("config_hash", ha, hb))
     if a.benchmark_version != b.benchmark_version:
         out.append(ConfigDiff("benchmark_version", a.benchmark_version, b.benchmark_version))
-    sha_a = dict(a.meta.get("benchmark") or {}).get("data_sha256")
-    sha_b = dict(b.meta.get("benchmark") or {}).get("data_sha256")
+    sha_a = (a.meta.benchmark or {}).get("data_sha256")
+    sha_b = (b.meta.benchmark or {}).get("data_sha256")
     if sha_a and sha_b and sha_a != sha_b:
         out.append(ConfigDiff("data_sha256", sha_a, sha_b))
     return out
@@ -484,9 +312,9 @@ def _outcome_summary(run: LoadedRun, item: str) -> tuple[tuple[tuple[str, int], 
 def _status_notes(*runs: LoadedRun) -> list[str]:
     """A summary.json next to a run.json that is not `completed` may be older than the run's records."""
     return [
-        f"{r.label}: run status is {r.meta['status']!r}, not 'completed'; its summary may not cover every sample"
+        f"{r.label}: run status is {r.meta.status!r}, not 'completed'; its summary may not cover every sample"
         for r in runs
-        if r.meta.get("status") not in (None, "completed")
+        if r.meta.status not in (None, "completed")
     ]
 
 
@@ -532,8 +360,8 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
             flips.append(Flip(item, group, cat, (na, ca), (nb, cb), ao, bo, ad, bd))
     rule = TEST_DESCRIPTIONS[MCNEMAR] if pairing.binary else SIGN_FLIP_RULE
     return Comparison(
-        a=RunInfo.of(a),
-        b=RunInfo.of(b),
+        a=_run_info(a),
+        b=_run_info(b),
         bench=a.bench,
         config_diff=tuple(config_diff(a, b)),
         paired_items=len(pairing.items),
@@ -541,6 +369,7 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
         only_a=pairing.only_a,
         only_b=pairing.only_b,
         test_rule=rule,
+        ci_rule=f"paired percentile bootstrap over problems, {DELTA_RESAMPLES} resamples, 95%",
         scorers=tuple(results),
         flips=tuple(flips),
         notes=tuple(notes),
@@ -559,38 +388,6 @@ def parse_metric(text: str) -> int:
     if t.startswith("pass@") and t[5:].isdigit() and int(t[5:]) >= 1:
         return int(t[5:])
     raise UsageError(f"--metric must be pass@K or pass_rate (got {text!r})")
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    failed: bool
-    scorer: str
-    metric: str  # as the user named it
-    max_drop: float
-    alpha: float
-    delta: MetricDelta  # a = baseline, b = the run
-    paired_items: int
-    paired_groups: int
-    only_run: int
-    only_baseline: int
-    explanation: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "failed": self.failed,
-            "scorer": self.scorer,
-            "metric": self.metric,
-            "max_drop": self.max_drop,
-            "alpha": self.alpha,
-            "baseline": self.delta.a,
-            "run": self.delta.b,
-            "drop": -self.delta.delta,
-            "delta_ci95": list(self.delta.delta_ci95),
-            "test": self.delta.test.to_json(),
-            "paired_items": self.paired_items,
-            "paired_groups": self.paired_groups,
-            "explanation": self.explanation,
-        }
 
 
 def _pp(x: float) -> str:
@@ -666,13 +463,6 @@ def gate(
 
 # --------------------------------------------------------------------------------------------------------
 # Curves and single/multi pairs (for the report)
-
-
-@dataclass(frozen=True, slots=True)
-class CurvePoint:
-    k: int
-    value: float
-    ci95: tuple[float, float]
 
 
 def curve_ks(max_n: int, extra: Sequence[int] = ()) -> list[int]:

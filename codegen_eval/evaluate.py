@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 
 from codegen_eval.config import RunConfig
 from codegen_eval.rundir import read_jsonl
-from codegen_eval.runner import Run, execute_run, samples_from_file
+from codegen_eval.runner import Run, execute_run, guarded, ingest_samples, read_samples_file
+from codegen_eval.summaries import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def evaluate_file(
     output_dir: str | None = None,
     record_programs: bool = False,
     progress: bool = True,
-) -> tuple[dict[str, Any], Path, Path]:
+) -> tuple[RunSummary, Path, Path]:
     """Returns (summary, results file, run directory)."""
     from codegen_eval.errors import UsageError
 
@@ -54,8 +56,10 @@ def evaluate_file(
         output_dir=output_dir,
         record_programs=record_programs,
     )
-    run = Run.create(base, progress=progress)
-    counts = samples_from_file(run, samples, ignore_incomplete)
+    # Everything that can be wrong with the input is found before the run directory is made.
+    run = Run.plan(base, progress=progress)
+    data = read_samples_file(run, samples, ignore_incomplete)
+    counts = {p.id: len(data.samples[p.id]) for p in run.problems}
     n_min = min(counts.values())
     usable = tuple(k for k in ks if k <= n_min)
     if len(usable) < len(ks):
@@ -64,12 +68,14 @@ def evaluate_file(
             ",".join(str(k) for k in ks if k > n_min),
             n_min,
         )
-    import dataclasses
-
     run.config = dataclasses.replace(run.config, k=usable or (1,), n=max(counts.values()))
-    run.meta["samples_per_problem"] = {"min": n_min, "max": max(counts.values())}
+    run.meta = run.meta.updated(samples_per_problem=(n_min, max(counts.values())))
+    with guarded(run):
+        run.open()
+        ingest_samples(run, samples, data)
     result = execute_run(run, ("execute",))
     results_path = write_results(samples, run)
+    assert result.summary is not None  # the execute stage ran
     return result.summary, results_path, result.path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter, defaultdict
@@ -12,9 +13,12 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from codegen_eval.records import Problem
+from codegen_eval.rundir import ExecutionRecord
+from codegen_eval.summaries import PRIMARY as PRIMARY
+from codegen_eval.summaries import RunSummary, ScoreBlock
 
-PRIMARY = "pass"  # the scorer that is "outcome == passed"; benchmarks may add named scorers
+log = logging.getLogger(__name__)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -62,24 +66,20 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
-def score_block(items: Sequence[ItemCounts], ks: Iterable[int]) -> dict[str, Any]:
+def score_block(items: Sequence[ItemCounts], ks: Iterable[int]) -> ScoreBlock:
     """pass@k over items, and the pass rate: per group the mean over its items of c/n, then the mean over groups.
 
     For single-item groups (HumanEval) the pass rate equals the mean of c/n. A k larger than some item's n is
     omitted with a warning rather than reported wrong.
     """
-    out: dict[str, Any] = {"items": len(items)}
     if not items:
-        return out
+        return ScoreBlock(items=0)
     groups: dict[str, list[ItemCounts]] = defaultdict(list)
     for it in items:
         groups[it.group].append(it)
     group_rates = [float(np.mean([it.c / it.n for it in g])) for g in groups.values()]
-    out["groups"] = len(groups)
-    out["pass_rate"] = float(np.mean(group_rates))
-    out["pass_rate_ci95"] = list(bootstrap_ci(group_rates))
     pak: dict[str, float] = {}
-    pak_ci: dict[str, list[float]] = {}
+    pak_ci: dict[str, tuple[float, float]] = {}
     min_n = min(it.n for it in items)
     for k in sorted(set(ks)):
         if k > min_n:
@@ -89,10 +89,15 @@ def score_block(items: Sequence[ItemCounts], ks: Iterable[int]) -> dict[str, Any
         # Average per item within a group first, then over groups, so multi-item groups weigh once.
         per_group = [float(np.mean([pass_at_k(it.n, it.c, k) for it in g])) for g in groups.values()]
         pak[f"pass@{k}"] = float(np.mean(per_group))
-        pak_ci[f"pass@{k}"] = list(bootstrap_ci(per_group))
-    out["pass_at_k"] = pak
-    out["pass_at_k_ci95"] = pak_ci
-    return out
+        pak_ci[f"pass@{k}"] = bootstrap_ci(per_group)
+    return ScoreBlock(
+        items=len(items),
+        groups=len(groups),
+        pass_rate=float(np.mean(group_rates)),
+        pass_rate_ci95=bootstrap_ci(group_rates),
+        pass_at_k=pak,
+        pass_at_k_ci95=pak_ci,
+    )
 
 
 def summarize(
@@ -100,8 +105,9 @@ def summarize(
     verdicts: Iterable[tuple[str, bool, Mapping[str, bool], str]],
     ks: Iterable[int],
     subsets: Mapping[str, frozenset[str]] | None = None,
-) -> dict[str, Any]:
-    """Build the summary block of summary.json.
+) -> RunSummary:
+    """The scores of summary.json: outcome totals, a block per scorer, each scored item's group (the fields that
+    say which run it is are left None).
 
     items: problem id -> (group, category) for every selected problem.
     verdicts: (problem id, passed, extra named scores, outcome) per judged sample.
@@ -122,23 +128,46 @@ def summarize(
     missing = [pid for pid in items if n[pid] == 0]
     if missing:
         log.warning("%d problem(s) have no judged samples and are left out of the scores", len(missing))
-    result: dict[str, Any] = {"outcomes": dict(sorted(outcomes.items())), "scorers": {}}
+    blocks: dict[str, ScoreBlock] = {}
     for scorer in scorers:
         counts = [ItemCounts(pid, grp, cat, n[pid], c[scorer][pid]) for pid, (grp, cat) in items.items() if n[pid] > 0]
-        block = score_block(counts, ks)
         categories = sorted({it.category for it in counts if it.category})
-        if categories:
-            block["by_category"] = {
-                cat: score_block([it for it in counts if it.category == cat], ks) for cat in categories
-            }
-        for name, groups in (subsets or {}).items():
-            block.setdefault("subsets", {})[name] = score_block([it for it in counts if it.group in groups], ks)
-        block["per_problem"] = {it.problem_id: [it.n, it.c] for it in counts}
-        result["scorers"][scorer] = block
-    # Which group and category each scored item belongs to, so a paired comparison can be made from two
-    # summaries alone (compare/check pair problems by group; MTPB reports by category).
-    result["item_groups"] = {pid: [grp, cat] for pid, (grp, cat) in items.items() if n[pid] > 0}
-    return result
+        by_category = {cat: score_block([it for it in counts if it.category == cat], ks) for cat in categories}
+        subset_blocks = {
+            name: score_block([it for it in counts if it.group in groups], ks)
+            for name, groups in (subsets or {}).items()
+        }
+        blocks[scorer] = dataclasses.replace(
+            score_block(counts, ks),
+            by_category=by_category or None,
+            subsets=subset_blocks or None,
+            per_problem={it.problem_id: (it.n, it.c) for it in counts},
+        )
+    return RunSummary(
+        outcomes=dict(sorted(outcomes.items())),
+        scorers=blocks,
+        # Which group and category each scored item belongs to, so a paired comparison can be made from two
+        # summaries alone (compare/check pair problems by group; MTPB reports by category).
+        item_groups={pid: (grp, cat) for pid, (grp, cat) in items.items() if n[pid] > 0},
+    )
+
+
+def summarize_run(
+    problems: Sequence[Problem],
+    records: Iterable[ExecutionRecord],
+    ks: Iterable[int],
+    subsets: Mapping[str, frozenset[str]] | None = None,
+) -> RunSummary:
+    """summarize() over a run's execution records, with the counts of problems, items and judged samples. Records
+    of problems outside the selection are ignored; of two records for one (problem, index) the later counts (a
+    duplicate left by a resume after a partial write counts once)."""
+    by_id = {p.id for p in problems}
+    unique = {(r.problem_id, r.index): r for r in records if r.problem_id in by_id}
+    verdicts = ((r.problem_id, r.outcome.value == "passed", dict(r.scores), r.outcome.value) for r in unique.values())
+    scores = summarize({p.id: (p.group, p.category) for p in problems}, verdicts, ks, subsets)
+    return dataclasses.replace(
+        scores, problems=len({p.group for p in problems}), items=len(problems), samples_judged=len(unique)
+    )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def rerun(path: Path, problem_id: str, index: int, show_program: bool = False) -
         raise UsageError(f"{path} is not a run directory (no run.json)")
     rundir = RunDir(path)
     meta = rundir.read_meta()
-    config = from_mapping(meta.get("config", {}), str(rundir.run_json))
+    config = from_mapping(meta.config or {}, str(rundir.run_json))
     run = Run(config, rundir, meta, progress=False)  # reads the run; writes nothing
     problem = next((p for p in run.all_problems if p.id == problem_id), None)
     if problem is None:
@@ -37,7 +37,7 @@ def rerun(path: Path, problem_id: str, index: int, show_program: bool = False) -
     if sample.error is not None:
         raise UsageError(f"{problem_id} #{index}: its generation failed ({sample.error}); no program ran")
 
-    nonce = str(meta["nonce"])
+    nonce = meta.required_nonce()
     job = run.benchmark.build_job(problem, sample, nonce)
     rebuilt_sha = program_sha256(job.program)
     want = recorded.program_sha256 if recorded is not None else ""
@@ -52,7 +52,7 @@ def rerun(path: Path, problem_id: str, index: int, show_program: bool = False) -
     if want and sha != want:
         click.echo(
             f"warning: this program's sha256 {sha[:16]} differs from the one recorded ({want[:16]}): the benchmark "
-            f"code changed since the run (it was {meta.get('benchmark', {}).get('benchmark_version', '?')})",
+            f"code changed since the run (it was {(meta.benchmark or {}).get('benchmark_version', '?')})",
             err=True,
         )
     if rebuilt_sha != sha:

@@ -37,7 +37,7 @@ def write_summary(
     verdicts = [(i, ok, {}, "passed" if ok else "failed") for i, oks in results.items() for ok in oks]
     n = max(len(v) for v in results.values())
     summary = {"bench": bench, "benchmark_version": f"{bench}-1", "model": path.stem, "n": n, "k": list(ks)}
-    summary |= summarize(items, verdicts, ks)
+    summary |= summarize(items, verdicts, ks).to_json()
     path.write_text(json.dumps(summary))
     return path
 
@@ -180,10 +180,12 @@ def test_metric_delta_is_the_difference_of_the_summaries(tmp_path: Path) -> None
     for k in (1, 2, 3):
         d = metric_delta(a, b, pairing, "pass", k)
         if k in (1, 2):
-            sa = a.summary["scorers"]["pass"]["pass_at_k"][f"pass@{k}"]
-            sb = b.summary["scorers"]["pass"]["pass_at_k"][f"pass@{k}"]
+            sa = a.summary.to_json()["scorers"]["pass"]["pass_at_k"][f"pass@{k}"]
+            sb = b.summary.to_json()["scorers"]["pass"]["pass_at_k"][f"pass@{k}"]
             assert d.a == pytest.approx(sa) and d.b == pytest.approx(sb)
-            assert list(d.a_ci95) == pytest.approx(a.summary["scorers"]["pass"]["pass_at_k_ci95"][f"pass@{k}"])
+            assert list(d.a_ci95) == pytest.approx(
+                a.summary.to_json()["scorers"]["pass"]["pass_at_k_ci95"][f"pass@{k}"]
+            )
         assert d.delta == pytest.approx(d.b - d.a)
         assert d.delta_ci95[0] <= d.delta <= d.delta_ci95[1]
         assert d.test.name in (SIGN_FLIP_EXACT, SIGN_FLIP_MC)

@@ -28,7 +28,7 @@ def test_k_larger_than_n_is_refused_not_one() -> None:
 
 def test_score_block_omits_k_above_smallest_n(caplog: pytest.LogCaptureFixture) -> None:
     items = [ItemCounts("a", "a", "", 10, 0), ItemCounts("b", "b", "", 3, 0)]
-    block = score_block(items, [1, 5])
+    block = score_block(items, [1, 5]).to_json()
     assert "pass@1" in block["pass_at_k"]
     assert "pass@5" not in block["pass_at_k"]
     assert block["pass_at_k"]["pass@1"] == 0.0
@@ -38,7 +38,7 @@ def test_score_block_omits_k_above_smallest_n(caplog: pytest.LogCaptureFixture) 
 def test_pass_rate_averages_items_within_groups_first() -> None:
     # group g1 has 2 items (pass rates 1.0, 0.0) -> 0.5; group g2 has 1 item at 1.0 -> mean 0.75
     items = [ItemCounts("g1/0", "g1", "", 2, 2), ItemCounts("g1/1", "g1", "", 2, 0), ItemCounts("g2/0", "g2", "", 2, 2)]
-    block = score_block(items, [1])
+    block = score_block(items, [1]).to_json()
     assert block["pass_rate"] == pytest.approx(0.75)
     assert block["pass_at_k"]["pass@1"] == pytest.approx(0.75)
     assert block["groups"] == 2
@@ -50,7 +50,7 @@ def test_summarize_counts_scorers_categories_and_subsets() -> None:
         ("p/0", True, {"strict": False}, "passed"),
         ("q/0", False, {"strict": False}, "failed"),
     ]
-    out = summarize(items, verdicts, [1], {"scorable": frozenset({"p"})})
+    out = summarize(items, verdicts, [1], {"scorable": frozenset({"p"})}).to_json()
     assert out["outcomes"] == {"failed": 1, "passed": 1}
     assert out["scorers"]["pass"]["pass_rate"] == 0.5
     assert out["scorers"]["strict"]["pass_rate"] == 0.0
