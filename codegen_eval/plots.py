@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import io
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,7 +45,6 @@ RUN_COLORS = ("#3366cc", "#dc7633", "#2e9e5b", "#a23b72", "#7f8c8d", "#c0a020", 
 INK = "#2b2f36"
 MUTED = "#6b7280"
 GRID = "#e5e7eb"
-GROUPS_PER_BAND = 40
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -169,8 +166,9 @@ def category_plot(
     ax.set_ylim(0, 110)
     ax.set_yticks([0, 20, 40, 60, 80, 100])
     ax.grid(axis="y", color=GRID)
-    ax.legend(frameon=False, fontsize=9, loc="upper left", ncols=2)
-    ax.set_title(title, fontsize=11, color=INK, loc="left")
+    # Above the axes, under the title: inside them it covered the bars of the first categories.
+    ax.legend(frameon=False, fontsize=9, ncols=2, loc="lower left", bbox_to_anchor=(0, 1.0))
+    ax.set_title(title, fontsize=11, color=INK, loc="left", pad=22)
     return _png(fig)
 
 
@@ -204,61 +202,4 @@ def outcome_breakdown_plot(rows: Sequence[tuple[str, Mapping[str, int]]], title:
     ax.set_xlabel("share of judged samples (%)")
     ax.legend(frameon=False, fontsize=8, ncols=min(len(present), 5), loc="lower left", bbox_to_anchor=(0, 1.0))
     ax.set_title(title, fontsize=11, color=INK, loc="left", pad=22)
-    return _png(fig)
-
-
-def _short(group: str) -> str:
-    m = re.search(r"(\d+)$", group)
-    return m.group(1) if m else group
-
-
-def outcome_grid_plot(cells: Sequence[tuple[str, str, str]]) -> bytes:
-    """Per-problem outcome grid: a column per problem, a row per item of it (MTPB: test case), wrapped into bands.
-
-    cells: (item, group, outcome) in benchmark order; the outcome is a key of OUTCOME_COLORS.
-    """
-    from matplotlib.patches import Patch
-
-    groups: dict[str, list[str]] = {}
-    outcome_of: dict[str, str] = {}
-    for item, group, outcome in cells:
-        groups.setdefault(group, []).append(item)
-        outcome_of[item] = outcome
-    names = list(groups)
-    depth = max(len(v) for v in groups.values())
-    per_band = min(GROUPS_PER_BAND, max(1, math.ceil(len(names) / math.ceil(len(names) / GROUPS_PER_BAND))))
-    bands = [names[i : i + per_band] for i in range(0, len(names), per_band)]
-    cell_in = 0.17
-    band_h = depth * cell_in + 0.3
-    fig = _new_figure(max(4.0, per_band * cell_in + 0.6), len(bands) * band_h + 0.45)
-    axes = fig.subplots(len(bands), 1, squeeze=False)[:, 0]
-    empty = (0.96, 0.96, 0.97)
-    for ax, band in zip(axes, bands, strict=True):
-        image = [[empty for _ in range(per_band)] for _ in range(depth)]
-        for col, group in enumerate(band):
-            for row, item in enumerate(groups[group]):
-                hexcolor = OUTCOME_COLORS.get(outcome_of[item], "#999999").lstrip("#")
-                image[row][col] = (
-                    int(hexcolor[0:2], 16) / 255,
-                    int(hexcolor[2:4], 16) / 255,
-                    int(hexcolor[4:6], 16) / 255,
-                )
-        ax.imshow(image, interpolation="nearest", aspect="equal")
-        ax.set_xticks([c - 0.5 for c in range(per_band + 1)], minor=True)
-        ax.set_yticks([r - 0.5 for r in range(depth + 1)], minor=True)
-        ax.grid(which="minor", color="white", linewidth=1.2)
-        ax.tick_params(which="minor", length=0)
-        step = 5 if per_band > 20 else 1
-        ticks = list(range(0, len(band), step))
-        ax.set_xticks(ticks, [_short(band[c]) for c in ticks], fontsize=7, color=MUTED)
-        if depth > 1:
-            ax.set_yticks(list(range(depth)), [str(r) for r in range(depth)], fontsize=6, color=MUTED)
-        else:
-            ax.set_yticks([])
-        ax.tick_params(which="major", length=0, pad=1)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    present = [o for o in OUTCOME_ORDER if o in outcome_of.values()]
-    handles = [Patch(color=OUTCOME_COLORS[o], label=o) for o in present]
-    fig.legend(handles=handles, loc="outside upper left", ncols=len(handles), frameon=False, fontsize=8)
     return _png(fig)

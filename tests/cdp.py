@@ -2,7 +2,7 @@
 
 Chromium reads NUL-terminated JSON commands on fd 3 and writes responses and events on fd 4. Used by the report's
 browser test to load a page, collect console errors, exceptions, log entries and network requests, evaluate
-script, and take a full-page screenshot.
+script, click, and take a full-page screenshot.
 """
 
 from __future__ import annotations
@@ -146,6 +146,21 @@ class Browser:
         if "exceptionDetails" in reply:
             raise CdpError(f"script failed: {reply['exceptionDetails']}")
         return reply["result"].get("value")
+
+    def click(self, selector: str) -> None:
+        """A real mouse click (pressed and released) at the centre of the first element matching `selector`."""
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
+        )
+        if box is None:
+            raise CdpError(f"no element matches {selector!r}")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1},
+            )
 
     def screenshot(self, path: Path) -> None:
         shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})

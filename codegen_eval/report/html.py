@@ -1,26 +1,22 @@
-"""The static, self-contained HTML report: tables, PNG plots and per-problem grids in one file."""
+"""The self-contained HTML report: per-benchmark tables, PNG plots, clickable outcome grids and the sample viewer."""
 
 from __future__ import annotations
 
 import base64
 import html
+import json
+import re
+import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 
 from codegen_eval import __version__
-from codegen_eval.compare import Comparison, LoadedRun, MetricDelta
-from codegen_eval.metrics import DELTA_RESAMPLES, MCNEMAR, PRIMARY, SIGN_FLIP_RULE, TEST_DESCRIPTIONS
+from codegen_eval.compare import LoadedRun
+from codegen_eval.metrics import DELTA_RESAMPLES, MCNEMAR, SIGN_FLIP_RULE, TEST_DESCRIPTIONS
 from codegen_eval.report.markdown import RUN_HEADER, run_rows
-from codegen_eval.report.model import (
-    ReportModel,
-    all_outcomes,
-    categories,
-    category_block,
-    runs_with_categories,
-    score_columns,
-    score_rows,
-)
+from codegen_eval.report.model import ReportModel, all_outcomes, categories_of, category_block
 from codegen_eval.report.tables import ci_text, delta_ci_text, flip_side, p_text, pct, pp
+from codegen_eval.summaries import PRIMARY, Comparison, MetricDelta
 
 _CSS = """
 :root { --ink:#1f2937; --muted:#6b7280; --line:#e5e7eb; --bg:#f6f7f9; --card:#ffffff; --accent:#2f5fb3;
@@ -51,6 +47,12 @@ figure { margin:14px 0 6px; } figure img { max-width:100%; height:auto; display:
 figcaption { color:var(--muted); font-size:12.5px; margin-top:4px; }
 .note { color:var(--muted); font-size:12.5px; }
 details { margin-top:8px; } summary { cursor:pointer; color:var(--accent); }
+.scroll { overflow-x:auto; max-width:100%; }
+.warn { background:#fff7ed; border:1px solid #fed7aa; color:#9a3412; border-radius:6px; padding:6px 10px;
+        font-size:12.5px; }
+h2.bench { font-size:19px; margin:30px 0 -4px; padding:0 2px; color:#1f2a44; }
+td .sub { display:block; color:var(--muted); font-size:11.5px; }
+td.wrap, .mono.wrap { overflow-wrap:anywhere; }
 .chip { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; vertical-align:-1px; }
 footer { color:var(--muted); font-size:12px; max-width:1180px; margin:0 auto; padding:0 32px 30px; }
 """
@@ -58,6 +60,11 @@ footer { color:var(--muted); font-size:12px; max-width:1180px; margin:0 auto; pa
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _q(item: str) -> str:
+    """An item id inside a #fragment (ids hold slashes: HumanEval/3, mtpb/3/0)."""
+    return urllib.parse.quote(item, safe="")
 
 
 def _img(png: bytes, alt: str, caption: str) -> str:
@@ -77,7 +84,8 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: S
         + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    # Wide tables scroll inside their card instead of overflowing it.
+    return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _value(x: float | None, ci: Sequence[float] | None) -> str:
@@ -92,12 +100,22 @@ def _delta_html(m: MetricDelta, alpha: float = 0.05) -> str:
     return f'<span class="{cls}">{pp(m.delta)}</span><span class="ci">{_e(delta_ci_text(m.delta_ci95))}</span>{sig}'
 
 
-def _comparison_html(c: Comparison, a_label: str, b_label: str, max_flips: int = 200) -> str:
+def _comparison_html(
+    c: Comparison, a_label: str, b_label: str, link: tuple[int, int] | None = None, max_flips: int = 200
+) -> str:
+    """`link`: the (A, B) run indices, to link each flipped item to both runs' samples in the viewer."""
     parts = [
         f'<p>B <span class="mono">{_e(b_label)}</span> against A <span class="mono">{_e(a_label)}</span> on '
         f"{c.paired_groups} paired problems ({c.paired_items} items; {c.only_a} only in A, {c.only_b} only in B). "
         f"Test: {_e(c.test_rule)}.</p>"
     ]
+    if c.only_a or c.only_b:
+        parts.append(
+            f'<p class="warn">The two runs cover different problems: every number in this comparison is restricted '
+            f"to the {c.paired_items} item(s) of the {c.paired_groups} problem(s) both have ({c.only_a} item(s) "
+            f"only in A and {c.only_b} only in B are left out), so A and B here need not equal their scores "
+            "above.</p>"
+        )
     if c.config_diff:
         diffs = "; ".join(
             f'<span class="mono">{_e(d.key)}</span>: {_e(repr(d.a))} → {_e(repr(d.b))}' for d in c.config_diff
@@ -127,7 +145,14 @@ def _comparison_html(c: Comparison, a_label: str, b_label: str, max_flips: int =
     if c.flips:
         regressed = sum(1 for f in c.flips if f.direction == "regressed")
         frows = [
-            [f'<span class="mono">{_e(f.item)}</span>', _e(f.direction), _e(flip_side(f, "a")), _e(flip_side(f, "b"))]
+            [
+                f'<a class="mono" href="#pair={link[0]}/{link[1]}/{_q(f.item)}">{_e(f.item)}</a>'
+                if link is not None
+                else f'<span class="mono">{_e(f.item)}</span>',
+                _e(f.direction),
+                _e(flip_side(f, "a")),
+                _e(flip_side(f, "b")),
+            ]
             for f in c.flips[:max_flips]
         ]
         more = f'<p class="note">… and {len(c.flips) - max_flips} more.</p>' if len(c.flips) > max_flips else ""
@@ -145,9 +170,10 @@ def _comparison_html(c: Comparison, a_label: str, b_label: str, max_flips: int =
     return "".join(parts)
 
 
-def _grid_cells(run: LoadedRun) -> list[tuple[str, str, str]]:
-    """(item, group, outcome) per item: its outcome when every sample agrees on passing or not; "partial" when
-    some samples passed; the most common failure outcome when none did (pass counts only without executions)."""
+def _grid_cells(run: LoadedRun) -> list[tuple[str, str, str, str]]:
+    """(item, group, outcome, hover text) per item: its outcome when every sample agrees on passing or not;
+    "partial" when some samples passed; the most common failure outcome when none did (pass counts only without
+    executions)."""
     cells = []
     for item, (n, c) in run.counts[PRIMARY].items():
         outcomes = run.outcome_counts(item)
@@ -160,75 +186,190 @@ def _grid_cells(run: LoadedRun) -> list[tuple[str, str, str]]:
             outcome = failing.most_common(1)[0][0] if failing else "failed"
         else:
             outcome = "failed"
-        cells.append((item, run.groups[item][0], outcome))
+        hover = f"{item}: {outcome}" if n == 1 else f"{item}: {c}/{n} passed"
+        if outcomes and n > 1 and c < n:
+            hover += " (" + ", ".join(f"{o} {k}" for o, k in outcomes.most_common() if o != "passed") + ")"
+        cells.append((item, run.groups[item][0], outcome, hover))
     return cells
 
 
-def report_html(model: ReportModel) -> str:
-    """One self-contained page: inline CSS, plots as PNG data URIs, no scripts, no network (enforced by a CSP)."""
-    from codegen_eval.plots import (
-        OUTCOME_COLORS,
-        Point,
-        category_plot,
-        outcome_breakdown_plot,
-        outcome_grid_plot,
-        pass_at_k_plot,
-    )
+def _short(group: str) -> str:
+    m = re.search(r"(\d+)$", group)
+    return m.group(1) if m else group
 
-    sections: list[str] = []
-    sections.append(
-        "<section><h2>Runs</h2>"
-        + _html_table(RUN_HEADER, [[_e(c) for c in row] for row in run_rows(model)], numeric=(4, 5, 6))
-        + "</section>"
-    )
 
-    cols = score_columns(model)
-    rows = []
-    for label, scorer, block in score_rows(model):
-        pak, pak_ci = dict(block.get("pass_at_k", {})), dict(block.get("pass_at_k_ci95", {}))
-        rows.append(
-            [
-                _e(label),
-                _e(scorer),
-                *[_value(pak[c], pak_ci.get(c)) if c in pak else "–" for c in cols],
-                _value(block.get("pass_rate"), block.get("pass_rate_ci95")),
-            ]
+def _grid_html(run_index: int, run: LoadedRun, linked: bool) -> str:
+    """A column per problem, a cell per item (MTPB: test case) in benchmark order; each cell opens its samples."""
+    columns: dict[str, list[tuple[str, str, str]]] = {}
+    for item, group, outcome, hover in _grid_cells(run):
+        columns.setdefault(group, []).append((item, outcome, hover))
+    step = 10 if len(columns) > 40 else 5 if len(columns) > 10 else 1
+    out = []
+    for col, (group, cells) in enumerate(columns.items()):
+        parts = []
+        for item, outcome, hover in cells:
+            cls = f"gcell o-{re.sub(r'[^a-z_]', '', outcome)}"
+            if linked:
+                parts.append(f'<a class="{cls}" href="#problem={run_index}/{_q(item)}" title="{_e(hover)}"></a>')
+            else:
+                parts.append(f'<span class="{cls}" title="{_e(hover)}"></span>')
+        label = _e(_short(group)) if col % step == 0 else ""
+        out.append(f'<div class="gcol">{"".join(parts)}<span class="glbl">{label}</span></div>')
+    return f'<div class="grid">{"".join(out)}</div>'
+
+
+def _grid_css() -> str:
+    from codegen_eval.plots import OUTCOME_COLORS
+
+    return "".join(f".o-{name} {{ background:{color}; }}\n" for name, color in OUTCOME_COLORS.items())
+
+
+def _legend(outcomes: Sequence[str]) -> str:
+    from codegen_eval.plots import OUTCOME_COLORS
+
+    return (
+        '<p class="legend">'
+        + "".join(
+            f'<span><span class="chip" style="background:{OUTCOME_COLORS.get(o, "#999")}"></span>{_e(o)}</span>'
+            for o in outcomes
         )
-    series = [
-        (label, [(p.k, Point(p.value, p.ci95[0], p.ci95[1])) for p in curve])
-        for label, curve in zip(model.labels, model.curves, strict=True)
-    ]
-    only_k1 = all(len(curve) == 1 for curve in model.curves)
-    title = "pass@1 by run" if only_k1 else "pass@k versus k"
+        + "</p>"
+    )
+
+
+def _score(run: LoadedRun) -> tuple[float | None, Sequence[float] | None]:
+    """The run's headline number: pass@1 of the primary scorer (the pass rate when pass@1 is not recorded)."""
+    block = run.summary.scorers.get(PRIMARY)
+    if block is None:
+        return None, None
+    pak = block.pass_at_k or {}
+    if "pass@1" in pak:
+        return pak["pass@1"], (block.pass_at_k_ci95 or {}).get("pass@1")
+    return block.pass_rate, block.pass_rate_ci95
+
+
+def _column(model: ReportModel, i: int) -> str:
+    """A leaderboard column: the benchmark, and for a run of a multi-turn benchmark its form."""
+    turns = model.turns[i]
+    return model.runs[i].bench + (f" ({turns}-turn)" if turns in ("single", "multi") else "")
+
+
+def _leaderboard(model: ReportModel) -> str:
+    """Model × benchmark: one row per model, one column per benchmark (and turn form), pass@1 with its CI."""
+    columns = list(dict.fromkeys(_column(model, i) for i in range(len(model.runs))))
+    rows: dict[str, dict[str, int]] = {}
+    for i, run in enumerate(model.runs):
+        col = _column(model, i)
+        key = run.model or model.labels[i]
+        if col in rows.get(key, {}):
+            key = f"{key} ({model.labels[i]})"  # a second run of one model on one benchmark: its own row
+        rows.setdefault(key, {})[col] = i
+    items = {
+        col: {len(model.runs[i].counts[PRIMARY]) for r in rows.values() for c, i in r.items() if c == col}
+        for col in columns
+    }
+    body = []
+    for key, cells in rows.items():
+        row = [f'<span class="mono wrap">{_e(key)}</span>']
+        for col in columns:
+            if col not in cells:
+                row.append("–")
+                continue
+            i = cells[col]
+            value, ci = _score(model.runs[i])
+            run = model.runs[i]
+            groups = len({g for g, _ in run.groups.values()})
+            sub = f"{_e(model.labels[i])} · {groups} problem{'s' if groups != 1 else ''} · n={run.n}"
+            row.append(f'{_value(value, ci)}<span class="sub">{sub}</span>')
+        body.append(row)
+    notes = []
+    mixed = [col for col in columns if len(items[col]) > 1]
+    if mixed:
+        notes.append(
+            f"Runs in {', '.join(mixed)} cover different numbers of problems: a column's scores are over different "
+            "problems there; the paired comparisons in the benchmark's section use the shared problems only."
+        )
+    return (
+        "<section><h2>Models × benchmarks</h2>"
+        + _html_table(["model", *[f"{_e(c)} (%)" for c in columns]], body, numeric=tuple(range(1, len(columns) + 1)))
+        + '<p class="note">pass@1 (scorer pass) with its 95% bootstrap CI; one column per benchmark, never a mean '
+        "over benchmarks.</p>" + "".join(f'<p class="warn">{_e(n)}</p>' for n in notes) + "</section>"
+    )
+
+
+def _problem_sets_note(model: ReportModel, idx: Sequence[int]) -> str:
+    sets = {frozenset(model.runs[i].counts[PRIMARY]) for i in idx}
+    if len(sets) <= 1:
+        return ""
+    sizes = ", ".join(f"{model.labels[i]}: {len(model.runs[i].counts[PRIMARY])}" for i in idx)
+    return (
+        f'<p class="warn">These runs cover different problems (items per run: {_e(sizes)}): their scores are each '
+        "over the run's own problems; the paired comparisons below are restricted to the problems both runs "
+        "have.</p>"
+    )
+
+
+def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> list[str]:
+    from codegen_eval.plots import Point, category_plot, outcome_breakdown_plot, pass_at_k_plot
+
+    idx = model.runs_of(bench)
+    labels = [model.labels[i] for i in idx]
+    sections: list[str] = [f'<h2 class="bench" id="bench-{_e(bench)}">{_e(bench)}</h2>']
+    ks = sorted({k for i in idx for k in model.runs[i].ks})
+    cols = [f"pass@{k}" for k in ks]
+    rows = []
+    for i in idx:
+        for scorer, block in model.runs[i].summary.scorers.items():
+            for name, sb in [(scorer, block)] + [
+                (f"{scorer} · {sub} ({b.groups or 0} problems)", b) for sub, b in (block.subsets or {}).items()
+            ]:
+                pak, pak_ci = sb.pass_at_k or {}, sb.pass_at_k_ci95 or {}
+                rows.append(
+                    [
+                        _e(model.labels[i])
+                        + (
+                            ' <span class="sig">baseline</span>'
+                            if model.baselines.get(bench) == i and len(idx) > 1 and name == PRIMARY
+                            else ""
+                        ),
+                        _e(name),
+                        *[_value(pak[c], pak_ci.get(c)) if c in pak else "–" for c in cols],
+                        _value(sb.pass_rate, sb.pass_rate_ci95),
+                    ]
+                )
+    series = [(model.labels[i], [(p.k, Point(p.value, p.ci95[0], p.ci95[1])) for p in model.curves[i]]) for i in idx]
+    only_k1 = all(len(model.curves[i]) == 1 for i in idx)
+    title = f"{bench}: pass@1 by run" if only_k1 else f"{bench}: pass@k versus k"
     caption = (
         "pass@1 with 95% bootstrap CIs over problems (n = 1 sample per problem, so pass@k for k > 1 is undefined)."
         if only_k1
         else "Unbiased pass@k for k = 1 … n (log-spaced beyond 12), scorer pass; bands are 95% bootstrap CIs."
     )
     sections.append(
-        "<section><h2>Scores</h2>"
+        f"<section><h2>{_e(bench)} · Scores</h2>"
         + _html_table(
             ["run", "scorer", *[f"{c} (%)" for c in cols], "pass rate (%)"],
             rows,
             numeric=tuple(range(2, len(cols) + 3)),
         )
         + '<p class="note">Values in %, 95% bootstrap CIs over problems in grey.</p>'
+        + _problem_sets_note(model, idx)
         + _img(pass_at_k_plot(series, title), title, caption)
         + "</section>"
     )
 
-    cats = categories(model)
+    cats = sorted({c for i in idx for c in categories_of(model.runs[i])})
     if cats:
+        with_cats = [i for i in idx if categories_of(model.runs[i])]
         crow = []
-        with_cats = runs_with_categories(model)
         for cat in cats:
             row = [_e(cat)]
             for i in with_cats:
                 cb = category_block(model.runs[i], cat)
-                row.append(_value(cb["pass_rate"], cb.get("pass_rate_ci95")) if cb else "–")
+                row.append(_value(cb.pass_rate, cb.pass_rate_ci95) if cb is not None else "–")
             crow.append(row)
         sections.append(
-            "<section><h2>By category</h2>"
+            f"<section><h2>{_e(bench)} · By category</h2>"
             + _html_table(
                 ["category", *[f"{_e(model.labels[i])} (%)" for i in with_cats]],
                 crow,
@@ -238,8 +379,12 @@ def report_html(model: ReportModel) -> str:
             "over problems.</p></section>"
         )
 
+    pair_comparisons = set()
     for p in model.turn_pairs:
+        if model.runs[p.single].bench != bench:
+            continue
         c = p.comparison
+        pair_comparisons.add(id(c))
         s = c.scorer(PRIMARY)
         if s is None:
             continue
@@ -249,66 +394,116 @@ def report_html(model: ReportModel) -> str:
         multi = [Point(cd.delta.b, *cd.delta.b_ci95) for cd in s.by_category] + [Point(overall.b, *overall.b_ci95)]
         title = "Single- vs multi-turn pass rate by category"
         sections.append(
-            f"<section><h2>Single- vs multi-turn: {_e(model.labels[p.single])} vs {_e(model.labels[p.multi])}</h2>"
+            f"<section><h2>{_e(bench)} · Single- vs multi-turn: {_e(model.labels[p.single])} vs "
+            f"{_e(model.labels[p.multi])}</h2>"
             + _img(
                 category_plot(names, single, multi, title),
                 title,
                 "Pass rate (scorer pass) on the paired problems with 95% bootstrap CIs; the number above each pair is "
                 "multi − single in points; problem counts under the categories.",
             )
-            + _comparison_html(c, model.labels[p.single], model.labels[p.multi])
+            + _comparison_html(
+                c,
+                model.labels[p.single],
+                model.labels[p.multi],
+                (p.single, p.multi) if linked[p.single] and linked[p.multi] else None,
+            )
             + "</section>"
         )
 
-    index = {id(r): i for i, r in enumerate(model.runs)}
-    pair_comparisons = {id(p.comparison) for p in model.turn_pairs}
-    for c in model.comparisons:
-        if id(c) in pair_comparisons:
+    for c, (a, b) in zip(model.comparisons, model.compared, strict=True):
+        if model.runs[a].bench != bench:
             continue
-        a_label = next(model.labels[index[id(r)]] for r in model.runs if str(r.path) == c.a.path)
-        b_label = next(model.labels[index[id(r)]] for r in model.runs if str(r.path) == c.b.path)
+        if id(c) in pair_comparisons or any(
+            (p.single, p.multi) == (a, b) and p.comparison == c for p in model.turn_pairs
+        ):
+            continue
         sections.append(
-            f"<section><h2>Comparison: {_e(b_label)} vs {_e(a_label)}</h2>"
-            + _comparison_html(c, a_label, b_label)
+            f"<section><h2>{_e(bench)} · Comparison: {_e(model.labels[b])} vs {_e(model.labels[a])}</h2>"
+            + _comparison_html(c, model.labels[a], model.labels[b], (a, b) if linked[a] and linked[b] else None)
+            + "</section>"
+        )
+    skipped = [(a, b, why) for a, b, why in model.not_compared if model.runs[a].bench == bench]
+    if skipped:
+        sections.append(
+            f"<section><h2>{_e(bench)} · Not compared</h2>"
+            + "".join(f"<p>{_e(model.labels[b])} with {_e(model.labels[a])}: {_e(why)}.</p>" for a, b, why in skipped)
             + "</section>"
         )
 
-    outcomes = all_outcomes(model)
+    outcomes = [o for o in all_outcomes(model) if any(model.runs[i].outcomes().get(o) for i in idx)]
     if outcomes:
+        from codegen_eval.plots import OUTCOME_COLORS
+
         header = ["run"] + [
             f'<span class="chip" style="background:{OUTCOME_COLORS.get(o, "#999")}"></span>{_e(o)}' for o in outcomes
         ]
-        orows = [
-            [_e(label), *[str(r.outcomes().get(o, 0)) for o in outcomes]]
-            for label, r in zip(model.labels, model.runs, strict=True)
-        ]
+        orows = [[_e(model.labels[i]), *[str(model.runs[i].outcomes().get(o, 0)) for o in outcomes]] for i in idx]
         breakdown = outcome_breakdown_plot(
-            [(label, r.outcomes()) for label, r in zip(model.labels, model.runs, strict=True)], "Outcome breakdown"
+            [(model.labels[i], model.runs[i].outcomes()) for i in idx], f"{bench}: outcome breakdown"
         )
         sections.append(
-            "<section><h2>Outcomes</h2>"
-            + _img(breakdown, "Outcome breakdown", "Share of judged samples per outcome; counts inside the bars.")
+            f"<section><h2>{_e(bench)} · Outcomes</h2>"
+            + _img(
+                breakdown, f"{bench} outcome breakdown", "Share of judged samples per outcome; counts inside the bars."
+            )
             + _html_table(header, orows, numeric=tuple(range(1, len(outcomes) + 1)))
             + "</section>"
         )
 
     grids = []
-    for label, r in zip(model.labels, model.runs, strict=True):
+    for i in idx:
+        r = model.runs[i]
         cells = _grid_cells(r)
-        png = outcome_grid_plot(cells)
         where = "executions.jsonl" if r.executions is not None else "pass counts in summary.json"
-        multi_item = len({group for _, group, _ in cells}) < len(cells)
+        multi_item = len({group for _, group, _, _ in cells}) < len(cells)
         layout = "a column per problem, a row per test case" if multi_item else "a cell per problem"
         partial = "partial = some of the samples passed, other colours the most common failure; " if r.n > 1 else ""
-        grids.append(
-            f"<h3>{_e(label)}</h3>"
-            + _img(
-                png,
-                f"{label} outcome grid",
-                f"{layout.capitalize()}, in benchmark order (numbers are problem ids); {partial}from {where}.",
-            )
+        click = (
+            " Hover a cell for its problem; click it for its samples."
+            if linked[i]
+            else " Hover a cell for its problem."
         )
-    sections.append("<section><h2>Per-problem outcomes</h2>" + "".join(grids) + "</section>")
+        present = list(dict.fromkeys(o for _, _, o, _ in cells))
+        order = [o for o in all_outcomes(model) if o in present] + [o for o in present if o not in all_outcomes(model)]
+        if "partial" in present and "partial" not in order:
+            order.insert(1, "partial")
+        grids.append(
+            f"<h3>{_e(labels[idx.index(i)])}</h3>"
+            + _legend(order)
+            + _grid_html(i, r, linked[i])
+            + f'<p class="note">{_e(layout.capitalize())}, in benchmark order (numbers are problem ids); {_e(partial)}'
+            f"from {_e(where)}.{_e(click)}</p>"
+        )
+    sections.append(f"<section><h2>{_e(bench)} · Per-problem outcomes</h2>" + "".join(grids) + "</section>")
+    return sections
+
+
+def report_html(model: ReportModel, samples: bool = True) -> str:
+    """One self-contained page: inline CSS, plots as PNG data URIs, the samples as inline JSON read by one inline
+    script that the CSP allows by its hash; nothing else may load (no network)."""
+    from codegen_eval.plots import OUTCOME_COLORS
+    from codegen_eval.report import viewer
+
+    data = ""
+    if samples:
+        from codegen_eval.report.samples import viewer_json
+
+        data = viewer_json(model.runs, model.labels)
+    linked = [samples and model.runs[i].path.is_dir() for i in range(len(model.runs))]
+
+    sections: list[str] = []
+    sections.append(
+        "<section><h2>Runs</h2>"
+        + _html_table(RUN_HEADER, [[_e(c) for c in row] for row in run_rows(model)], numeric=(4, 5, 6))
+        + '<p class="note">turns: — for a benchmark whose problems have one turn each.</p>'
+        + "</section>"
+    )
+    sections.append(_leaderboard(model))
+    for bench in model.benches:
+        sections += _bench_sections(model, bench, linked)
+    if samples:
+        sections.append('<section id="samples"><h2>Samples</h2>' + viewer.MARKUP + "</section>")
 
     footer = (
         "pass@k: the unbiased estimator of Chen et al. (2021), averaged over the items of a problem and then over "
@@ -317,15 +512,24 @@ def report_html(model: ReportModel) -> str:
         f"one item and one sample in both runs; otherwise a two-sided {SIGN_FLIP_RULE}."
     )
     title = "codegen-eval report"
+    script_src = f" script-src '{viewer.script_hash()}';" if samples else ""
+    scripts = ""
+    if samples:
+        colors = json.dumps(OUTCOME_COLORS).replace("<", "\\u003c")
+        scripts = (
+            f'<script type="application/json" id="viewer-colors">{colors}</script>'
+            f'<script type="application/json" id="viewer-data">{data}</script>'
+            f"<script>{viewer.SCRIPT}</script>"
+        )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
-        "style-src 'unsafe-inline'\">"
+        f"style-src 'unsafe-inline';{script_src}\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{_CSS}{viewer.CSS}{_grid_css()}</style></head><body>"
         f"<header><h1>{_e(title)}</h1><p>{len(model.runs)} run{'s' if len(model.runs) != 1 else ''} · "
-        f"{_e(', '.join(sorted({r.bench for r in model.runs})))} · generated {_e(model.generated_at)} · "
+        f"{_e(', '.join(model.benches))} · generated {_e(model.generated_at)} · "
         f"codegen-eval {_e(__version__)}</p></header><main>"
         + "".join(sections)
-        + f"</main><footer>{_e(footer)}</footer></body></html>\n"
+        + f"</main><footer>{_e(footer)}</footer>{scripts}</body></html>\n"
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from codegen_eval import __version__
-from codegen_eval.compare import (
-    Comparison,
-)
-from codegen_eval.metrics import PRIMARY
 from codegen_eval.report.model import ReportModel
+from codegen_eval.summaries import PRIMARY, Comparison
 
 
 def compare_json(c: Comparison) -> str:
@@ -20,8 +18,7 @@ def report_json(model: ReportModel) -> str:
     runs = []
     for label, run, curve in zip(model.labels, model.runs, model.curves, strict=True):
         scorers = {
-            name: {k: v for k, v in dict(block).items() if k != "per_problem"}
-            for name, block in dict(run.summary.get("scorers", {})).items()
+            name: dataclasses.replace(block, per_problem=None).to_json() for name, block in run.summary.scorers.items()
         }
         runs.append(
             {
@@ -32,13 +29,13 @@ def report_json(model: ReportModel) -> str:
                 "turns": run.turns,
                 "n": run.n,
                 "k": list(run.ks),
-                "status": run.meta.get("status", ""),
-                "config_hash": run.summary.get("config_hash", ""),
-                "problems": run.summary.get("problems"),
+                "status": run.meta.status or "",
+                "config_hash": run.summary.config_hash or "",
+                "problems": run.summary.problems,
                 "items": len(run.counts[PRIMARY]),
                 "outcomes": dict(run.outcomes()),
                 "scorers": scorers,
-                "pass_at_k_curve": [{"k": p.k, "value": p.value, "ci95": list(p.ci95)} for p in curve],
+                "pass_at_k_curve": [p.to_json() for p in curve],
             }
         )
     data = {

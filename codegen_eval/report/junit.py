@@ -7,10 +7,8 @@ import platform
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from codegen_eval.compare import (
-    GateResult,
-    LoadedRun,
-)
+from codegen_eval.compare import LoadedRun
+from codegen_eval.summaries import GateResult
 
 
 def junit_xml(run: LoadedRun, result: GateResult, baseline: LoadedRun | None = None) -> str:
@@ -55,7 +53,7 @@ def junit_xml(run: LoadedRun, result: GateResult, baseline: LoadedRun | None = N
         ("model", run.model),
         ("n", str(run.n)),
         ("scorer", result.scorer),
-        ("config_hash", str(run.summary.get("config_hash", ""))),
+        ("config_hash", run.summary.config_hash or ""),
         ("run", str(run.path)),
     ):
         ET.SubElement(props, "property", name=key, value=value)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from codegen_eval.compare import (
-    Comparison,
-)
-from codegen_eval.metrics import PRIMARY
 from codegen_eval.report.model import (
     ReportModel,
     all_outcomes,
@@ -25,6 +21,7 @@ from codegen_eval.report.tables import (
     metric_rows,
     pct,
 )
+from codegen_eval.summaries import PRIMARY, Comparison
 
 
 def compare_markdown(c: Comparison, max_flips: int = 50) -> str:
@@ -68,14 +65,14 @@ def run_rows(model: ReportModel) -> list[list[str]]:
             label,
             r.bench,
             r.model,
-            r.turns or "-",
+            turns,
             str(r.n),
-            str(r.summary.get("problems", "")),
+            "" if r.summary.problems is None else str(r.summary.problems),
             str(len(r.counts[PRIMARY])),
-            str(r.meta.get("status", "-")) or "-",
-            str(r.summary.get("config_hash", ""))[:8],
+            r.meta.status or "-",
+            (r.summary.config_hash or "")[:8],
         ]
-        for label, r in zip(model.labels, model.runs, strict=True)
+        for label, r, turns in zip(model.labels, model.runs, model.turns, strict=True)
     ]
 
 
@@ -89,13 +86,13 @@ def report_markdown(model: ReportModel) -> str:
     lines += ["", "### Scores (%, 95% bootstrap CI)", ""]
     rows = []
     for label, scorer, block in score_rows(model):
-        pak, pak_ci = dict(block.get("pass_at_k", {})), dict(block.get("pass_at_k_ci95", {}))
+        pak, pak_ci = block.pass_at_k or {}, block.pass_at_k_ci95 or {}
         rows.append(
             [
                 label,
                 scorer,
                 *[f"{pct(pak[c])} {ci_text(pak_ci.get(c))}" if c in pak else "-" for c in cols],
-                f"{pct(block.get('pass_rate'))} {ci_text(block.get('pass_rate_ci95'))}",
+                f"{pct(block.pass_rate)} {ci_text(block.pass_rate_ci95)}",
             ]
         )
     lines += md_table(["run", "scorer", *cols, "pass rate"], rows, right=tuple(range(2, len(cols) + 3)))
@@ -108,7 +105,7 @@ def report_markdown(model: ReportModel) -> str:
             row = [cat]
             for i in with_cats:
                 cb = category_block(model.runs[i], cat)
-                row.append(f"{pct(cb['pass_rate'])} {ci_text(cb.get('pass_rate_ci95'))}" if cb else "-")
+                row.append(f"{pct(cb.pass_rate)} {ci_text(cb.pass_rate_ci95)}" if cb is not None else "-")
             crow.append(row)
         labels = [model.labels[i] for i in with_cats]
         lines += md_table(["category", *labels], crow, right=tuple(range(1, len(labels) + 1)))
@@ -125,4 +122,6 @@ def report_markdown(model: ReportModel) -> str:
     for p in model.turn_pairs:
         if p.comparison not in model.comparisons:
             lines += ["", "Single- vs multi-turn (A = single, B = multi):", "", compare_markdown(p.comparison).rstrip()]
+    for a, b, why in model.not_compared:
+        lines.append(f"\n> not compared: {model.labels[b]} with {model.labels[a]}: {why}")
     return "\n".join(lines) + "\n"

@@ -5,17 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from codegen_eval.compare import (
-    Comparison,
-    CurvePoint,
-    LoadedRun,
-    compare_runs,
-    pass_at_k_curve,
-    turn_pairs,
-)
-from codegen_eval.metrics import PRIMARY
+from codegen_eval.compare import LoadedRun, compare_runs, pass_at_k_curve, turn_pairs
+from codegen_eval.errors import UsageError
+from codegen_eval.rundir import SAMPLES, read_jsonl
+from codegen_eval.summaries import PRIMARY, Comparison, CurvePoint, ScoreBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +24,67 @@ class ReportModel:
     runs: tuple[LoadedRun, ...]
     labels: tuple[str, ...]  # unique display names
     curves: tuple[tuple[CurvePoint, ...], ...]
-    comparisons: tuple[Comparison, ...]  # every later run of a benchmark against its first
+    comparisons: tuple[Comparison, ...]  # every other run of a benchmark against that benchmark's baseline
     turn_pairs: tuple[TurnPair, ...]
     generated_at: str
+    benches: tuple[str, ...]  # in the order of their first run
+    baselines: Mapping[str, int]  # benchmark -> index of its baseline run
+    compared: tuple[tuple[int, int], ...]  # (A, B) run indices of each of `comparisons`
+    not_compared: tuple[tuple[int, int, str], ...]  # (A, B, why) pairs that have no paired comparison
+    turns: tuple[str, ...]  # per run: "single", "multi", or "—" for a benchmark whose problems have one turn
+
+    def runs_of(self, bench: str) -> list[int]:
+        return [i for i, r in enumerate(self.runs) if r.bench == bench]
 
 
-def build_report(runs: Sequence[LoadedRun]) -> ReportModel:
+def _shown_turns(run: LoadedRun) -> str:
+    """ "single" for a collapsed run; "multi" only when some sample has more than one turn (a benchmark with one
+    turn per problem, as HumanEval, has no turns to speak of: "—"); the recorded value when there are no samples."""
+    if run.turns == "single":
+        return "single"
+    samples = run.path / SAMPLES
+    if not run.path.is_dir() or not samples.is_file():
+        return run.turns or "—"
+    for _, record in read_jsonl(samples):
+        if isinstance(record, dict) and len(record.get("turns") or ()) > 1:
+            return run.turns or "multi"
+    return "—"
+
+
+def with_baselines(runs: Sequence[LoadedRun], baselines: Sequence[LoadedRun]) -> tuple[list[LoadedRun], list[int]]:
+    """The runs and the indices of the baselines among them: a baseline that is one of the runs (the same
+    directory) is that run; another one joins them, first."""
+    out = list(runs)
+    chosen: list[int] = []
+    for b in baselines:
+        same = next((i for i, r in enumerate(out) if r.path.resolve() == b.path.resolve()), None)
+        if same is None:
+            out.insert(0, b)
+            chosen = [i + 1 for i in chosen]
+            same = 0
+        chosen.append(same)
+    return out, chosen
+
+
+def resolve_baselines(runs: Sequence[LoadedRun], chosen: Sequence[int]) -> dict[str, int]:
+    """benchmark -> baseline run index: the chosen run of that benchmark, else its first run."""
+    out: dict[str, int] = {}
+    for i in chosen:
+        bench = runs[i].bench
+        if bench in out and out[bench] != i:
+            raise UsageError(
+                f"--baseline: two baselines for {bench} ({runs[out[bench]].label} and {runs[i].label}); "
+                "give at most one per benchmark"
+            )
+        out[bench] = i
+    for i, r in enumerate(runs):
+        out.setdefault(r.bench, i)
+    return out
+
+
+def build_report(runs: Sequence[LoadedRun], baselines: Sequence[int] = ()) -> ReportModel:
+    """The report over `runs`; `baselines` are indices into them (at most one per benchmark). Every other run of a
+    benchmark is compared with its baseline: the chosen one, else the benchmark's first run."""
     labels: list[str] = []
     for r in runs:
         label = r.label
@@ -44,23 +93,32 @@ def build_report(runs: Sequence[LoadedRun]) -> ReportModel:
             label = f"{r.label} ({i})"
             i += 1
         labels.append(label)
+    base = resolve_baselines(runs, baselines)
     comparisons: list[Comparison] = []
+    compared: list[tuple[int, int]] = []
+    not_compared: list[tuple[int, int, str]] = []
     done: dict[tuple[int, int], Comparison] = {}
-    first: dict[str, int] = {}
     for i, r in enumerate(runs):
-        if r.bench not in first:
-            first[r.bench] = i
+        j = base[r.bench]
+        if i == j:
             continue
-        j = first[r.bench]
-        c = compare_runs(runs[j], r)
+        c = _compare(runs[j], r)
+        if isinstance(c, str):
+            not_compared.append((j, i, c))
+            continue
         done[(j, i)] = c
         comparisons.append(c)
+        compared.append((j, i))
     pairs = []
     index = {id(r): i for i, r in enumerate(runs)}
     for single, multi in turn_pairs(runs):
         si, mi = index[id(single)], index[id(multi)]
-        c = done.get((si, mi)) or compare_runs(single, multi)
-        pairs.append(TurnPair(si, mi, c))
+        pc = done.get((si, mi)) or _compare(single, multi)
+        if isinstance(pc, str):
+            if (si, mi) not in {(a, b) for a, b, _ in not_compared}:
+                not_compared.append((si, mi, pc))
+            continue
+        pairs.append(TurnPair(si, mi, pc))
     return ReportModel(
         runs=tuple(runs),
         labels=tuple(labels),
@@ -68,7 +126,20 @@ def build_report(runs: Sequence[LoadedRun]) -> ReportModel:
         comparisons=tuple(comparisons),
         turn_pairs=tuple(pairs),
         generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        benches=tuple(dict.fromkeys(r.bench for r in runs)),
+        baselines=base,
+        compared=tuple(compared),
+        not_compared=tuple(not_compared),
+        turns=tuple(_shown_turns(r) for r in runs),
     )
+
+
+def _compare(a: LoadedRun, b: LoadedRun) -> Comparison | str:
+    """The paired comparison, or why there is none (runs with no problem in common)."""
+    try:
+        return compare_runs(a, b)
+    except UsageError as e:
+        return str(e)
 
 
 def score_columns(model: ReportModel) -> list[str]:
@@ -76,14 +147,14 @@ def score_columns(model: ReportModel) -> list[str]:
     return [f"pass@{k}" for k in ks]
 
 
-def score_rows(model: ReportModel) -> list[tuple[str, str, Mapping[str, Any]]]:
+def score_rows(model: ReportModel) -> list[tuple[str, str, ScoreBlock]]:
     """(run label, scorer or scorer+subset, score block) rows."""
     rows = []
     for label, run in zip(model.labels, model.runs, strict=True):
-        for scorer, block in dict(run.summary.get("scorers", {})).items():
+        for scorer, block in run.summary.scorers.items():
             rows.append((label, scorer, block))
-            for sub, sblock in dict(block.get("subsets", {})).items():
-                rows.append((label, f"{scorer} · {sub} ({sblock.get('groups', 0)} problems)", sblock))
+            for sub, sblock in (block.subsets or {}).items():
+                rows.append((label, f"{scorer} · {sub} ({sblock.groups or 0} problems)", sblock))
     return rows
 
 
@@ -94,18 +165,22 @@ def all_outcomes(model: ReportModel) -> list[str]:
     return [o for o in OUTCOME_ORDER if o in seen] + sorted(seen - set(OUTCOME_ORDER))
 
 
-def category_block(run: LoadedRun, category: str) -> Mapping[str, Any] | None:
-    block: Mapping[str, Any] | None = (
-        dict(dict(run.summary["scorers"]).get(PRIMARY, {})).get("by_category", {}).get(category)
-    )
-    return block
+def _by_category(run: LoadedRun) -> dict[str, ScoreBlock]:
+    primary = run.summary.scorers.get(PRIMARY)
+    return dict(primary.by_category or {}) if primary is not None else {}
+
+
+def categories_of(run: LoadedRun) -> list[str]:
+    return sorted(_by_category(run))
+
+
+def category_block(run: LoadedRun, category: str) -> ScoreBlock | None:
+    return _by_category(run).get(category)
 
 
 def runs_with_categories(model: ReportModel) -> list[int]:
-    return [i for i, r in enumerate(model.runs) if dict(dict(r.summary["scorers"]).get(PRIMARY, {})).get("by_category")]
+    return [i for i, r in enumerate(model.runs) if _by_category(r)]
 
 
 def categories(model: ReportModel) -> list[str]:
-    return sorted(
-        {c for r in model.runs for c in dict(dict(r.summary["scorers"]).get(PRIMARY, {})).get("by_category", {})}
-    )
+    return sorted({c for r in model.runs for c in _by_category(r)})

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codegen_eval.compare import (
-    Comparison,
-    Flip,
-    RunInfo,
-)
+from codegen_eval.summaries import Comparison, Flip, RunInfo
 
 
 def pct(x: float | None) -> str:

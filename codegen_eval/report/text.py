@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from codegen_eval.compare import (
-    Comparison,
-)
 from codegen_eval.report.tables import (
     CATEGORY_HEADER,
     METRIC_HEADER,
@@ -18,55 +12,76 @@ from codegen_eval.report.tables import (
     pct,
     text_table,
 )
+from codegen_eval.summaries import PRIMARY, Comparison, RunSummary
 
 
-def summary_table(summary: Mapping[str, Any]) -> str:
-    """A compact plain-text table: one row per scorer, columns pass@k and pass rate with 95% CIs."""
-    scorers: Mapping[str, Any] = summary.get("scorers", {})
-    ks = [f"pass@{k}" for k in summary.get("k", [])]
+def summary_table(summary: RunSummary) -> str:
+    """A compact plain-text table: one row per scorer, columns pass@k and pass rate (in %) with the pass rate's
+    95% CI; then outcomes, MTPB categories, and the run's time and throughput."""
+    ks = [f"pass@{k}" for k in summary.k or ()]
     lines = [
-        f"{summary.get('bench')} · {summary.get('model')} · n={summary.get('n')} · "
-        f"{summary.get('problems')} problems · {summary.get('samples_judged')} samples judged",
+        f"{summary.bench} · {summary.model} · n={summary.n} · "
+        f"{summary.problems} problems · {summary.samples_judged} samples judged",
     ]
-    header = ["scorer", *ks, "pass rate", "95% CI"]
-    rows = [header]
-    for name, block in scorers.items():
-        pak = block.get("pass_at_k", {})
-        lo, hi = block.get("pass_rate_ci95", [None, None])
-        rows.append(
-            [
-                name,
-                *[pct(pak.get(k)) for k in ks],
-                pct(block.get("pass_rate")),
-                f"[{pct(lo)}, {pct(hi)}]",
-            ]
-        )
-        for sub, sblock in block.get("subsets", {}).items():
-            spak = sblock.get("pass_at_k", {})
-            slo, shi = sblock.get("pass_rate_ci95", [None, None])
+    header = ["scorer", *ks, "pass rate", "pass rate 95% CI"]
+    rows = []
+    for name, block in summary.scorers.items():
+        pak = block.pass_at_k or {}
+        lo, hi = block.pass_rate_ci95 or (None, None)
+        rows.append([name, *[_pc(pak.get(k)) for k in ks], _pc(block.pass_rate), f"[{_pc(lo)}, {_pc(hi)}]"])
+        for sub, sblock in (block.subsets or {}).items():
+            spak = sblock.pass_at_k or {}
+            slo, shi = sblock.pass_rate_ci95 or (None, None)
             rows.append(
                 [
-                    f"  {name} ({sub}, {sblock.get('groups', 0)} problems)",
-                    *[pct(spak.get(k)) for k in ks],
-                    pct(sblock.get("pass_rate")),
-                    f"[{pct(slo)}, {pct(shi)}]",
+                    f"  {name} ({sub}, {sblock.groups or 0} problems)",
+                    *[_pc(spak.get(k)) for k in ks],
+                    _pc(sblock.pass_rate),
+                    f"[{_pc(slo)}, {_pc(shi)}]",
                 ]
             )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for i, r in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    outcomes = summary.get("outcomes", {})
-    if outcomes:
-        lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
-    primary = scorers.get("pass", {})
-    cats = primary.get("by_category")
+    lines += text_table(header, rows, right=range(1, len(ks) + 2))
+    if summary.outcomes:
+        lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()))
+    primary = summary.scorers.get(PRIMARY)
+    cats = primary.by_category if primary is not None else None
     if cats:
-        lines.append(
-            "by category (pass rate %): " + ", ".join(f"{c} {pct(b.get('pass_rate'))}" for c, b in cats.items())
-        )
+        lines.append("by category (pass rate): " + ", ".join(f"{c} {_pc(b.pass_rate)}" for c, b in cats.items()))
+    timing = time_line(summary)
+    if timing:
+        lines.append(timing)
     return "\n".join(lines)
+
+
+def _pc(x: float | None) -> str:
+    return "-" if x is None else f"{pct(x)}%"
+
+
+def time_line(summary: RunSummary) -> str:
+    """`time: 12.3 s (generate 10.1 s, execute 2.2 s) · 13.3 samples/s · 5,120 tokens, 507 tokens/s`; empty
+    when the summary has no timing (an older one)."""
+    if summary.wall_s is None:
+        return ""
+    stages = [
+        f"{name} {duration(s)}" for name, s in (("generate", summary.generate_s), ("execute", summary.execute_s)) if s
+    ]
+    parts = [f"time: {duration(summary.wall_s)}" + (f" ({', '.join(stages)})" if len(stages) > 1 else "")]
+    if summary.samples_per_s is not None:
+        parts.append(f"{summary.samples_per_s:,.1f} samples/s")
+    if summary.completion_tokens:
+        rate = f", {summary.tokens_per_s:,.0f} tokens/s" if summary.tokens_per_s else ""
+        parts.append(f"{summary.completion_tokens:,} tokens{rate}")
+    return " · ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def compare_text(c: Comparison, max_flips: int = 20) -> str:
