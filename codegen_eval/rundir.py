@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from codegen_eval.errors import UsageError
 from codegen_eval.records import ExitKind, Outcome, Sample, TurnOutput
+from codegen_eval.summaries import RunMeta, RunSummary
 
 RUN_JSON = "run.json"
 SAMPLES = "samples.jsonl"
@@ -154,19 +155,73 @@ def sample_from_json(d: Mapping[str, Any], where: str) -> Sample:
         raise UsageError(f"{where}: not a codegen-eval sample record ({e!r})") from None
 
 
+def make_dirs(path: Path, *, unique: bool) -> tuple[Path, list[Path]]:
+    """Make the directory `path` and its missing parents; returns (the directory, the directories made here,
+    outermost first). unique (a default name): when `path` is taken, `path-2`, `path-3`, … instead, each made with
+    exist_ok=False, so two runs started in the same second never share one. Otherwise `path` may exist already."""
+    made: list[Path] = []
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    for parent in missing:
+        try:
+            parent.mkdir()
+            made.append(parent)
+        except FileExistsError:
+            pass  # made at the same moment by another run: not ours to remove
+    candidate = path
+    for attempt in range(2, 10_000):
+        try:
+            candidate.mkdir()
+            return candidate, [*made, candidate]
+        except FileExistsError:
+            if not unique:
+                return candidate, made
+            candidate = path.with_name(f"{path.name}-{attempt}")
+    raise UsageError(f"cannot find a free run directory name next to {path}")
+
+
 class RunDir:
     """A run directory. Appends are line-buffered and flushed per record so a kill -9 loses at most the
     records in flight (and possibly leaves a truncated last line, which readers skip)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, made: Sequence[Path] = ()) -> None:
         self.path = path
         self._handles: dict[str, TextIO] = {}
+        self._made = list(made)  # directories make_dirs made for this run (outermost first)
+        self._created: list[Path] = []  # files this object created: all that discard() removes
+
+    @staticmethod
+    def create(path: Path, *, unique: bool) -> RunDir:
+        """A new run directory (see make_dirs); an existing one is refused if it holds a run."""
+        if (path / RUN_JSON).exists() and not unique:
+            raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
+        actual, made = make_dirs(path, unique=unique)
+        if (actual / RUN_JSON).exists():  # a run made there at the same moment
+            raise UsageError(f"{actual} already holds a run; continue it with --resume {actual}")
+        return RunDir(actual, made)
+
+    def discard(self) -> None:
+        """Undo a run that failed before doing any work: remove the files this object created, then the
+        directories made for it where they are empty. Nothing it did not create is touched."""
+        self.close()
+        for f in reversed(self._created):
+            f.unlink(missing_ok=True)
+        self._created.clear()
+        for d in reversed(self._made):
+            try:
+                d.rmdir()
+            except OSError:
+                break  # not empty: someone else's files, or an outer directory shared with other runs
+        self._made.clear()
+
+    def _note_new(self, target: Path) -> None:
+        if not target.exists():
+            self._created.append(target)
 
     @property
     def run_json(self) -> Path:
         return self.path / RUN_JSON
 
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self) -> RunMeta:
         try:
             meta = json.loads(self.run_json.read_text())
         except FileNotFoundError:
@@ -175,15 +230,14 @@ class RunDir:
             raise UsageError(f"{self.run_json}: malformed JSON ({e})") from None
         if not isinstance(meta, dict):
             raise UsageError(f"{self.run_json}: not a run record")
-        return meta
+        return RunMeta.from_json(meta)
 
-    def write_meta(self, meta: Mapping[str, Any]) -> None:
-        write_json_atomic(self.run_json, dict(meta))
+    def write_meta(self, meta: RunMeta) -> None:
+        self._note_new(self.run_json)
+        write_json_atomic(self.run_json, meta.to_json())
 
     def update_meta(self, **changes: Any) -> None:
-        meta = self.read_meta()
-        meta.update(changes)
-        self.write_meta(meta)
+        self.write_meta(self.read_meta().updated(**changes))
 
     def program_path(self, sha256: str) -> Path:
         return self.path / PROGRAMS / f"{sha256}.py"
@@ -202,6 +256,7 @@ class RunDir:
         handle = self._handles.get(name)
         if handle is None:
             target = self.path / name
+            self._note_new(target)
             self._repair_tail(target)
             handle = target.open("a", encoding="utf-8")
             self._handles[name] = handle
@@ -246,10 +301,11 @@ class RunDir:
                 raise UsageError(f"{path}:{n}: not an execution record ({e!r})") from None
         return out
 
-    def write_summary(self, summary: Mapping[str, Any]) -> None:
-        write_json_atomic(self.path / SUMMARY, dict(summary))
+    def write_summary(self, summary: RunSummary) -> None:
+        write_json_atomic(self.path / SUMMARY, summary.to_json())
 
-    def read_summary(self) -> dict[str, Any]:
+    def read_summary(self) -> RunSummary:
+        """summary.json; a UsageError naming the run directory unless it has per-problem counts (RunSummary)."""
         path = self.path / SUMMARY
         try:
             data = json.loads(path.read_text())
@@ -259,7 +315,7 @@ class RunDir:
             raise UsageError(f"{path}: malformed JSON ({e})") from None
         if not isinstance(data, dict):
             raise UsageError(f"{path}: not a summary")
-        return data
+        return RunSummary.from_json(data, self.path)
 
     def close(self) -> None:
         for handle in self._handles.values():

@@ -18,24 +18,28 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from codegen_eval import __version__
 from codegen_eval.backends import BACKENDS, resolve_model
-from codegen_eval.backends.base import BackendContext, ModelBackend
-from codegen_eval.benchmarks import BENCHMARKS
-from codegen_eval.benchmarks.base import Benchmark, BenchmarkSettings
+from codegen_eval.backends.base import BackendContext, ModelBackend, ReportsStats
+from codegen_eval.benchmarks import build
+from codegen_eval.benchmarks.base import BenchmarkSettings, FullBenchmark
 from codegen_eval.config import RunConfig, from_mapping
 from codegen_eval.errors import UsageError
 from codegen_eval.execute import execute
 from codegen_eval.generate import GenerationPlan, generate, pending
-from codegen_eval.metrics import summarize
+from codegen_eval.metrics import summarize_run
 from codegen_eval.records import Completion, GenerationRequest, Outcome, Problem, Sample, SamplingParams
-from codegen_eval.rundir import RunDir, write_json_atomic
+from codegen_eval.rundir import RunDir
 from codegen_eval.sandbox import SANDBOXES
 from codegen_eval.sandbox.base import SandboxSettings
+from codegen_eval.summaries import RunMeta, RunSummary, SandboxInfo
+
+if TYPE_CHECKING:
+    from codegen_eval.backends.replay import ReplayData
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +47,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class RunResult:
     path: Path
-    summary: dict[str, Any]
+    summary: RunSummary | None  # None: not executed yet (generate only)
 
 
-def build_benchmark(config: RunConfig) -> Benchmark:
-    factory = BENCHMARKS.load(config.bench)
-    return factory(
-        BenchmarkSettings(
-            data_dir=Path(config.data_dir) if config.data_dir else None,
-            turns=config.turns,
-            timeout_s=config.timeout,
-            options=dict(config.bench_options),
-        )
+def build_benchmark(config: RunConfig) -> FullBenchmark:
+    settings = BenchmarkSettings(
+        data_dir=Path(config.data_dir) if config.data_dir else None,
+        timeout_s=config.timeout,
+        options=dict(config.bench_options),
     )
+    return build(config.bench, settings, turns=config.turns)
 
 
 def select(problems: Sequence[Problem], selection: str | None, limit: int | None) -> list[Problem]:
@@ -94,7 +95,7 @@ def _trailing_number(group: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def resolve_sampling(config: RunConfig, benchmark: Benchmark) -> RunConfig:
+def resolve_sampling(config: RunConfig, benchmark: FullBenchmark) -> RunConfig:
     """Fill the sampling fields the user left unset with the benchmark's defaults (recorded as resolved)."""
     default = benchmark.default_sampling(config.n)
     resolved = dataclasses.replace(
@@ -130,50 +131,93 @@ def now() -> str:
 class Run:
     """One run directory and the objects needed to fill it."""
 
-    def __init__(self, config: RunConfig, rundir: RunDir, meta: dict[str, Any], progress: bool) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        rundir: RunDir,
+        meta: RunMeta,
+        progress: bool,
+        benchmark: FullBenchmark | None = None,
+    ) -> None:
         self.config = config
         self.rundir = rundir
         self.meta = meta
         self.progress = progress
-        self.benchmark = build_benchmark(config)
+        self.benchmark = benchmark or build_benchmark(config)
         self.all_problems = self.benchmark.load()
         self.problems = select(self.all_problems, config.problems, config.limit)
         if not self.problems:
             raise UsageError("no problems selected")
         self.by_id = {p.id: p for p in self.problems}
+        self.unique_path = False  # the path is a default name: open() may add a suffix
+        self.opened = True  # False between plan() and open(): nothing written yet
+        self.before: RunMeta | None = None  # run.json as a resume found it
+        self.work = 0  # samples generated and verdicts recorded by this invocation
+        self.keep_on_failure = False  # a failure before any work still leaves the directory (a sibling did work)
+        self.timing = _Timing()
+
+    def warn_about_data(self) -> None:
+        """The benchmark's warnings about its data, for the selected problems only."""
+        for message in self.benchmark.data_warnings(self.problems):
+            log.warning("%s", message)
 
     # -- creation ------------------------------------------------------------------------------------------
     @staticmethod
-    def create(config: RunConfig, progress: bool = True) -> Run:
+    def plan(config: RunConfig, progress: bool = True, *, warn: bool = True) -> Run:
+        """A validated run with nothing written yet: every check that can fail before any work (config, backend
+        and sandbox names, data, the problem selection) is done here; open() then makes the directory."""
         benchmark = build_benchmark(config)
         config = resolve_sampling(config, benchmark)
         resolve_model(config.model)  # unknown backend or sandbox: fail before anything is written
         SANDBOXES.target(config.sandbox)
         path = Path(config.output_dir) if config.output_dir else default_run_dir(config)
-        if (path / "run.json").exists():
+        if config.output_dir and (path / "run.json").exists():
             raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
-        path.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, Any] = {
-            "codegen_eval_version": __version__,
-            "status": "started",
-            "created_at": now(),
-            "config": config.to_dict(),
-            "config_hash": config.config_hash(),
-            "nonce": secrets.token_hex(16),
-            "versions": package_versions(),
-            "command": " ".join(sys.argv),
-        }
-        rundir = RunDir(path)
-        run = Run(config, rundir, meta, progress)
-        meta["benchmark"] = dict(run.benchmark.provenance())
-        rundir.write_meta(meta)
+        meta = RunMeta().updated(
+            codegen_eval_version=__version__,
+            status="started",
+            created_at=now(),
+            config=config.to_dict(),
+            config_hash=config.config_hash(),
+            nonce=secrets.token_hex(16),
+            versions=package_versions(),
+            command=" ".join(sys.argv),
+        )
+        run = Run(config, RunDir(path), meta, progress, benchmark)
+        run.meta = meta.updated(benchmark=dict(run.benchmark.provenance()))
+        run.unique_path = not config.output_dir
+        run.opened = False
+        if warn:
+            run.warn_about_data()
         return run
 
+    def open(self) -> Run:
+        """Make the run directory (a default name gets a suffix if taken) and write run.json."""
+        if not self.opened:
+            self.rundir = RunDir.create(self.rundir.path, unique=self.unique_path)
+            self.opened = True
+            self.rundir.write_meta(self.meta)
+        return self
+
+    def relocate(self, path: Path) -> Run:
+        """Plan the run at exactly `path` instead (a variant inside the directory of `--turns both`)."""
+        assert not self.opened, "relocate() is for a planned run"
+        self.rundir = RunDir(path)
+        self.unique_path = False
+        self.config = dataclasses.replace(self.config, output_dir=str(path))
+        self.meta = self.meta.updated(config=self.config.to_dict())
+        return self
+
     @staticmethod
-    def resume(path: Path, overrides: RunConfig | None, progress: bool = True) -> Run:
+    def create(config: RunConfig, progress: bool = True, *, warn: bool = True) -> Run:
+        return Run.plan(config, progress, warn=warn).open()
+
+    @staticmethod
+    def resume(path: Path, overrides: RunConfig | None, progress: bool = True, *, warn: bool = True) -> Run:
         rundir = RunDir(path)
         meta = rundir.read_meta()
-        stored = from_mapping(meta.get("config", {}), f"{rundir.run_json}")
+        before = meta
+        stored = from_mapping(meta.config or {}, f"{rundir.run_json}")
         if overrides is not None:
             wanted = resolve_sampling(overrides, build_benchmark(overrides))
             diffs = wanted.differences(stored)
@@ -186,12 +230,27 @@ class Run:
             stored = dataclasses.replace(
                 stored, workers=overrides.workers, backend_options=tuple(sorted(options.items()))
             )
-            meta["config"] = {**meta.get("config", {}), "backend_options": dict(stored.backend_options)}
-        meta["status"] = "resumed"
-        meta["resumed_at"] = now()
+            meta = meta.updated(config={**(meta.config or {}), "backend_options": dict(stored.backend_options)})
+        meta = meta.updated(status="resumed", resumed_at=now())
         run = Run(dataclasses.replace(stored, output_dir=str(path)), rundir, meta, progress)
+        run.before = before
+        if warn:
+            run.warn_about_data()
         rundir.write_meta(meta)
         return run
+
+    def fail(self, error: str) -> None:
+        """End a run that raised. Before any work, leave no trace: a new run directory is removed (only what
+        this run wrote), a resumed run gets its run.json back. After some work: status `failed`, resumable."""
+        if not self.opened:
+            return
+        if self.work or self.keep_on_failure:
+            self.finish("failed", error=error)
+        elif self.before is not None:
+            self.rundir.write_meta(self.before)
+            self.rundir.close()
+        else:
+            self.rundir.discard()
 
     # -- stages --------------------------------------------------------------------------------------------
     def _bar(self, total: int, desc: str, unit: str) -> tqdm[Any]:
@@ -233,12 +292,18 @@ class Run:
         todo = self.generation_todo()
         if not todo:
             return
+        start = time.monotonic()
+        try:
+            self._generate(todo)
+        finally:
+            self.timing.generate_s += time.monotonic() - start
+
+    def _generate(self, todo: list[tuple[Problem, list[int]]]) -> None:
         backend = self.make_backend()
         try:
-            self.meta["backend"] = dict(backend.provenance())
-            self.meta["sample_mode"] = backend.mode
+            self.meta = self.meta.updated(backend=dict(backend.provenance()), sample_mode=backend.mode)
             if backend.mode == "chat":
-                self.meta["paper_comparable"] = False
+                self.meta = self.meta.updated(paper_comparable=False)
             self.rundir.write_meta(self.meta)
             c = self.config
             plan = GenerationPlan(
@@ -258,8 +323,13 @@ class Run:
                     nonlocal failed
                     failed += sample.error is not None
                     self.rundir.append_sample(sample)
+                    self.work += 1
 
-                generate(self.benchmark, _Metered(backend, bar), todo, plan, sink)
+                metered = _Metered(backend, bar)
+                try:
+                    generate(self.benchmark, metered, todo, plan, sink)
+                finally:
+                    self.timing.tokens += metered.tokens
                 bar.update(total - bar.n)  # turns never asked for after a failed one
             if failed:
                 log.warning(
@@ -269,6 +339,9 @@ class Run:
                     self.rundir.path,
                 )
         finally:
+            if isinstance(backend, ReportsStats):  # tokens/s, latency: how this generation went (backends/base.py)
+                self.meta = self.meta.updated(backend_stats=dict(backend.run_stats()))
+                self.rundir.write_meta(self.meta)
             backend.close()
 
     def execution_todo(self) -> list[Sample]:
@@ -286,6 +359,13 @@ class Run:
         samples = self.execution_todo()
         if not samples:
             return
+        start = time.monotonic()
+        try:
+            self._execute(samples)
+        finally:
+            self.timing.execute_s += time.monotonic() - start
+
+    def _execute(self, samples: list[Sample]) -> None:
         c = self.config
         settings = SandboxSettings(
             workers=c.workers,
@@ -296,50 +376,64 @@ class Run:
         )
         sandbox_factory = SANDBOXES.load(c.sandbox)
         with sandbox_factory(settings) as sandbox:
-            self.meta["sandbox"] = {"name": c.sandbox, "layers": dict(sandbox.layers())}
+            self.meta = self.meta.updated(sandbox=SandboxInfo(c.sandbox, dict(sandbox.layers())))
             self.rundir.write_meta(self.meta)
             with self._bar(len(samples), "execute", "prog") as bar:
 
                 def sink(record: Any) -> None:
                     self.rundir.append_execution(record)
+                    self.work += 1
+                    self.timing.judged += 1
                     bar.update(1)
 
                 store = self.rundir.store_program if c.record_programs else None
-                ran = execute(self.benchmark, sandbox, self.by_id, samples, self.meta["nonce"], sink, store)
-        self.meta["executed_programs"] = self.meta.get("executed_programs", 0) + ran
-        self.meta["deduplicated_samples"] = self.meta.get("deduplicated_samples", 0) + len(samples) - ran
+                ran = execute(self.benchmark, sandbox, self.by_id, samples, self.meta.required_nonce(), sink, store)
+        self.meta = self.meta.counted(executed=ran, deduplicated=len(samples) - ran)
 
-    def summarize(self) -> dict[str, Any]:
-        items = {p.id: (p.group, p.category) for p in self.problems}
-        records = [r for r in self.rundir.executions() if r.problem_id in self.by_id]
-        # A record per (problem, index); a duplicate (resume after a partial write) counts once.
-        unique = {(r.problem_id, r.index): r for r in records}
-        verdicts = (
-            (r.problem_id, r.outcome.value == "passed", dict(r.scores), r.outcome.value) for r in unique.values()
+    def summarize(self) -> RunSummary:
+        c = self.config
+        summary = dataclasses.replace(
+            summarize_run(self.problems, self.rundir.executions(), c.k, self.benchmark.subsets()),
+            run=str(self.rundir.path),
+            bench=c.bench,
+            benchmark_version=self.benchmark.version,
+            model=c.model,
+            config_hash=self.meta.config_hash,
+            n=c.n,
+            k=c.k,
+            **self.timing.summary_fields(),
         )
-        scores = summarize(items, verdicts, self.config.k, self.benchmark.subsets())
-        summary = {
-            "run": str(self.rundir.path),
-            "bench": self.config.bench,
-            "benchmark_version": self.benchmark.version,
-            "model": self.config.model,
-            "config_hash": self.meta["config_hash"],
-            "n": self.config.n,
-            "k": list(self.config.k),
-            "problems": len({p.group for p in self.problems}),
-            "items": len(self.problems),
-            "samples_judged": len(unique),
-            **scores,
-        }
         self.rundir.write_summary(summary)
         return summary
 
     def finish(self, status: str, **extra: Any) -> None:
-        self.meta["status"] = status
-        self.meta["finished_at"] = now()
-        self.meta.update(extra)
+        self.meta = self.meta.updated(status=status, finished_at=now(), **extra)
         self.rundir.write_meta(self.meta)
         self.rundir.close()
+
+
+@dataclass(slots=True)
+class _Timing:
+    """Seconds and counts of this invocation's stages, for summary.json."""
+
+    started: float | None = None  # time.monotonic() when the stages began
+    generate_s: float = 0.0
+    execute_s: float = 0.0
+    judged: int = 0
+    tokens: int = 0
+
+    def summary_fields(self) -> dict[str, Any]:
+        wall = self.generate_s + self.execute_s
+        if self.started is not None:
+            wall = max(wall, time.monotonic() - self.started)
+        return {
+            "wall_s": round(wall, 3),
+            "generate_s": round(self.generate_s, 3),
+            "execute_s": round(self.execute_s, 3),
+            "samples_per_s": round(self.judged / wall, 3) if self.judged and wall > 0 else None,
+            "completion_tokens": self.tokens or None,
+            "tokens_per_s": round(self.tokens / self.generate_s, 1) if self.tokens and self.generate_s > 0 else None,
+        }
 
 
 class _Metered:
@@ -354,6 +448,7 @@ class _Metered:
         self._start = time.monotonic()
         self._requests = 0
         self._tokens = 0
+        self.tokens = 0  # completion tokens the backend reported, for summary.json
         self._reported = 0  # sequences the backend reported during the current call
         self._lock = threading.Lock()  # the openai backend reports from its worker threads
         self.progress: Callable[[int], None] | None = None  # nothing wraps this wrapper: the bar is fed below
@@ -374,6 +469,7 @@ class _Metered:
                 self._bar.update(rest)
         self._requests += len(requests)
         self._tokens += sum(c.completion_tokens for c in out)
+        self.tokens = self._tokens
         elapsed = max(time.monotonic() - self._start, 1e-9)
         postfix = {"req/s": f"{self._requests / elapsed:.1f}"}
         if self._tokens:
@@ -389,22 +485,28 @@ class _Metered:
 
 
 @contextmanager
-def _status(run: Run) -> Iterator[None]:
+def guarded(run: Run) -> Iterator[None]:
+    """Whatever ends a stage early is recorded: Ctrl-C as `interrupted`, an exception as `failed` (or, before any
+    work, no trace at all: Run.fail). A run never stays `started`."""
     try:
         yield
     except KeyboardInterrupt:
-        run.finish("interrupted")
+        if run.opened:
+            run.finish("interrupted")
+            log.warning("interrupted; continue with `codegen-eval run --resume %s`", run.rundir.path)
         raise
     except UsageError as e:
-        run.finish("failed", error=str(e))
+        run.fail(str(e))
         raise
     except BaseException as e:
-        run.finish("failed", error=f"{type(e).__name__}: {e}")
+        run.fail(f"{type(e).__name__}: {e}")
         raise
 
 
 def execute_run(run: Run, stages: Sequence[str] = ("generate", "execute")) -> RunResult:
-    with _status(run):
+    run.timing.started = time.monotonic()
+    with guarded(run):
+        run.open()
         if "generate" in stages:
             run.generate()
         if "execute" in stages:
@@ -413,13 +515,13 @@ def execute_run(run: Run, stages: Sequence[str] = ("generate", "execute")) -> Ru
             run.finish("completed")
             return RunResult(run.rundir.path, summary)
         run.finish("generated")
-        return RunResult(run.rundir.path, {})
+        return RunResult(run.rundir.path, None)
 
 
-def samples_from_file(run: Run, path: Path, ignore_incomplete: bool) -> dict[str, int]:
-    """Ingest an existing samples file into the run (evaluate); returns samples per problem."""
+def read_samples_file(run: Run, path: Path, ignore_incomplete: bool) -> ReplayData:
+    """Parse a samples file for `evaluate` and narrow the run to the problems it has (writes nothing, so a bad
+    file leaves no run directory)."""
     from codegen_eval.backends.replay import load_replay
-    from codegen_eval.records import TurnOutput
 
     data = load_replay(path, [p.id for p in run.all_problems])
     missing = [p.id for p in run.problems if p.id not in data.samples]
@@ -429,11 +531,20 @@ def samples_from_file(run: Run, path: Path, ignore_incomplete: bool) -> dict[str
             "pass --ignore-incomplete to score only the problems present"
         )
     present = [p for p in run.problems if p.id in data.samples]
+    if not present:
+        raise UsageError(f"{path}: no samples for the selected problems")
     run.problems = present
     run.by_id = {p.id: p for p in present}
+    return data
+
+
+def ingest_samples(run: Run, path: Path, data: ReplayData) -> dict[str, int]:
+    """Append a parsed samples file to the (open) run; returns samples per problem."""
+    from codegen_eval.records import TurnOutput
+
     have = {(s.problem_id, s.index) for s in run.rundir.samples()}
     counts: dict[str, int] = {}
-    for p in present:
+    for p in run.problems:
         texts = data.samples[p.id]
         counts[p.id] = len(texts)
         for i, turns in enumerate(texts):
@@ -441,13 +552,8 @@ def samples_from_file(run: Run, path: Path, ignore_incomplete: bool) -> dict[str
                 continue
             outs = tuple(TurnOutput(raw=t, text=t) for t in turns)
             run.rundir.append_sample(Sample(p.id, i, outs, mode=data.mode))
-    run.meta["backend"] = {
-        "backend": "replay",
-        "path": str(path.resolve()),
-        "format": data.format,
-        "sha256": data.sha256,
-    }
-    run.meta["sample_mode"] = data.mode
+    backend = {"backend": "replay", "path": str(path.resolve()), "format": data.format, "sha256": data.sha256}
+    run.meta = run.meta.updated(backend=backend, sample_mode=data.mode)
     return counts
 
 
@@ -456,57 +562,3 @@ def environment_overrides() -> Mapping[str, str]:
 
 
 ProgressFactory = Callable[[int, str], Any]
-
-
-# -- `run --turns both` ---------------------------------------------------------------------------------------
-
-TURN_VARIANTS = ("single", "multi")
-COMPARISON_JSON = "comparison.json"
-COMPARISON_MD = "comparison.md"
-
-
-@dataclass(frozen=True, slots=True)
-class TurnsResult:
-    base: Path
-    single: RunResult
-    multi: RunResult
-    comparison: Any  # codegen_eval.compare.Comparison (imported lazily), A = single-turn, B = multi-turn
-
-
-def is_turns_pair(path: Path) -> bool:
-    """A directory written by `--turns both`: single/ and multi/ run directories side by side."""
-    return not (path / "run.json").exists() and all((path / v / "run.json").exists() for v in TURN_VARIANTS)
-
-
-def run_both_turns(
-    config: RunConfig,
-    *,
-    resume: Path | None = None,
-    overrides: bool = True,
-    progress: bool = True,
-    stages: Sequence[str] = ("generate", "execute"),
-) -> TurnsResult:
-    """Run the single- and the multi-turn variant of one config in <dir>/single and <dir>/multi, then compare them
-    (<dir>/comparison.json and .md; the same numbers `compare <dir>/single <dir>/multi` gives)."""
-    from codegen_eval.compare import compare_runs, load_run
-    from codegen_eval.report import compare_markdown
-
-    base = resume or (
-        Path(config.output_dir) if config.output_dir else default_run_dir(dataclasses.replace(config, turns="both"))
-    )
-    runs = []
-    for variant in TURN_VARIANTS:
-        variant_config = dataclasses.replace(config, turns=variant, output_dir=str(base / variant))
-        if resume is not None:
-            runs.append(Run.resume(base / variant, variant_config if overrides else None, progress=progress))
-        else:
-            runs.append(Run.create(variant_config, progress=progress))
-    if all(len(p.turns) <= 1 for p in runs[1].problems):
-        log.warning("--turns both: every selected %s problem has one turn, so both variants are the same", config.bench)
-    single, multi = (execute_run(run, stages) for run in runs)
-    comparison = None
-    if "execute" in stages:
-        comparison = compare_runs(load_run(single.path), load_run(multi.path))
-        write_json_atomic(base / COMPARISON_JSON, comparison.to_json())  # what `compare --format json` prints
-        (base / COMPARISON_MD).write_text(compare_markdown(comparison))
-    return TurnsResult(base, single, multi, comparison)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen_eval.benchmarks.base import BenchmarkSettings, classify_failure
+from codegen_eval.benchmarks.base import BenchmarkBase, BenchmarkSettings, StopHints, classify_failure
 from codegen_eval.errors import UsageError
 from codegen_eval.records import (
     ExecutionJob,
@@ -51,7 +51,7 @@ def data_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
 
 
-class HumanEval:
+class HumanEval(BenchmarkBase):
     name = "humaneval"
     version = "humaneval-1"
     preload: tuple[str, ...] = ()  # the sandbox workers' own preloads cover what HumanEval programs import
@@ -114,11 +114,8 @@ class HumanEval:
     def instruction(self, problem: Problem, turn: int) -> str:
         return CHAT_INSTRUCTION.format(prompt=self._task(problem).prompt)
 
-    def subsets(self) -> Mapping[str, frozenset[str]]:
-        return {}
-
-    def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
-        return self.stop  # postprocess cuts where a stop string starts: safe whether or not it is kept
+    def stop_hints(self, problem: Problem, turn: int) -> StopHints:
+        return StopHints(strippable=self.stop)  # postprocess cuts where a stop string starts: safe either way
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str:
         cut = len(raw)

@@ -12,14 +12,15 @@ import json
 import logging
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from codegen_eval.benchmarks.base import Benchmark, BenchmarkSettings
+from codegen_eval.benchmarks.base import BenchmarkBase, BenchmarkSettings, FullBenchmark, StopHints
 from codegen_eval.data import DatasetSpec, asset_path, resolve_dataset
 from codegen_eval.errors import UsageError
 from codegen_eval.records import (
@@ -118,8 +119,31 @@ def _cut_before_second(text: str, pattern: re.Pattern[str]) -> str:
     return text if second is None else text[: second.start()]
 
 
+def stop_hints(rules: TruncationRules) -> StopHints:
+    """Hints that end generation no earlier than postprocess would cut.
+
+    Each hint's first occurrence lies at or after the final cut, so the text up to and including it truncates
+    exactly like the whole continuation. The column-0 hints ("\\n#", "\\n'''", '\\n\"\"\"') need the backend to keep
+    the stop string in the returned text (as transformers' stop_strings do): the cut lies after its newline, so a
+    backend that strips it (the OpenAI API) would lose that newline and change the next turn's prompt. "\\n\\n\\n"
+    and the end markers are safe either way. "\\n#" is offered only where the #-line cut applies (not in relaxed
+    single).
+    """
+    strippable = tuple(dict.fromkeys(h for h in ("\n\n\n", *rules.eos_markers) if h))
+    kept_only = [*(["\n#"] if rules.comment_line else []), "\n'''", '\n"""']
+    return StopHints(strippable, tuple(dict.fromkeys(h for h in kept_only if h not in strippable)))
+
+
 # --------------------------------------------------------------------------------------------------------
 # Data
+
+
+@dataclass(frozen=True, slots=True)
+class Quirk:
+    """A defect of the published data that does not stop a run."""
+
+    cases: frozenset[int]  # the test cases it concerns; empty: the whole problem
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +159,13 @@ class MtpbRecord:
     outputs: tuple[object, ...]  # the first N_CASES golds (extra published ones dropped)
     max_gen_length: int  # tokens per turn
     max_gen_length_given: bool  # False: the authors' default was used
+    # Known quirks of the published data (Quirk): warned about only when a run selects the problem
+    quirks: tuple[Quirk, ...] = ()
+
+    def warning(self, cases: Collection[int]) -> str | None:
+        """The quirks that concern `cases` (the selected test cases), as one warning line; None if none do."""
+        texts = [q.text for q in self.quirks if not q.cases or not q.cases.isdisjoint(cases)]
+        return f"MTPB problem {self.id} ({self.name}): {'; '.join(texts)}" if texts else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +192,8 @@ def fill(template: str, inputs: Mapping[str, object]) -> str:
 
 def load_records(path: Path) -> list[MtpbRecord]:
     """Parse and validate an MTPB file. Real defects raise UsageError; known quirks of the published file
-    (extra golds, unused or repeated inputs, golds the checker can never accept) are logged as warnings."""
+    (extra golds, unused or repeated inputs, golds the checker can never accept) are kept in each record's
+    `quirks`, for a warning when a run selects the problem (MTPB.data_warnings)."""
     records: list[MtpbRecord] = []
     seen: set[str] = set()
     try:
@@ -239,9 +271,6 @@ def _validate(raw: object, where: str) -> MtpbRecord:
                     f"({type(e).__name__}: {e})"
                 ) from None
 
-    quirks = _quirks(pid, templates, inputs, outputs, raw)
-    if quirks:
-        log.warning("%s: %s", label, "; ".join(quirks))
     return MtpbRecord(
         id=pid,
         name=name,
@@ -252,6 +281,7 @@ def _validate(raw: object, where: str) -> MtpbRecord:
         outputs=tuple(outputs[:N_CASES]),
         max_gen_length=budget,
         max_gen_length_given=given,
+        quirks=tuple(_quirks(pid, templates, inputs, outputs, raw)),
     )
 
 
@@ -264,13 +294,16 @@ def _quirks(
     inputs: list[dict[str, object]],
     outputs: list[object],
     raw: dict[str, object],
-) -> list[str]:
+) -> list[Quirk]:
     """Defects of the published data that do not stop a run, worded for a warning."""
     quirks = []
     if len(outputs) > N_CASES:
         quirks.append(
-            f"{len(outputs)} outputs for {N_CASES} inputs; outputs after the {N_CASES}th are ignored "
-            "(the authors pair them with zip)"
+            Quirk(
+                frozenset(),
+                f"{len(outputs)} outputs for {N_CASES} inputs; outputs after the {N_CASES}th are ignored "
+                "(the authors pair them with zip)",
+            )
         )
     used = {
         re.match(r"[^.\[]*", field).group()  # type: ignore[union-attr]  # always matches
@@ -281,26 +314,27 @@ def _quirks(
     for c, case in enumerate(inputs):
         unused = sorted(set(case) - used)
         if unused:
-            quirks.append(f"mtpb/{pid}/{c} has input keys no prompt uses: {', '.join(unused)}")
+            quirks.append(Quirk(frozenset({c}), f"mtpb/{pid}/{c} has input keys no prompt uses: {', '.join(unused)}"))
     canon = [json.dumps(case, sort_keys=True) for case in inputs]
     for c, key in enumerate(canon):
         first = canon.index(key)
         if first != c:
-            quirks.append(f"mtpb/{pid}/{c} repeats the inputs of mtpb/{pid}/{first}")
-    never = [
-        f"mtpb/{pid}/{c} ({'null' if gold is None else type(gold).__name__})"
+            quirks.append(Quirk(frozenset({c}), f"mtpb/{pid}/{c} repeats the inputs of mtpb/{pid}/{first}"))
+    never = {
+        c: f"mtpb/{pid}/{c} ({'null' if gold is None else type(gold).__name__})"
         for c, gold in enumerate(outputs[:N_CASES])
         if gold is None or isinstance(gold, dict)
-    ]
+    }
     if never:
-        quirks.append(f"golds the authors' checker can never accept: {', '.join(never)}")
+        text = f"golds the authors' checker can never accept: {', '.join(never.values())}"
+        quirks.append(Quirk(frozenset(never), text))
     extra = sorted(set(raw) - _KNOWN_FIELDS)
     if extra:
-        quirks.append(f"unknown fields ignored: {', '.join(extra)}")
+        quirks.append(Quirk(frozenset(), f"unknown fields ignored: {', '.join(extra)}"))
     return quirks
 
 
-def expand(records: Sequence[MtpbRecord], turns: Literal["multi", "single"]) -> list[Problem]:
+def expand(records: Sequence[MtpbRecord]) -> list[Problem]:
     """One Problem per (problem, test case): id mtpb/<id>/<case>, group mtpb/<id>, turns = filled prompts."""
     problems = []
     for record in records:
@@ -319,16 +353,11 @@ def expand(records: Sequence[MtpbRecord], turns: Literal["multi", "single"]) -> 
                 max_gen_length=record.max_gen_length,
                 max_gen_length_given=record.max_gen_length_given,
             )
-            if turns == "multi":
-                item_turns = tuple(Turn(p, record.max_gen_length) for p in prompts)
-            else:
-                # Single turn: every prompt at once; the budget is what the turns would have had together.
-                item_turns = (Turn("\n".join(prompts), record.max_gen_length * len(prompts)),)
             problems.append(
                 Problem(
                     id=f"mtpb/{record.id}/{c}",
                     group=f"mtpb/{record.id}",
-                    turns=item_turns,
+                    turns=tuple(Turn(p, record.max_gen_length) for p in prompts),
                     payload=payload,
                     category=record.category,
                 )
@@ -361,6 +390,22 @@ def render_multi(case: MtpbCase, turn: int, texts: Sequence[str]) -> str:
 def render_single(case: MtpbCase) -> str:
     """The single-turn reconstruction: prefix, then every prompt as a comment line, then the continuation."""
     return PREFIX + "".join(comment(p) for p in case.prompts)
+
+
+def load_references(path: Path) -> dict[str, tuple[str, ...]]:
+    """benchmarks/mtpb/reference_solutions.json: {problem id: [code template per turn, ...]}; {} if absent."""
+    if not path.is_file():
+        log.warning("mtpb: no reference solutions at %s", path)
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    if not isinstance(raw, dict) or not all(
+        isinstance(v, list) and all(isinstance(t, str) for t in v) for v in raw.values()
+    ):
+        raise UsageError(f"{path}: expected {{problem id: [code template per turn, ...]}}")
+    return {str(k): tuple(v) for k, v in raw.items()}
 
 
 # Chat mode (instruct models; not paper-comparable): the user messages. The code extracted from each reply takes the
@@ -399,7 +444,7 @@ def program_single(case: MtpbCase, text: str) -> str:
 # The benchmark
 
 
-class MTPB:
+class MTPB(BenchmarkBase):
     """The Multi-Turn Programming Benchmark (115 problems x 5 test cases = 575 items)."""
 
     name = "mtpb"
@@ -413,9 +458,6 @@ class MTPB:
             raise UsageError(
                 f"benchmark 'mtpb' has no option {', '.join(repr(k) for k in unknown)} (options: {', '.join(OPTIONS)})"
             )
-        if settings.turns not in ("multi", "single"):
-            raise UsageError(f"mtpb: turns must be 'multi' or 'single', not {settings.turns!r}")
-        self.turns: Literal["multi", "single"] = "multi" if settings.turns == "multi" else "single"
         self.data_dir = settings.data_dir
         self.timeout_s = DEFAULT_TIMEOUT_S if settings.timeout_s is None else settings.timeout_s
         if "eos_markers" in settings.options:
@@ -427,12 +469,11 @@ class MTPB:
         if single_truncation not in ("relaxed", "full"):
             raise UsageError(f"mtpb: single_truncation must be 'relaxed' or 'full', not {single_truncation!r}")
         self.single_truncation = single_truncation
-        if self.turns == "single" and single_truncation == "relaxed":
-            # Measured: under the #-line cut every single-turn continuation of a small model was empty,
-            # because it first writes another `# ...` line; several functions in one answer are normal too.
-            self.rules = TruncationRules(second_def=False, comment_line=False, eos_markers=markers)
-        else:
-            self.rules = TruncationRules(eos_markers=markers)
+        self.rules = TruncationRules(eos_markers=markers)
+
+    def single_turn_form(self) -> MtpbSingleTurn:
+        """`--turns single` (benchmarks.transforms.SingleTurn): every prompt at once."""
+        return MtpbSingleTurn(self.rules.eos_markers, self.single_truncation)
 
     # -- data ---------------------------------------------------------------------------------------------
 
@@ -445,7 +486,15 @@ class MTPB:
         return load_records(self.data_path)
 
     def load(self) -> list[Problem]:
-        return expand(self.records, self.turns)
+        return expand(self.records)
+
+    def data_warnings(self, problems: Sequence[Problem]) -> list[str]:
+        """The data's quirks for the selected problems only (a run of mtpb/3 hears nothing about mtpb/57)."""
+        cases: dict[str, set[int]] = defaultdict(set)
+        for p in problems:
+            cases[p.group].add(_case(p).case)
+        warnings = (r.warning(cases[f"mtpb/{r.id}"]) for r in self.records if f"mtpb/{r.id}" in cases)
+        return [w for w in warnings if w is not None]
 
     def subsets(self) -> Mapping[str, frozenset[str]]:
         """`scorable`: the problems none of whose cases has a known issue (benchmarks/mtpb/known_issues.json)
@@ -474,44 +523,20 @@ class MTPB:
         return SamplingParams(temperature=0.2, top_p=0.95)
 
     def render(self, problem: Problem, turn: int, history: Sequence[TurnOutput]) -> str:
-        case = _case(problem)
-        if self.turns == "single":
-            if turn != 0 or history:
-                raise ValueError(f"{problem.id}: single-turn MTPB has one turn")
-            return render_single(case)
-        return render_multi(case, turn, [h.text for h in history])
+        return render_multi(_case(problem), turn, [h.text for h in history])
 
     def instruction(self, problem: Problem, turn: int) -> str:
         """Chat mode: each turn is a user message and the conversation continues (CHAT_* above)."""
-        return chat_instruction(_case(problem), turn, self.turns == "single")
+        return chat_instruction(_case(problem), turn, single=False)
 
-    def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
-        """Hints that end generation no earlier than postprocess would cut.
-
-        Each hint's first occurrence lies at or after the final cut, so the text up to and including it
-        truncates exactly like the whole continuation. The column-0 hints ("\\n#", "\\n'''", '\\n\"\"\"')
-        need the backend to keep the stop string in the returned text (as transformers' stop_strings do):
-        the cut lies after its newline, so a backend that strips it (the OpenAI API) would lose that newline
-        and change the next turn's prompt. They are offered only when `kept`. "\\n\\n\\n" and the end
-        markers are safe either way. "\\n#" is offered only where the #-line cut applies (not in relaxed single).
-        """
-        hints = ["\n\n\n", *self.rules.eos_markers]
-        if kept:
-            if self.rules.comment_line:
-                hints.append("\n#")
-            hints += ["\n'''", '\n"""']
-        return tuple(dict.fromkeys(h for h in hints if h))
+    def stop_hints(self, problem: Problem, turn: int) -> StopHints:
+        return stop_hints(self.rules)
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str:
         return truncate(raw, self.rules)
 
     def reference(self, problem: Problem) -> tuple[str, ...] | None:
-        """Known-good code per turn from benchmarks/mtpb/reference_solutions.json, filled with the case.
-
-        Single turn: one text, the turns' code with trailing newlines stripped, joined by "\\n". The
-        assembled program then equals the multi-turn one except that the comments come first and the
-        blank lines between turns are gone — and it contains no "\\n\\n\\n", which would be cut.
-        """
+        """Known-good code per turn from benchmarks/mtpb/reference_solutions.json, filled with the case."""
         case = _case(problem)
         templates = self._references.get(case.problem_id)
         if templates is None:
@@ -520,12 +545,9 @@ class MTPB:
         if len(templates) != len(case.prompts):
             raise UsageError(f"{where} has {len(templates)} turns of code, the problem has {len(case.prompts)}")
         try:
-            code = tuple(fill(t, case.inputs) for t in templates)
+            return tuple(fill(t, case.inputs) for t in templates)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
             raise UsageError(f"{where}: cannot fill with the inputs of {problem.id} ({e!r})") from None
-        if self.turns == "single":
-            return ("\n".join(c.rstrip("\n") for c in code),)
-        return code
 
     @cached_property
     def _references_path(self) -> Path:
@@ -533,34 +555,28 @@ class MTPB:
 
     @cached_property
     def _references(self) -> dict[str, tuple[str, ...]]:
-        path = self._references_path
-        if not path.is_file():
-            log.warning("mtpb: no reference solutions at %s", path)
-            return {}
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read {path}: {e}") from None
-        if not isinstance(raw, dict) or not all(
-            isinstance(v, list) and all(isinstance(t, str) for t in v) for v in raw.values()
-        ):
-            raise UsageError(f"{path}: expected {{problem id: [code template per turn, ...]}}")
-        return {str(k): tuple(v) for k, v in raw.items()}
+        return load_references(self._references_path)
 
     # -- execution ----------------------------------------------------------------------------------------
 
     def program(self, problem: Problem, sample: Sample) -> str:
         """The program the authors would score for this sample (before the checker is wrapped around it)."""
-        case = _case(problem)
         if sample.mode == "solution":
             # A whole program already (e.g. the "completions" field of the authors' own sample files).
             if len(sample.turns) != 1:
                 raise UsageError(f"{problem.id}: a whole-program sample must have one text, not {len(sample.turns)}")
             return sample.turns[0].text
-        texts = self._texts(problem, sample)
-        if self.turns == "single":
-            return program_single(case, texts[0])
-        return program_multi(case, texts)
+        # Completion: the postprocessed continuations; chat: the code extracted from each reply.
+        texts = [t.text for t in sample.turns]
+        expected = len(problem.turns)
+        if len(texts) != expected:
+            if sample.error is None:
+                raise UsageError(
+                    f"{problem.id}: sample {sample.index} has {len(texts)} turns, multi-turn MTPB "
+                    f"expects {expected} (were the samples generated with another --turns?)"
+                )
+            texts = (texts + [""] * expected)[:expected]
+        return program_multi(_case(problem), texts)
 
     def build_job(self, problem: Problem, sample: Sample, nonce: str) -> ExecutionJob:
         from codegen_eval.benchmarks.mtpb_scoring import build_program
@@ -590,27 +606,14 @@ class MTPB:
             return Verdict(Outcome.PASSED, verdict.detail, scores)
         return Verdict(_failure_outcome(result, verdict.finished), verdict.detail, scores)
 
-    def _texts(self, problem: Problem, sample: Sample) -> list[str]:
-        # Completion: the postprocessed continuations; chat: the code extracted from each reply.
-        texts = [t.text for t in sample.turns]
-        expected = 1 if self.turns == "single" else len(problem.turns)
-        if len(texts) != expected:
-            if sample.error is None:
-                raise UsageError(
-                    f"{problem.id}: sample {sample.index} has {len(texts)} turns, {self.turns}-turn MTPB "
-                    f"expects {expected} (were the samples generated with another --turns?)"
-                )
-            texts = (texts + [""] * expected)[:expected]
-        return texts
-
     def provenance(self) -> Mapping[str, str]:
-        prov = {
+        return {
             "benchmark_version": self.version,
             "data_path": str(self.data_path),
             "data_sha256": MTPB_DATA.sha256,
             "data_url": MTPB_DATA.url,
             "upstream": f"{UPSTREAM_REPO}@{UPSTREAM_COMMIT}",
-            "turns": self.turns,
+            "turns": "multi",
             "truncation": self.rules.describe(),
             "eos_markers": json.dumps(list(self.rules.eos_markers)),
             "prefix": json.dumps(PREFIX),
@@ -618,10 +621,42 @@ class MTPB:
             "timeout_s": f"{self.timeout_s:g}",
             "reference_solutions": str(self._references_path),
         }
-        if self.turns == "single":
-            prov["single_turn_format"] = SINGLE_TURN_NOTE
-            prov["single_truncation"] = self.single_truncation
-        return prov
+
+
+class MtpbSingleTurn:
+    """MTPB's single-turn form (a reconstruction, not published by the authors): every prompt as a comment line
+    after the prefix, then the continuation; the truncation relaxed unless `single_truncation=full`."""
+
+    label = "MTPB"
+
+    def __init__(self, eos_markers: tuple[str, ...], truncation: str) -> None:
+        self.truncation = truncation
+        if truncation == "relaxed":
+            # Measured: under the #-line cut every single-turn continuation of a small model was empty,
+            # because it first writes another `# ...` line; several functions in one answer are normal too.
+            self.rules = TruncationRules(second_def=False, comment_line=False, eos_markers=eos_markers)
+        else:
+            self.rules = TruncationRules(eos_markers=eos_markers)
+
+    def render(self, problem: Problem) -> str:
+        return render_single(_case(problem))
+
+    def instruction(self, problem: Problem) -> str:
+        return chat_instruction(_case(problem), 0, single=True)
+
+    def postprocess(self, problem: Problem, raw: str) -> str:
+        return truncate(raw, self.rules)
+
+    def stop_hints(self, problem: Problem) -> StopHints:
+        return stop_hints(self.rules)
+
+    def provenance(self) -> Mapping[str, str]:
+        return {
+            "turns": "single",
+            "truncation": self.rules.describe(),
+            "single_turn_format": SINGLE_TURN_NOTE,
+            "single_truncation": self.truncation,
+        }
 
 
 def _case(problem: Problem) -> MtpbCase:
@@ -649,7 +684,11 @@ def _failure_outcome(result: ExecutionResult, finished: bool) -> Outcome:
     return Outcome.FAILED
 
 
-if TYPE_CHECKING:  # lets mypy check that MTPB satisfies the Benchmark protocol
+if TYPE_CHECKING:  # lets mypy check that MTPB satisfies the Benchmark protocol and its single-turn form
+    from codegen_eval.benchmarks.transforms import SingleTurnForm
 
-    def _conforms(settings: BenchmarkSettings) -> Benchmark:
+    def _conforms(settings: BenchmarkSettings) -> FullBenchmark:
         return MTPB(settings)
+
+    def _form(benchmark: MTPB) -> SingleTurnForm:
+        return benchmark.single_turn_form()

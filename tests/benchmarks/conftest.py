@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from codegen_eval.benchmarks import build
 from codegen_eval.benchmarks.base import BenchmarkSettings
 from codegen_eval.benchmarks.mtpb import MTPB
 from codegen_eval.records import Problem
 
 
 def make_mtpb(data_dir: Path, turns: str = "multi", **options: str) -> MTPB:
-    return MTPB(BenchmarkSettings(data_dir=data_dir, turns=turns, options=options))
+    """MTPB as a run builds it: single-turn is the transform (benchmarks/transforms.py) around it."""
+    return build("mtpb", BenchmarkSettings(data_dir=data_dir, options=options), turns)  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def render_golden(bench: HumanEval) -> dict[str, str]:
         files[f"{folder}/program-chat.txt"] = bench.build_job(problem, chat, NONCE).program
         manifest[item_id] = {
             "max_new_tokens": problem.turns[0].max_new_tokens,
-            "stop": list(bench.stop_sequences(problem, 0)),
+            "stop": list(bench.stop_hints(problem, 0).for_backend(True)),
             "timeout_s": bench.build_job(problem, completion, NONCE).timeout_s,
         }
     files["manifest.json"] = json.dumps({"version": bench.version, "items": manifest}, indent=1) + "\n"

@@ -138,16 +138,34 @@ def test_fill_on_published_problems(items_multi: dict[str, Problem]) -> None:
     assert prompts("mtpb/57/4")[0] == 'Assign an integer array "[2, 2,2,2,2, 10000]" to a variable named "my_array".'
 
 
-def test_published_quirks_are_warnings(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_published_quirks_are_kept_for_the_selected_problems(
+    data_dir: Path, mtpb_factory: MakeMtpb, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="codegen_eval.benchmarks.mtpb"):
         records = load_records(data_dir / "mtpb" / "mtpb.jsonl")
     assert len(records) == 115
-    warned = {r.getMessage().split(" ")[2]: r.getMessage() for r in caplog.records}
+    assert not caplog.records  # loading says nothing: a run warns about the problems it selected only
+    warned = {r.id: r.warning(range(5)) for r in records if r.quirks}
     assert sorted(warned, key=int) == ["10", "41", "57", "89"]
-    assert "mtpb/10/4 repeats the inputs of mtpb/10/1" in warned["10"]
-    assert "6 outputs for 5 inputs" in warned["57"] and "mtpb/57/4 has input keys no prompt uses: B" in warned["57"]
-    assert "mtpb/41/1 (null), mtpb/41/4 (null)" in warned["41"]
-    assert "mtpb/89/0 (dict)" in warned["89"]
+    assert "mtpb/10/4 repeats the inputs of mtpb/10/1" in str(warned["10"])
+    assert "6 outputs for 5 inputs" in str(warned["57"]) and "mtpb/57/4 has input keys no prompt uses: B" in str(
+        warned["57"]
+    )
+    assert "mtpb/41/1 (null), mtpb/41/4 (null)" in str(warned["41"])
+    assert "mtpb/89/0 (dict)" in str(warned["89"])
+    # Through the benchmark: only the selected problems, and of those only the quirks of the selected cases.
+    mtpb = mtpb_factory(data_dir)
+    problems = mtpb.load()
+
+    def warnings(*ids: str) -> list[str]:
+        return mtpb.data_warnings([p for p in problems if p.id in ids or p.group in ids])
+
+    assert warnings("mtpb/1", "mtpb/3") == []
+    (w,) = warnings("mtpb/1", "mtpb/57")
+    assert w.startswith("MTPB problem 57 (") and "6 outputs" in w and "mtpb/57/4" in w
+    (w,) = warnings("mtpb/57/0")
+    assert "6 outputs" in w and "mtpb/57/4" not in w  # the whole problem's quirk stays, case 4's goes
+    assert warnings("mtpb/10/0") == [] and len(warnings("mtpb/10/4")) == 1
 
 
 # -- validation of the records -----------------------------------------------------------------------------
@@ -234,8 +252,9 @@ def test_quirks_of_synthetic_records_warn(tmp_path: Path, caplog: pytest.LogCapt
     record["extra"] = 1
     with caplog.at_level(logging.WARNING):
         (r,) = load_records(_write(tmp_path, record))
-    assert r.outputs == (0, 1, 2, 3, 4)
-    (message,) = [rec.getMessage() for rec in caplog.records]
+    assert r.outputs == (0, 1, 2, 3, 4) and not caplog.records
+    message = r.warning(range(5))
+    assert message is not None and message.startswith("MTPB problem 3 (Toy): ")
     for part in ("6 outputs", "mtpb/3/1 repeats the inputs of mtpb/3/0", "mtpb/3/2 has input keys", "extra"):
         assert part in message
 

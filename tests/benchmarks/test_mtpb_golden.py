@@ -53,7 +53,7 @@ def render_golden(make: Callable[..., MTPB]) -> dict[str, str]:
             manifest[f"{mode}:{item_id}"] = {
                 "history": source,
                 "turns": [[t.instruction, t.max_new_tokens] for t in problem.turns],
-                "stop": list(bench.stop_sequences(problem, 0)),
+                "stop": list(bench.stop_hints(problem, 0).for_backend(True)),
             }
     files["manifest.json"] = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
     return files

@@ -8,6 +8,7 @@ import pytest
 
 from codegen_eval.benchmarks.base import BenchmarkSettings
 from codegen_eval.benchmarks.mtpb import DEFAULT_EOS_MARKERS, MTPB, TruncationRules, truncate
+from codegen_eval.benchmarks.transforms import with_turns
 from codegen_eval.records import Problem, Turn
 
 MULTI = TruncationRules()
@@ -148,7 +149,7 @@ def test_marker_set_is_configurable() -> None:
 
 def _benchmark(**options: str) -> MTPB:
     turns = options.pop("turns", "multi")
-    return MTPB(BenchmarkSettings(turns=turns, options=options))
+    return with_turns(MTPB(BenchmarkSettings(options=options)), turns)  # type: ignore[return-value]
 
 
 PROBLEM = Problem(id="mtpb/0/0", group="mtpb/0", turns=(Turn("x", 128),))
@@ -208,7 +209,7 @@ def test_stop_hints_never_cut_earlier_than_postprocess(variant: str) -> None:
     turns, _, truncation = variant.partition("-")
     options = {"turns": turns, **({"single_truncation": truncation} if truncation else {})}
     bench = _benchmark(**options)
-    hints = bench.stop_sequences(PROBLEM, 0)
+    hints = bench.stop_hints(PROBLEM, 0).for_backend(True)
     checked = 0
     for raw in _continuations(3000):
         final = bench.postprocess(PROBLEM, 0, raw)
@@ -227,15 +228,15 @@ def test_stop_hints_never_cut_earlier_than_postprocess(variant: str) -> None:
 
 
 def test_stop_hints_per_variant() -> None:
-    multi = _benchmark().stop_sequences(PROBLEM, 0)
-    relaxed = _benchmark(turns="single").stop_sequences(PROBLEM, 0)
-    full = _benchmark(turns="single", single_truncation="full").stop_sequences(PROBLEM, 0)
+    multi = _benchmark().stop_hints(PROBLEM, 0).for_backend(True)
+    relaxed = _benchmark(turns="single").stop_hints(PROBLEM, 0).for_backend(True)
+    full = _benchmark(turns="single", single_truncation="full").stop_hints(PROBLEM, 0).for_backend(True)
     assert "\n#" in multi and "\n#" in full and "\n#" not in relaxed
     for hints in (multi, relaxed, full):
         assert "\n\n\n" in hints and "<|endoftext|>" in hints and "\n'''" in hints
         # A bare "#" would stop at indented comments, which the authors keep.
         assert "#" not in hints and "\ndef" not in hints and "\nprint" not in hints
-    assert "" not in _benchmark(eos_markers="").stop_sequences(PROBLEM, 0)
+    assert "" not in _benchmark(eos_markers="").stop_hints(PROBLEM, 0).for_backend(True)
 
 
 @pytest.mark.parametrize("variant", ["multi", "single-relaxed", "single-full"])
@@ -245,7 +246,7 @@ def test_hints_for_a_backend_that_strips_stop_strings_are_safe_to_strip(variant:
     turns, _, truncation = variant.partition("-")
     options = {"turns": turns, **({"single_truncation": truncation} if truncation else {})}
     bench = _benchmark(**options)
-    hints = bench.stop_sequences(PROBLEM, 0, kept=False)
+    hints = bench.stop_hints(PROBLEM, 0).for_backend(False)
     assert "\n\n\n" in hints and "<|endoftext|>" in hints
     assert "\n#" not in hints and "\n'''" not in hints
     checked = 0

@@ -18,6 +18,10 @@ from tests.conftest import run_cli
         (["run", "-B", "novalue"], "-B expects key=value"),
         (["run", "-B", "x=1"], "backend 'reference' has no options"),
         (["run", "--model", "replay:/nonexistent/s.jsonl"], "samples file not found"),
+        (["run", "--model", "hf:/no/such/dir"], "error: hf: no such model folder or hub id: '/no/such/dir'"),
+        (["run", "--model", "hf-/no/such/dir"], "unknown model 'hf-/no/such/dir'; did you mean 'hf:/no/such/dir'?"),
+        (["run", "--model", "openai-gpt-4"], "unknown model 'openai-gpt-4'; did you mean 'openai:gpt-4'?"),
+        (["run", "--model", "smollm2"], "unknown model 'smollm2'; did you mean 'smollm2-135m'?"),
         (["run", "--sandbox", "dokcer"], "unknown sandbox 'dokcer'"),
         (["evaluate", "/nonexistent.jsonl"], "samples file not found"),
         (["run", "--resume", "/nonexistent-run"], "is not a run directory"),
@@ -39,6 +43,8 @@ def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 3, r.stderr
+    # Refused before any work: no run directory, named or default (tests/e2e/test_run_hygiene.py has more).
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
 
 
 def test_bad_yaml_config(tmp_path: Path) -> None:
@@ -59,6 +65,7 @@ def test_malformed_samples_line_is_named(tmp_path: Path) -> None:
     r = run_cli("evaluate", str(f), "--ignore-incomplete", "--output-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert r.returncode == 2
     assert "s.jsonl:2: malformed JSON line" in r.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_unknown_task_id_in_samples(tmp_path: Path) -> None:
@@ -67,6 +74,7 @@ def test_unknown_task_id_in_samples(tmp_path: Path) -> None:
     r = run_cli("evaluate", str(f), "--output-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert r.returncode == 2
     assert "unknown task id 'HumanEval/1000'" in r.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_list_does_not_import_torch(tmp_path: Path) -> None:
@@ -120,3 +128,45 @@ def test_evaluate_refuses_meaningless_limits(tmp_path: Path) -> None:
         assert r.returncode == 2, r.stderr
         assert r.stderr.startswith(f"error: {flag} must be") and len(r.stderr.splitlines()) == 1, r.stderr
         assert not (tmp_path / "r").exists()  # nothing was started
+
+
+# Runs the CLI as `python -c` with imports blocked: what a user without the hf extra sees (nothing uninstalled).
+_WITHOUT_HF_EXTRA = (
+    "import runpy, sys\n"
+    "sys.modules['torch'] = None  # `import torch` now fails as if it were not installed\n"
+    "runpy.run_module('codegen_eval', run_name='__main__', alter_sys=True)\n"
+)
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "hf:{tmp}"])
+def test_hf_without_its_extra_names_the_extra(tmp_path: Path, model: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    args = ["run", "--model", model.format(tmp=tmp_path), "--limit", "1", "--no-progress"]
+    r = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_HF_EXTRA, *args, "--output-dir", str(tmp_path / "run")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (
+        "error: backend 'hf' needs torch and transformers (torch is not installed): pip install 'codegen-eval[hf]'\n"
+    )
+
+
+def test_hf_model_that_is_a_file(tmp_path: Path) -> None:
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    r = run_cli("run", "--model", f"hf:{gguf}", "--no-progress", "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (
+        f"error: hf: '{gguf}' is a file, not a model folder; "
+        f"for a GGUF file: --model hf:{tmp_path} -B gguf_file=model.gguf"
+    )

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from codegen_eval.benchmarks import build
 from codegen_eval.benchmarks.base import BenchmarkSettings
-from codegen_eval.benchmarks.mtpb import MTPB
 from tests.conftest import run_cli
 
 PROBLEMS = "1-6"
 
 
 def _chat_samples(data_dir: Path, turns: str, path: Path) -> None:
-    bench = MTPB(BenchmarkSettings(data_dir=data_dir, turns=turns))
+    bench = build("mtpb", BenchmarkSettings(data_dir=data_dir), turns)
     lines = []
     for problem in bench.load():
         number = int(problem.group.split("/")[1])

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 
-from codegen_eval.benchmarks.base import BenchmarkSettings
+from codegen_eval.benchmarks.base import BenchmarkSettings, StopHints
 from codegen_eval.benchmarks.humaneval import HumanEval
 from codegen_eval.generate import GenerationPlan, generate, pending, request_seed
 from codegen_eval.records import (
@@ -120,8 +120,8 @@ def test_chat_mode_builds_conversation_and_extracts_code() -> None:
 
 def test_a_backend_that_strips_stop_strings_gets_only_the_strip_safe_hints() -> None:
     class Hinted(TwoTurn):
-        def stop_sequences(self, problem: Problem, turn: int, *, kept: bool = True) -> tuple[str, ...]:
-            return ("\n\n\n", "\n#") if kept else ("\n\n\n",)
+        def stop_hints(self, problem: Problem, turn: int) -> StopHints:
+            return StopHints(strippable=("\n\n\n",), kept_only=("\n#",))
 
     bench = Hinted(BenchmarkSettings())
     p = Problem("p", "p", (Turn("x", 8),))

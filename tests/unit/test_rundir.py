@@ -5,7 +5,8 @@ import pytest
 
 from codegen_eval.errors import UsageError
 from codegen_eval.records import Outcome, Sample, TurnOutput
-from codegen_eval.rundir import ExecutionRecord, RunDir, read_jsonl, write_json_atomic
+from codegen_eval.rundir import ExecutionRecord, RunDir, make_dirs, read_jsonl, write_json_atomic
+from codegen_eval.summaries import RunMeta
 
 
 def test_samples_roundtrip_and_truncated_tail(tmp_path: Path) -> None:
@@ -58,3 +59,47 @@ def test_atomic_json_gets_the_mode_of_a_plain_file(tmp_path: Path) -> None:
     atomic = tmp_path / "atomic.json"
     write_json_atomic(atomic, {"a": 1})
     assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_default_names_never_collide(tmp_path: Path) -> None:
+    wanted = tmp_path / "runs" / "20250101T000000Z_humaneval_reference_abcd1234"
+    first, made = make_dirs(wanted, unique=True)
+    assert first == wanted and made == [tmp_path / "runs", wanted]
+    second, made = make_dirs(wanted, unique=True)
+    third, _ = make_dirs(wanted, unique=True)
+    assert (second.name, third.name) == (f"{wanted.name}-2", f"{wanted.name}-3") and made == [second]
+    # A name the user gave is used as it is, existing or not.
+    assert make_dirs(wanted, unique=False) == (wanted, [])
+
+
+def test_a_directory_holding_a_run_is_refused(tmp_path: Path) -> None:
+    rundir = RunDir.create(tmp_path / "r", unique=False)
+    rundir.write_meta(RunMeta(status="started"))
+    with pytest.raises(UsageError, match="already holds a run; continue it with --resume"):
+        RunDir.create(tmp_path / "r", unique=False)
+    assert RunDir.create(tmp_path / "r", unique=True).path == tmp_path / "r-2"
+
+
+def test_discard_removes_only_what_the_run_made(tmp_path: Path) -> None:
+    # A new directory (and the parents made for it) goes entirely.
+    rundir = RunDir.create(tmp_path / "runs" / "a", unique=True)
+    rundir.write_meta(RunMeta(status="started"))
+    rundir.append_sample(Sample("P/1", 0, (TurnOutput("x", "x"),)))
+    rundir.discard()
+    assert not (tmp_path / "runs").exists()
+    # A parent shared with another run stays.
+    (tmp_path / "runs" / "other").mkdir(parents=True)
+    rundir = RunDir.create(tmp_path / "runs" / "b", unique=True)
+    rundir.write_meta(RunMeta(status="started"))
+    rundir.discard()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["other"]
+    # A directory the user pointed at keeps what it held, and itself.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    (mine / "samples.jsonl").write_text("")  # even a file of a name the run uses
+    rundir = RunDir.create(mine, unique=False)
+    rundir.write_meta(RunMeta(status="started"))
+    rundir.append_execution(ExecutionRecord("P/1", 0, Outcome.PASSED))
+    rundir.discard()
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "samples.jsonl"]
