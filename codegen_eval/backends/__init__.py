@@ -1,6 +1,10 @@
 """Model backends: text in, text out. One file per backend."""
 
+import difflib
+from pathlib import Path
+
 from codegen_eval.backends.base import ModelBackend
+from codegen_eval.errors import UsageError
 from codegen_eval.registry import Registry
 
 BACKENDS: Registry[ModelBackend] = Registry(
@@ -27,5 +31,27 @@ def resolve_model(spec: str) -> tuple[str, str]:
     if spec in ALIASES:
         return ALIASES[spec]
     name, _, arg = spec.partition(":")
+    if name not in BACKENDS.names():
+        hint = _model_hint(spec)
+        if hint is not None:
+            raise UsageError(
+                f"unknown model '{spec}'; did you mean '{hint}'? (--model takes BACKEND:ARG with backends "
+                f"{', '.join(BACKENDS.names())}, or an alias: {', '.join(sorted(ALIASES))})"
+            )
     BACKENDS.target(name)  # raises with "did you mean" for an unknown backend
     return name, arg
+
+
+def _model_hint(spec: str) -> str | None:
+    """What a mistyped --model most likely meant: `hf-PATH` -> `hf:PATH`, `smollm2` -> the alias, a bare path or
+    hub id -> `hf:` it. None when nothing fits (the registry then suggests a backend name)."""
+    for backend in sorted(BACKENDS.names(), key=len, reverse=True):
+        rest = spec[len(backend) :]
+        if spec.lower().startswith(backend) and len(rest) > 1 and rest[0] in "-_=.;":
+            return f"{backend}:{rest[1:]}"
+    close = difflib.get_close_matches(spec, [*ALIASES, *BACKENDS.names()], n=1)
+    if close:
+        return close[0] if close[0] in ALIASES else None  # a backend name: the registry's own message says it
+    if "/" in spec or Path(spec).expanduser().is_dir():
+        return f"hf:{spec}"
+    return None

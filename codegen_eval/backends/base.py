@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from codegen_eval.errors import UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
@@ -38,6 +38,14 @@ class ModelBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsStats(Protocol):
+    """A backend that counts its work (hf, openai): the runner records `run_stats()` in run.json as
+    `backend_stats` when generation ends (tokens, tokens/s, retries; openai: reply latency mean/p50/p95)."""
+
+    def run_stats(self) -> Mapping[str, int | float | None]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

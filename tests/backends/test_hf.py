@@ -304,9 +304,14 @@ def test_bad_options_are_usage_errors(tiny_codegen: Path, options: dict[str, str
         HFBackend(str(tiny_codegen), options)
 
 
-def test_missing_model_is_a_backend_error(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="cannot load model"):
-        HFBackend(str(tmp_path / "no-such-model"), {})
+def test_missing_model_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(UsageError, match=f"^hf: no such model folder or hub id: '{missing}'$"):
+        HFBackend(str(missing), {})
+    empty = tmp_path / "empty"
+    empty.mkdir()  # a folder, but no model in it
+    with pytest.raises(BackendError, match=f"^hf: cannot load model '{empty}': "):
+        HFBackend(str(empty), {})
 
 
 def test_provenance(default: HFBackend, tiny_codegen: Path) -> None:

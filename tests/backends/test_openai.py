@@ -160,9 +160,15 @@ def test_request_body_and_api_key(
     sampling = SamplingParams(temperature=0.0, top_p=0.95, seed=5)
     [c] = backend.generate([_req("x = ", tokens=7, sampling=sampling, stop=("\n#", "\ndef", "\nclass"))])
     assert c.error is None
-    [models, post] = fault_proxy.seen
-    assert models.path == "/v1/models" and post.path == "/v1/completions"
-    assert all(s.headers["Authorization"] == "Bearer sk-test-sentinel-1234" for s in (models, post))
+    # GET /v1/models, the slot probes (/props, /slots: transformers serve has neither), then the request.
+    assert [(s.method, s.path) for s in fault_proxy.seen] == [
+        ("GET", "/v1/models"),
+        ("GET", "/props"),
+        ("GET", "/slots"),
+        ("POST", "/v1/completions"),
+    ]
+    assert all(s.headers["Authorization"] == "Bearer sk-test-sentinel-1234" for s in fault_proxy.seen)
+    post = fault_proxy.seen[-1]
     assert post.body == {
         "model": str(served_model),
         "max_tokens": 7,
@@ -185,6 +191,147 @@ def test_concurrency_limit(openai_server: TransformersServer, served_model: Path
     assert all(c.error is None for c in out)
     assert len(fault_proxy.posts()) == 9
     assert fault_proxy.state.max_in_flight == 3
+
+
+# -- server slots (llama.cpp) and per-run stats ---------------------------------------------------------------
+
+
+def test_single_slot_server_gets_one_request_at_a_time(
+    openai_server: TransformersServer,
+    served_model: Path,
+    fault_proxy: FaultProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """llama.cpp's /props says total_slots=1: the default concurrency (16) drops to 1, with one warning."""
+    fault_proxy.set_props({"total_slots": 1, "default_generation_settings": {"n_ctx": 512}})
+    # The first requests wait at the proxy until 2 are in flight, or 0.5 s: a second would arrive if sent.
+    fault_proxy.state.hold_first, fault_proxy.state.hold_timeout = 2, 0.5
+    with caplog.at_level("WARNING", logger="codegen_eval.backends.openai"):
+        backend = _backend(fault_proxy.base_url, served_model)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"openai: the server works on 1 request at a time (http://127.0.0.1:{fault_proxy.port}/props total_slots); "
+        "sending 1 at a time, not 16 (more would only queue there, their wait counting against the timeout, and "
+        "defeat its prompt cache; -B concurrency=N overrides)"
+    ]
+    assert backend.concurrency == 1
+    out = backend.generate([_req(f"v{i} = ", key=str(i), tokens=4, sampling=GREEDY) for i in range(4)])
+    assert all(c.error is None for c in out)
+    assert fault_proxy.state.max_in_flight == 1
+    prov = backend.provenance()
+    assert prov["server_slots"] == f"1 (http://127.0.0.1:{fault_proxy.port}/props total_slots)"
+    assert prov["concurrency"] == "1"
+    stats = backend.run_stats()
+    assert stats["concurrency"] == 1 and stats["server_slots"] == 1
+
+
+def test_explicit_concurrency_is_kept_with_a_warning(
+    openai_server: TransformersServer,
+    served_model: Path,
+    fault_proxy: FaultProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fault_proxy.set_props({"total_slots": 2})
+    with caplog.at_level("WARNING", logger="codegen_eval.backends.openai"):
+        backend = _backend(fault_proxy.base_url, served_model, concurrency=4, timeout=60)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("openai: the server works on 2 requests at a time (")
+    assert "but -B concurrency=4 sends 4: the rest queue there, their wait counting against -B timeout=60s" in warning
+    assert backend.concurrency == 4 and backend.provenance()["concurrency"] == "4"
+
+
+@pytest.mark.parametrize(
+    ("props", "concurrency", "expected"),
+    [
+        ({"total_slots": 32}, None, 16),  # enough slots: as configured
+        ({"total_slots": 4}, 2, 2),  # fewer requests than slots: as configured
+        (None, None, 16),  # transformers serve (vLLM, TGI alike): no /props, nothing known, as configured
+        ({"total_slots": "many"}, None, 16),  # not a count: ignored
+    ],
+)
+def test_concurrency_is_left_alone_when_slots_suffice_or_are_unknown(
+    openai_server: TransformersServer,
+    served_model: Path,
+    fault_proxy: FaultProxy,
+    caplog: pytest.LogCaptureFixture,
+    props: dict[str, object] | None,
+    concurrency: int | None,
+    expected: int,
+) -> None:
+    fault_proxy.set_props(props)
+    options = {} if concurrency is None else {"concurrency": concurrency}
+    with caplog.at_level("WARNING", logger="codegen_eval.backends.openai"):
+        backend = _backend(fault_proxy.base_url, served_model, **options)
+    assert backend.concurrency == expected
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+    told = backend.provenance()["server_slots"]
+    if props is None or not isinstance(props["total_slots"], int):
+        assert told == f"not reported by {fault_proxy.base_url}"
+    else:
+        assert told.startswith(f"{props['total_slots']} (")
+
+
+def test_slots_of_several_servers_add_up(openai_server: TransformersServer, served_model: Path) -> None:
+    a, b = FaultProxy(f"http://127.0.0.1:{openai_server.port}"), FaultProxy(f"http://127.0.0.1:{openai_server.port}")
+    try:
+        a.set_props({"total_slots": 1})
+        b.set_props({"total_slots": 2})
+        assert _backend(f"{a.base_url},{b.base_url}", served_model).concurrency == 3
+        b.set_props(None)  # one server does not say: the total is unknown, concurrency stays as configured
+        assert _backend(f"{a.base_url},{b.base_url}", served_model).concurrency == 16
+    finally:
+        a.close()
+        b.close()
+
+
+def test_llama_cpp_slots_endpoint_and_llama_cpp_python(
+    openai_server: TransformersServer, served_model: Path, fault_proxy: FaultProxy
+) -> None:
+    slots = json.dumps([{"id": 0, "n_ctx": 512}, {"id": 1, "n_ctx": 512}]).encode()
+    fault_proxy.set_rule(lambda i, s: Fault(status=200, body=slots) if s.path == "/slots" else None)
+    backend = _backend(fault_proxy.base_url, served_model)
+    assert backend.concurrency == 2
+    assert backend.provenance()["server_slots"] == f"2 (http://127.0.0.1:{fault_proxy.port}/slots)"
+    # llama-cpp-python: no /props or /slots, but its /models entries give it away; it serves one at a time.
+    entry = {"id": str(served_model), "object": "model", "owned_by": "me", "permissions": []}
+    models = {"object": "list", "data": [entry]}
+    body = json.dumps(models).encode()
+    fault_proxy.set_rule(lambda i, s: Fault(status=200, body=body) if s.path == "/v1/models" else None)
+    backend = _backend(fault_proxy.base_url, served_model)
+    assert backend.concurrency == 1
+    assert "llama-cpp-python" in backend.provenance()["server_slots"]
+
+
+def test_no_probe_without_check_model(
+    openai_server: TransformersServer, served_model: Path, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.set_props({"total_slots": 1})
+    backend = _backend(fault_proxy.base_url, served_model, check_model="false")
+    assert backend.concurrency == 16 and fault_proxy.seen == []
+    assert backend.provenance()["server_slots"] == "not probed (check_model=false)"
+
+
+def test_run_stats_latency_and_throughput(
+    openai_server: TransformersServer, served_model: Path, fault_proxy: FaultProxy
+) -> None:
+    backend = _backend(fault_proxy.base_url, served_model, concurrency=2)
+    empty = backend.run_stats()
+    assert empty["replies"] == 0 and empty["latency_p50_s"] is None and empty["completion_tokens_per_s"] is None
+    # One reply is slowed by 0.6 s at the proxy: it is the maximum, and above the median.
+    fault_proxy.set_rule(faults(Fault(delay=0.6)))
+    out = backend.generate([_req(f"v{i} = ", key=str(i), tokens=6, sampling=GREEDY) for i in range(5)])
+    assert all(c.error is None for c in out)
+    stats = backend.run_stats()
+    assert stats["replies"] == 5 and stats["http_requests"] == 5 and stats["retries"] == 0
+    assert stats["completion_tokens"] == sum(c.completion_tokens for c in out) > 0
+    mean, p50, p95, top = (stats[k] for k in ("latency_mean_s", "latency_p50_s", "latency_p95_s", "latency_max_s"))
+    assert isinstance(mean, float) and isinstance(p50, float) and isinstance(p95, float) and isinstance(top, float)
+    assert 0 < p50 <= p95 <= top and top >= 0.6 > p50 and p50 <= mean <= top
+    generate_s, rate = stats["generate_s"], stats["completion_tokens_per_s"]
+    assert isinstance(generate_s, float) and generate_s >= 0.6
+    assert rate == pytest.approx(stats["completion_tokens"] / generate_s, rel=0.01)
+    assert isinstance(stats["reply_tokens_per_s_p50"], float) and stats["reply_tokens_per_s_p50"] > 0
+    json.dumps(stats)  # recorded in run.json as it is
 
 
 # -- faults: retries, backoff, routing ----------------------------------------------------------------------

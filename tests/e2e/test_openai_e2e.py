@@ -66,6 +66,13 @@ def test_humaneval_generate_through_the_server(
     assert meta["backend"]["backend"] == "openai" and meta["backend"]["endpoint"] == "/completions"
     assert meta["config"]["backend_options"] == {"base_url": openai_server.base_url}
     assert meta["sample_mode"] == "completion" and "paper_comparable" not in meta
+    # transformers serve reports no slots (it batches): the default concurrency stands, and how it went is recorded.
+    assert meta["backend"]["server_slots"] == f"not reported by {openai_server.base_url}"
+    assert meta["backend"]["concurrency"] == "16"
+    stats = meta["backend_stats"]
+    assert stats["replies"] == stats["http_requests"] == 6 and stats["completion_tokens"] > 0
+    assert 0 < stats["latency_p50_s"] <= stats["latency_p95_s"] <= stats["latency_max_s"]
+    assert stats["latency_mean_s"] > 0 and stats["completion_tokens_per_s"] > 0
     # The key is sent (tests/backends checks the header) but never recorded or logged.
     for path in out.iterdir():
         assert SENTINEL not in path.read_text(), path
@@ -249,8 +256,7 @@ def test_unreachable_urls(tmp_path: Path) -> None:
     args = _common(Path("tiny"), a, "--base-url", b, "--limit", "1")
     r = run_cli("generate", *args, "--output-dir", str(tmp_path / "r"))
     _one_line_exit_2(r, f"error: openai: cannot reach the server: {a}: connection refused; {b}: connection refused")
-    meta = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert meta["status"] == "failed" and meta["config"]["backend_options"] == {"base_url": f"{a},{b}"}
+    assert not (tmp_path / "r").exists()  # failed before any work: no run directory left behind
 
 
 def test_wrong_model_name(openai_server: TransformersServer, served_model: Path, tmp_path: Path) -> None:

@@ -21,19 +21,33 @@ REPO = Path(__file__).resolve().parents[2]
 def test_an_installed_wheel_runs_mtpb_offline_from_its_own_copy(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(wheels), str(REPO)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert build.returncode == 0, build.stderr
+    # The packaging configuration relies on nothing deprecated: no setuptools warning at all.
+    log = build.stdout + build.stderr
+    for warning in ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "Package would be ignored", "is deprecated"):
+        assert warning not in log, log[log.find(warning) - 500 : log.find(warning) + 1500]
     (wheel,) = wheels.glob("codegen_eval-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         data = z.read("codegen_eval/benchmark_assets/mtpb/mtpb.jsonl")
+        metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert hashlib.sha256(data).hexdigest() == MTPB_DATA.sha256
     for asset in ("mtpb/LICENSE", "mtpb/PROVENANCE.md", "mtpb/reference_solutions.json", "humaneval/PROVENANCE.md"):
         assert f"codegen_eval/benchmark_assets/{asset}" in names
+    # Every file of benchmarks/ ships (a new asset folder must be declared in pyproject.toml), dotfiles aside.
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "benchmarks"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assets = {p.removeprefix("benchmarks/") for p in tracked if not Path(p).name.startswith(".")}
+    assert assets and {f"codegen_eval/benchmark_assets/{a}" for a in assets} <= names
+    assert "License-Expression: BSD-3-Clause" in metadata
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert 'Requires-Dist: torch<3,>=2.4; extra == "hf"' in metadata  # a range: an installed CUDA torch stays
 
     site = tmp_path / "site"
     install = subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,9 @@ from codegen_eval.backends.hf.load import (
     _resolved_path,
     _transformers,
     _validate,
+    check_model_ref,
     load_model,
+    require_extra,
     resolve_smollm2,
 )
 from codegen_eval.backends.hf.prepare import _Prepared, prepare, render, room
@@ -73,13 +76,16 @@ class HFBackend:
         self.mode = "chat" if self.options.chat else "completion"
         self.model_arg = model
         self._alias_provenance: dict[str, str] = {}
+        # The cheap checks first (no torch yet), each one line: the model names something, the extra is installed.
         if model == SMOLLM2_ALIAS:
+            require_extra()  # converting the GGUF needs transformers
             path, self._alias_provenance = resolve_smollm2()
             self.model_ref = str(path)
         elif not model:
             raise UsageError("backend 'hf' needs a model: --model hf:PATH_OR_HUB_ID")
         else:
-            self.model_ref = model
+            self.model_ref = check_model_ref(model)
+            require_extra()
         self._load()
         self._weights_digest: dict[str, str] | None = None
         self.stats = {
@@ -91,6 +97,7 @@ class HFBackend:
             "oom_retries": 0,
             "pauses": 0,
         }
+        self._generate_s = 0.0  # wall time inside generate()
 
     # -- loading --------------------------------------------------------------------------------------------
 
@@ -117,6 +124,13 @@ class HFBackend:
     # -- public interface -----------------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        started = time.monotonic()
+        try:
+            return self._generate(requests)
+        finally:
+            self._generate_s += time.monotonic() - started
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         prepared = self._prepare(requests)
         rows: list[_Row] = []
         for index, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
@@ -172,6 +186,7 @@ class HFBackend:
             "model": self.model_arg,
             "resolved_path": _resolved_path(self.model_ref, self.options),
             "model_class": type(self.model).__name__,
+            "parameters": str(sum(p.numel() for p in self.model.parameters())),  # for `analyze scaling`
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "transformers": self._transformers_version,
@@ -194,6 +209,12 @@ class HFBackend:
             self._weights_digest = _digest_files(prov["resolved_path"])
         prov.update(self._weights_digest)
         return prov
+
+    def run_stats(self) -> dict[str, int | float | None]:
+        """Counts and throughput of this backend's work so far, for run.json."""
+        seconds = self._generate_s
+        rate = round(self.stats["completion_tokens"] / seconds, 2) if seconds > 0 else None
+        return {**self.stats, "generate_s": round(seconds, 3), "completion_tokens_per_s": rate}
 
     def close(self) -> None:
         self._prefix = None

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,41 @@ def _validate(opts: HFOptions) -> None:
         raise UsageError("backend 'hf' option 'max_context' must be at least 2")
     if opts.prefix_cache_mb < 0:
         raise UsageError("backend 'hf' option 'prefix_cache_mb' must be >= 0")
+
+
+# ----------------------------------------------------------------------------------------------------
+# What the backend needs before it loads anything: its extra installed, a model that names something.
+
+EXTRA_HINT = "pip install 'codegen-eval[hf]'"
+# A hub id: NAME or OWNER/NAME (letters, digits, '-', '_', '.'); never a leading '/', '.' or '~'.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def require_extra() -> None:
+    """torch and transformers importable, or one line that names the extra installing them."""
+    for name in ("torch", "transformers"):
+        try:
+            import_module(name)
+        except ImportError as exc:
+            if isinstance(exc, ModuleNotFoundError) and exc.name == name:
+                why = f"{name} is not installed"
+            else:  # installed but broken (a missing CUDA library, a blocked import): say what failed
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                why = f"cannot import {name}: {first}"
+            raise UsageError(f"backend 'hf' needs torch and transformers ({why}): {EXTRA_HINT}") from None
+
+
+def check_model_ref(ref: str) -> str:
+    """The folder or hub id to load for `--model hf:REF`; one clear line when REF can name neither."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.is_file():
+        hint = f"; for a GGUF file: --model hf:{path.parent} -B gguf_file={path.name}" if path.suffix == ".gguf" else ""
+        raise UsageError(f"hf: '{ref}' is a file, not a model folder{hint}")
+    if not _HUB_ID.fullmatch(ref):
+        raise UsageError(f"hf: no such model folder or hub id: '{ref}'")
+    return ref  # not a folder here: a hub id, resolved by transformers (the cache, then the hub)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -196,6 +232,9 @@ def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
             model = hf.AutoModelForCausalLM.from_pretrained(model_ref, config=config, dtype=dtype, **common)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not Path(model_ref).is_dir():  # tried as a hub id
+            why = f"no such model folder; as a hub id: {first}"
+            raise BackendError(f"hf: cannot load model {model_arg!r} ({why})") from None
         raise BackendError(f"hf: cannot load model {model_arg!r}: {first}") from None
     model = model.to(device).eval()
 

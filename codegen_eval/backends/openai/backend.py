@@ -4,15 +4,17 @@ assembled from the replies."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from codegen_eval.backends.base import BackendContext, parse_options
 from codegen_eval.backends.openai.client import Client, _Fatal, _parse_url, _Rejected
 from codegen_eval.backends.openai.options import OpenAIOptions, _validate
-from codegen_eval.backends.openai.probe import check_model
+from codegen_eval.backends.openai.probe import Slots, check_model, server_slots
 from codegen_eval.backends.openai.wire import reply_texts, reply_usage, request_body
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
@@ -44,6 +46,10 @@ class OpenAIBackend:
       the benchmark's postprocess is authoritative).
     - A server that ignores `n` (it returns fewer choices) is detected, and the rest of the samples are asked for
       one per request, sample j with seed + j, so sampled texts still differ.
+    - Concurrency follows the server when it says how many requests it works on at once (llama.cpp's slots,
+      probe.py) and that is fewer than `concurrency`, unless `-B concurrency=N` was given; either way one warning.
+    - Per run (`run_stats`, recorded in run.json): requests, retries, tokens, tokens/s and the latency of each
+      reply (mean, p50, p95, max).
     - A request that keeps failing (connection errors, timeouts, 429, 5xx) becomes an error for its item after
       `retries` further attempts; once one has, later failing requests give up after one attempt until a request
       succeeds again, so a dead server ends a run quickly (resume retries the failed items). Failures that no
@@ -74,10 +80,47 @@ class OpenAIBackend:
         self.stats = self._client.stats  # http_requests and retries, counted by the client; then the items'
         self.stats.update({"failed_items": 0, "prompt_tokens": 0, "completion_tokens": 0})
         self.served: list[str] = []
+        self.slots: dict[str, Slots | None] | None = None  # per endpoint; None: not probed (check_model=false)
         if self.options.check_model:
-            self.served = check_model(self._client, model)
+            served = check_model(self._client, model)
+            self.served = served.ids
+            self.slots = server_slots(self._client, served)
         elif not model:
             raise UsageError("backend 'openai' needs a model name: --model openai:NAME")
+        self.concurrency = self._fit_concurrency(explicit="concurrency" in options)
+        self._replies: list[tuple[float, int]] = []  # (seconds, completion tokens) of each reply
+        self._generate_s = 0.0  # wall time inside generate()
+
+    def _server_slots(self) -> int | None:
+        """Requests all servers together work on at once, when every one of them says."""
+        if not self.slots or any(s is None for s in self.slots.values()):
+            return None
+        return sum(s.count for s in self.slots.values() if s is not None)
+
+    def _fit_concurrency(self, explicit: bool) -> int:
+        configured, slots = self.options.concurrency, self._server_slots()
+        if slots is None or slots >= configured:
+            return configured
+        told = "; ".join(s.source for s in (self.slots or {}).values() if s is not None)
+        at_once = f"{slots} request{'s' if slots > 1 else ''} at a time ({told})"
+        if explicit:
+            log.warning(
+                "openai: the server works on %s, but -B concurrency=%d sends %d: the rest queue there, their wait "
+                "counting against -B timeout=%gs, and interleaving them defeats its prompt cache",
+                at_once,
+                configured,
+                configured,
+                self.options.timeout,
+            )
+            return configured
+        log.warning(
+            "openai: the server works on %s; sending %d at a time, not %d (more would only queue there, their wait "
+            "counting against the timeout, and defeat its prompt cache; -B concurrency=N overrides)",
+            at_once,
+            slots,
+            configured,
+        )
+        return slots
 
     @property
     def _degraded(self) -> bool:
@@ -92,9 +135,11 @@ class OpenAIBackend:
             got = len(job.texts)
             n = 1 if self._split_n else want - got
             seed = None if job.seed is None else (job.seed + got) & 0x7FFFFFFF
-            reply, url = self._client.call(request_body(self.model, self.options, r, n, seed), r.key)
+            reply, url, seconds = self._client.call(request_body(self.model, self.options, r, n, seed), r.key)
             texts = reply_texts(reply, self.options.chat, url)
             prompt_tokens, completion_tokens = reply_usage(reply)
+            with self._lock:
+                self._replies.append((seconds, completion_tokens))
             job.prompt_tokens += prompt_tokens
             job.completion_tokens += completion_tokens
             if not texts:
@@ -126,6 +171,13 @@ class OpenAIBackend:
                 abort.set()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        started = time.monotonic()
+        try:
+            return self._generate(requests)
+        finally:
+            self._generate_s += time.monotonic() - started
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         jobs: list[_Job] = []
         for index, r in enumerate(requests):
             seed = r.sampling.seed
@@ -137,7 +189,7 @@ class OpenAIBackend:
         cursor = [0]
         threads = [
             threading.Thread(target=self._worker, args=(requests, jobs, cursor), daemon=True, name=f"openai-{i}")
-            for i in range(min(self.options.concurrency, len(jobs)))
+            for i in range(min(self.concurrency, len(jobs)))
         ]
         for t in threads:
             t.start()
@@ -188,11 +240,51 @@ class OpenAIBackend:
             "api_key_env": self.options.api_key_env,  # the variable's name; its value is never recorded
             "served_models": ",".join(self.served),
         }
+        if self.slots is None:
+            out["server_slots"] = "not probed (check_model=false)"
+        else:
+            told = (f"{s.count} ({s.source})" if s else f"not reported by {base}" for base, s in self.slots.items())
+            out["server_slots"] = "; ".join(told)
+        out["concurrency"] = str(self.concurrency)
         if self.options.chat:
             out["paper_comparable"] = "false (chat mode: code extracted from an instruct model's reply)"
+        return out
+
+    def run_stats(self) -> dict[str, int | float | None]:
+        """This backend's work so far: counts, throughput and the latency of the replies, for run.json."""
+        with self._lock:
+            out: dict[str, int | float | None] = dict(self.stats)
+            replies = list(self._replies)
+        latencies = sorted(seconds for seconds, _ in replies)
+        rates = sorted(tokens / seconds for seconds, tokens in replies if seconds > 0 and tokens > 0)
+        out.update(
+            concurrency=self.concurrency,
+            server_slots=self._server_slots(),
+            replies=len(replies),
+            generate_s=round(self._generate_s, 3),
+            completion_tokens_per_s=(
+                round(self.stats["completion_tokens"] / self._generate_s, 2) if self._generate_s > 0 else None
+            ),
+            latency_mean_s=round(sum(latencies) / len(latencies), 4) if latencies else None,
+            latency_p50_s=_quantile(latencies, 0.5, 4),
+            latency_p95_s=_quantile(latencies, 0.95, 4),
+            latency_max_s=round(latencies[-1], 4) if latencies else None,
+            # one reply's decoding speed as its client saw it (prompt processing and queueing included)
+            reply_tokens_per_s_p50=_quantile(rates, 0.5, 2),
+        )
         return out
 
     def close(self) -> None:
         self._client.close()
         if self.stats["http_requests"]:
             log.info("openai: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
+
+
+def _quantile(ordered: Sequence[float], q: float, digits: int) -> float | None:
+    """The q-quantile of sorted values, interpolating between the two nearest (numpy's default); None if empty."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    value = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return round(value, digits)

@@ -155,9 +155,11 @@ class Client:
         return conn, True
 
     def exchange(
-        self, ep: _Endpoint, method: str, path: str, body: bytes | None, timeout: float
+        self, ep: _Endpoint, method: str, path: str, body: bytes | None, timeout: float, under_prefix: bool = True
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        """One exchange on a kept-alive connection; a stale idle connection is replaced once, silently."""
+        """One exchange on a kept-alive connection; a stale idle connection is replaced once, silently.
+        `path` follows the endpoint's prefix (/v1), or with under_prefix=False stands on its own."""
+        target = ep.prefix + path if under_prefix else path
         headers = {"Accept": "application/json", "User-Agent": "codegen-eval"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -166,7 +168,7 @@ class Client:
         for _ in range(2):
             conn, fresh = self._connection(ep, timeout)
             try:
-                conn.request(method, ep.prefix + path, body=body, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -242,8 +244,9 @@ class Client:
             ep.down_until = 0.0
             self.degraded = False
 
-    def call(self, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
-        """POST with retries; returns the parsed reply and the URL that gave it.
+    def call(self, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str, float]:
+        """POST with retries; returns the parsed reply, the URL that gave it and the seconds that exchange took
+        (the successful attempt's, from sending to the last byte of the reply).
         Raises _Rejected (this item failed) or _Fatal (every item would)."""
         payload = json.dumps(body).encode()
         last = "no attempt"
@@ -258,11 +261,13 @@ class Client:
                 self.stats["http_requests"] += 1
                 self.stats["retries"] += attempt > 0
             try:
+                started = time.monotonic()
                 status, headers, data = self.exchange(ep, "POST", self.path, payload, self.options.timeout)
                 if status == 200:
+                    seconds = time.monotonic() - started
                     reply = _json_object(data, url)
                     self._succeeded(ep)
-                    return reply, url
+                    return reply, url, seconds
                 detail = _server_detail(data)
                 if status in _TRANSIENT or status >= 500:
                     raise _Transient(f"HTTP {status} from {url}: {detail}", _retry_after(headers.get("Retry-After")))

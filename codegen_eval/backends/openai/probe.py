@@ -1,11 +1,15 @@
-"""The openai backend's start-up check: GET /models on every endpoint, the model name against what is served."""
+"""The openai backend's start-up checks: GET /models on every endpoint (the model name against what is served), and
+how many requests each server works on at once (llama.cpp's /props `total_slots`)."""
 
 from __future__ import annotations
 
 import difflib
 import http.client
+import json
 import logging
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from codegen_eval.backends.openai.client import Client, _describe, _Endpoint, _Fatal, _json_object, _server_detail
 from codegen_eval.errors import BackendError, UsageError
@@ -15,10 +19,20 @@ log = logging.getLogger(__name__)
 _CHECK_TIMEOUT_S = 10.0
 
 
-def check_model(client: Client, model: str) -> list[str]:
-    """GET /models on every endpoint: the model must be served by each one that answers. Returns every id served."""
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What GET /models said: every model id served, and the entries of each endpoint that answered (by base URL;
+    none for one without /models)."""
+
+    ids: list[str] = field(default_factory=list)
+    entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def check_model(client: Client, model: str) -> Served:
+    """GET /models on every endpoint: the model must be served by each one that answers."""
     reachable: list[_Endpoint] = []
     served: list[str] = []
+    entries: dict[str, list[dict[str, Any]]] = {}
     problems: list[str] = []
     for ep in client.endpoints:
         try:
@@ -37,10 +51,12 @@ def check_model(client: Client, model: str) -> list[str]:
                 raise BackendError(f"openai: {ep.base}/models not found (404); did you mean {ep.base}/v1?")
             log.warning("openai: %s has no /models endpoint; cannot check the model name", ep.base)
             reachable.append(ep)
+            entries[ep.base] = []
             continue
         if status != 200:
             raise BackendError(f"openai: {ep.base}/models answered {status}: {_server_detail(data)}")
-        ids = _model_ids(data, f"{ep.base}/models")
+        entries[ep.base] = _model_entries(data, f"{ep.base}/models")
+        ids = [str(e["id"]) for e in entries[ep.base] if "id" in e]
         served.extend(i for i in ids if i not in served)
         reachable.append(ep)
         if not model:
@@ -59,10 +75,10 @@ def check_model(client: Client, model: str) -> list[str]:
         log.warning("openai: %s (requests go to the other servers until it answers)", problem)
     if not model:
         raise UsageError("backend 'openai' needs a model name: --model openai:NAME")
-    return served
+    return Served(served, entries)
 
 
-def _model_ids(data: bytes, url: str) -> list[str]:
+def _model_entries(data: bytes, url: str) -> list[dict[str, Any]]:
     try:
         reply = _json_object(data, url)
     except _Fatal as exc:
@@ -70,4 +86,57 @@ def _model_ids(data: bytes, url: str) -> list[str]:
     entries = reply.get("data")
     if not isinstance(entries, list):
         raise BackendError(f"openai: malformed response from {url}: no 'data' list")
-    return [str(e["id"]) for e in entries if isinstance(e, dict) and "id" in e]
+    return [e for e in entries if isinstance(e, dict)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Server slots: how many requests a server decodes at once. llama.cpp's server has a fixed number of slots (one
+# unless started with --parallel) and queues the rest, so requests beyond that only wait there, with their time
+# counting against the backend's timeout, and interleaving them defeats its prompt cache. vLLM, TGI and
+# `transformers serve` batch dynamically and report nothing: their concurrency is left as configured.
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """Requests one server works on at once, and how that was learnt."""
+
+    count: int
+    source: str  # e.g. "http://127.0.0.1:8080/props total_slots"
+
+
+def server_slots(client: Client, served: Served) -> dict[str, Slots | None]:
+    """Each endpoint that answered GET /models: its slots when it tells them, else None."""
+    answered = [ep for ep in client.endpoints if ep.base in served.entries]
+    return {ep.base: _slots(client, ep, served.entries[ep.base]) for ep in answered}
+
+
+def _slots(client: Client, ep: _Endpoint, entries: list[dict[str, Any]]) -> Slots | None:
+    root = ep.prefix.removesuffix("/v1")  # llama.cpp serves /props and /slots beside /v1, not under it
+    origin = ep.base.removesuffix(ep.prefix)
+    reply = _get_json(client, ep, f"{root}/props")
+    if isinstance(reply, dict):
+        count = reply.get("total_slots")
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+            return Slots(count, f"{origin}{root}/props total_slots")
+    reply = _get_json(client, ep, f"{root}/slots")  # older llama.cpp (or started with --slots): one entry a slot
+    if isinstance(reply, list) and reply and all(isinstance(s, dict) and "id" in s for s in reply):
+        return Slots(len(reply), f"{origin}{root}/slots")
+    # llama-cpp-python's server lists its models as owned by "me", with a "permissions" list, and holds a lock
+    # around each request: one at a time.
+    if entries and all(e.get("owned_by") == "me" and "permissions" in e for e in entries):
+        return Slots(1, f"{ep.base}/models looks like llama-cpp-python's server (one request at a time)")
+    return None
+
+
+def _get_json(client: Client, ep: _Endpoint, path: str) -> object:
+    """A GET's JSON reply, or None for anything else (404, not JSON, no answer): these are hints, not checks."""
+    try:
+        status, _, data = client.exchange(ep, "GET", path, None, timeout=_CHECK_TIMEOUT_S, under_prefix=False)
+    except (OSError, http.client.HTTPException):
+        return None
+    if status != 200:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
