@@ -1,0 +1,110 @@
+"""PNG plots of the analyses (the report's helpers: matplotlib on an explicit Agg canvas, imported when drawing)."""
+
+from __future__ import annotations
+
+import math
+
+from codegen_eval.analyses.difficulty import DifficultySplit
+from codegen_eval.analyses.perplexity import PerplexityResult
+from codegen_eval.analyses.scaling import ScalingResult
+from codegen_eval.plots import GRID, INK, MUTED, RUN_COLORS, _new_figure, _png, _style
+
+SINGLE_COLOR, MULTI_COLOR = "#9db7e0", "#2f5fb3"  # as the report's single/multi category plot
+
+
+def difficulty_plot(split: DifficultySplit) -> bytes:
+    """One panel per (single, multi) pair: grouped bars per bucket with 95% CIs, the multi-turn gain on top."""
+    panels = len(split.pairs)
+    columns = min(panels, 3)
+    rows = math.ceil(panels / columns)
+    fig = _new_figure(max(4.2, 3.6 * columns), 3.4 * rows)
+    width = 0.38
+    for index, pair in enumerate(split.pairs):
+        ax = fig.add_subplot(rows, columns, index + 1)
+        _style(ax)
+        x = list(range(len(pair.buckets)))
+        for offset, color, label, values in (
+            (-width / 2, SINGLE_COLOR, "single-turn", [(b.single, b.single_ci95) for b in pair.buckets]),
+            (width / 2, MULTI_COLOR, "multi-turn", [(b.multi, b.multi_ci95) for b in pair.buckets]),
+        ):
+            heights = [100 * v for v, _ in values]
+            err = [[100 * (v - lo) for v, (lo, _) in values], [100 * (hi - v) for v, (_, hi) in values]]
+            ax.bar(
+                [xi + offset for xi in x],
+                heights,
+                width,
+                yerr=err,
+                color=color,
+                label=label,
+                error_kw={"ecolor": "#4b5563", "capsize": 2, "lw": 0.8},
+            )
+        for xi, b in zip(x, pair.buckets, strict=True):
+            top = 100 * max(b.single_ci95[1], b.multi_ci95[1])
+            ax.text(xi, min(top + 3, 103), f"{100 * b.gain:+.1f}", ha="center", fontsize=8, color=MUTED)
+        ax.set_xticks(x, [f"{b.bucket}\n({b.groups})" for b in pair.buckets], fontsize=9)
+        ax.set_ylim(0, 110)
+        ax.set_yticks([0, 20, 40, 60, 80, 100])
+        ax.grid(axis="y", color=GRID)
+        if index % columns == 0:
+            ax.set_ylabel("pass rate (%)")
+        ax.set_title(pair.title, fontsize=10, color=INK, loc="left")
+        if index == 0:
+            handles, labels = ax.get_legend_handles_labels()
+            fig.legend(handles, labels, frameon=False, fontsize=8, ncols=2, loc="outside upper right")
+    fig.suptitle(
+        f"{split.bench}: pass rate by difficulty (95% bootstrap CIs)", fontsize=11, color=INK, x=0.01, ha="left"
+    )
+    return _png(fig)
+
+
+def perplexity_plot(result: PerplexityResult) -> bytes:
+    """Per problem group: single-turn against multi-turn prompt perplexity (log axes); below the diagonal the
+    multi-turn history made the instructions more predictable."""
+    rows = result.group_means()
+    fig = _new_figure(4.8, 4.4)
+    ax = fig.add_subplot()
+    _style(ax)
+    multi = [m for _, m, _ in rows]
+    single = [s for _, _, s in rows]
+    ax.scatter(single, multi, s=14, color=MULTI_COLOR, alpha=0.8, lw=0)
+    lo, hi = min(multi + single), max(multi + single)
+    pad = (hi / lo) ** 0.05 if lo > 0 else 1.0
+    ax.plot([lo / pad, hi * pad], [lo / pad, hi * pad], color=MUTED, lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("single-turn prompt perplexity")
+    ax.set_ylabel("multi-turn prompt perplexity")
+    ax.grid(color=GRID)
+    m, s = result.summary("multi").mean, result.summary("single").mean
+    ax.set_title(f"{result.model}: mean {m:.2f} multi vs {s:.2f} single", fontsize=10, color=INK, loc="left")
+    return _png(fig)
+
+
+def scaling_plot(result: ScalingResult) -> bytes:
+    """One panel per benchmark: pass rate (%) against parameters on a log axis, one line per metric, 95% CIs;
+    runs of unknown size are left out (the table lists them)."""
+    series = result.series()
+    benches = sorted({b for b, _ in series}) or ["(no run of known size)"]
+    fig = _new_figure(max(4.4, 4.0 * len(benches)), 3.6)
+    for index, bench in enumerate(benches):
+        ax = fig.add_subplot(1, len(benches), index + 1)
+        _style(ax)
+        metrics = [m for b, m in series if b == bench]
+        for color, metric in zip(RUN_COLORS * (1 + len(metrics) // len(RUN_COLORS)), metrics, strict=False):
+            pts = series[(bench, metric)]
+            xs = [float(p.parameters or 0) for p in pts]
+            ys = [100 * p.value for p in pts]
+            lo = [100 * (p.value - p.ci95[0]) if p.ci95 else 0.0 for p in pts]
+            hi = [100 * (p.ci95[1] - p.value) if p.ci95 else 0.0 for p in pts]
+            ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker="o", ms=4, lw=1.2, capsize=2, label=metric)
+        ax.set_xscale("log")
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel("parameters")
+        if index == 0:
+            ax.set_ylabel("pass rate (%)")
+        ax.grid(color=GRID)
+        ax.set_title(bench, fontsize=10, color=INK, loc="left")
+        if metrics:
+            ax.legend(frameon=False, fontsize=8)
+    fig.suptitle("pass rate against model size (95% bootstrap CIs)", fontsize=11, color=INK, x=0.01, ha="left")
+    return _png(fig)
