@@ -52,6 +52,8 @@ details { margin-top:8px; } summary { cursor:pointer; color:var(--accent); }
         font-size:12.5px; }
 h2.bench { font-size:19px; margin:30px 0 -4px; padding:0 2px; color:#1f2a44; }
 td .sub { display:block; color:var(--muted); font-size:11.5px; }
+td.num .sub { white-space:normal; overflow-wrap:anywhere; max-width:30ch; margin-left:auto; }
+.model { display:inline-block; min-width:18ch; }
 td.wrap, .mono.wrap { overflow-wrap:anywhere; }
 .chip { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; vertical-align:-1px; }
 footer { color:var(--muted); font-size:12px; max-width:1180px; margin:0 auto; padding:0 32px 30px; }
@@ -270,7 +272,7 @@ def _leaderboard(model: ReportModel) -> str:
     }
     body = []
     for key, cells in rows.items():
-        row = [f'<span class="mono wrap">{_e(key)}</span>']
+        row = [f'<span class="mono wrap model">{_e(key)}</span>']
         for col in columns:
             if col not in cells:
                 row.append("–")
