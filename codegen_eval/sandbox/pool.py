@@ -146,16 +146,19 @@ class SlotPool:
     def _broken(self, error: SandboxError) -> None:
         """A slot cannot continue: fail everything queued and refuse further jobs."""
         self._error = error
+        self._fail_queued(error, up_to_a_stop=True)
+
+    def _fail_queued(self, error: SandboxError, up_to_a_stop: bool) -> None:
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return
             if item is not None:
                 item.fail(error)
-            else:
+            elif up_to_a_stop:
                 self._queue.put(None)  # another slot's stop: leave it for that slot
-                break
+                return
 
     def close(self) -> None:
         """Stop every slot (each finishes what it holds), then force each down and fail anything left. Idempotent."""
@@ -168,12 +171,5 @@ class SlotPool:
                 thread.join(timeout=JOIN_TIMEOUT_S)
         for slot in self.slots:
             slot.kill()
-        closed = SandboxError("sandbox closed")
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item.fail(closed)
+        self._fail_queued(SandboxError("sandbox closed"), up_to_a_stop=False)
         self._threads.clear()
