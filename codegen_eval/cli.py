@@ -512,15 +512,28 @@ from codegen_eval.analyses.cli import analyze as _analyze_commands  # noqa: E402
 cli.add_command(_analyze_commands)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a job scheduler's stop) ends a command as Ctrl-C does: the run is marked `interrupted`,
+    sandboxes are closed on the way out, and `--resume` continues it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:  # click turns a KeyboardInterrupt into Abort
         click.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+        sys.exit(143 if isinstance(e.__cause__, _Terminated) else 130)
+    except KeyboardInterrupt as e:
         click.echo("interrupted; continue with --resume RUN_DIR", err=True)
-        sys.exit(130)
+        sys.exit(143 if isinstance(e, _Terminated) else 130)
     except click.ClickException as e:
         e.show()
         sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)

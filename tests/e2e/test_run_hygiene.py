@@ -117,7 +117,10 @@ def test_a_resume_that_fails_before_any_work_leaves_the_run_as_it_was(tmp_path: 
     assert _status(out) == "completed"
 
 
-def test_ctrl_c_mid_execution_is_interrupted_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_mid_execution_is_interrupted_and_resumes(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     samples = tmp_path / "s.jsonl"
     _humaneval_samples(samples, 12, "    import time; time.sleep(0.3)\n    return None\n")
     out = tmp_path / "run"
@@ -135,9 +138,10 @@ def test_ctrl_c_mid_execution_is_interrupted_and_resumes(tmp_path: Path) -> None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (executions.exists() and executions.read_text().count("\n") >= 2):
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground group
+    # SIGINT: what Ctrl-C sends to the terminal's foreground group; SIGTERM: what `kill` and schedulers send
+    os.killpg(proc.pid, sig) if sig == signal.SIGINT else os.kill(proc.pid, sig)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and f"--resume {out}" in stderr
     assert _status(out) == "interrupted"
     assert executions.read_text().count("\n") < 12, "the interrupt must land mid-execution"
