@@ -188,7 +188,7 @@ class _WorkerProcess:
         if self.root_dir:  # no private /tmp: clear what a retired worker could not
             for name in os.listdir(self.root_dir):
                 with contextlib.suppress(OSError, RecursionError):
-                    worker._remove(os.path.join(self.root_dir, name))
+                    core.remove(os.path.join(self.root_dir, name))
         self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop
         home = "/tmp" if plan.mode == "bubblewrap" else self.root_dir
         try:

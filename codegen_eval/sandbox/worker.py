@@ -18,21 +18,19 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stubs; see pthread_sigmask below
 import atexit
 import contextlib
+import functools
 import gc
-import importlib
 import importlib.machinery
 import json
 import mmap
 import os
 import resource
-import select
 import signal
-import stat
 import struct
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from codegen_eval.sandbox import core, seccomp
@@ -50,6 +48,8 @@ READY_LEN = struct.Struct("<I")
 
 # KIND_OUTPUT is no longer produced (output past the cap is drained, not fatal); kept so the numbering stays.
 KIND_EXITED, KIND_SIGNALED, KIND_TIMEOUT, KIND_MEMORY, KIND_OUTPUT, KIND_PROCESS = range(6)
+_KINDS = {"exited": KIND_EXITED, "signaled": KIND_SIGNALED, "timeout": KIND_TIMEOUT}
+_KINDS.update(memory_limit=KIND_MEMORY, process_limit=KIND_PROCESS)
 RETIRE_STATUS = 17
 
 _PR_SET_PDEATHSIG = 1
@@ -59,187 +59,7 @@ _BLOCKED_IN_WORKER = (
     "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGTTIN", "SIGTTOU",
     "SIGIO", "SIGPROF", "SIGVTALRM", "SIGPWR",
 )  # fmt: skip
-# Pure stdlib modules that HumanEval-style programs import all the time. Imported once in the worker, they
-# reach every child initialised (a program could tell only from sys.modules). `random` reseeds itself from
-# os.urandom in every forked child (CPython registers that at-fork hook), so children do not share a sequence.
-_PRELOAD = (
-    *("bisect", "collections", "copy", "functools", "heapq", "itertools", "math", "random", "re", "string"),
-    "typing",
-)
-_DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach EOF
-
-
-def preload_benchmark_modules(names: list[str]) -> None:
-    """Import the benchmark's modules before forking (SandboxSettings.preload). A module that fails to import is
-    skipped: the program's own import then fails the way it would have. numpy.random seeds its global state once,
-    at import; reseed it in every child, as `random` does for itself, so programs do not share a stream."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:
-            continue
-    if names:
-        os.register_at_fork(after_in_child=_reseed_numpy)
-
-
-def _reseed_numpy() -> None:
-    # numpy.random may not be loaded yet (numpy 2 imports it lazily); then the child seeds it on first use.
-    random = sys.modules.get("numpy.random")
-    if random is not None:
-        random.seed()
-
-
-_LIMITS = (
-    resource.RLIMIT_CORE,
-    resource.RLIMIT_CPU,
-    resource.RLIMIT_FSIZE,
-    resource.RLIMIT_NOFILE,
-    resource.RLIMIT_NPROC,
-    resource.RLIMIT_AS,
-)
-_IPC_RMID = 0
 _SYSV_IPC = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))  # /proc/sysvipc file, id column
-
-
-class _Libc:
-    """The few libc calls the standard library lacks (prctl, removing SysV IPC objects), through ctypes."""
-
-    def __init__(self) -> None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.prctl = libc.prctl
-        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-        self.prctl.restype = ctypes.c_int
-        self.shmctl = libc.shmctl
-        self.semctl = libc.semctl
-        self.msgctl = libc.msgctl
-
-    def remove_ipc(self, kind: str, ident: int) -> None:
-        if kind == "shm":
-            self.shmctl(ident, _IPC_RMID, None)
-        elif kind == "sem":
-            self.semctl(ident, 0, _IPC_RMID)
-        else:
-            self.msgctl(ident, _IPC_RMID, None)
-
-
-def _load_libc() -> _Libc | None:
-    try:
-        return _Libc()
-    except (OSError, AttributeError):
-        return None
-
-
-class _Cleaner:
-    """Between programs: kills whatever a program left and empties everything it could write to."""
-
-    def __init__(self, config: dict[str, Any], libc: _Libc | None) -> None:
-        self.root: str = config["root"]  # emptied after every program
-        self.work = os.path.join(self.root, "work")
-        self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init we are
-        self.kill_uid = bool(config["kill_uid"])  # our uid is ours alone: any process of it may be killed
-        self.pid = os.getpid()
-        self.uid = os.getuid()
-        self.libc = libc
-        # Emptied after every program as well: private scratch mounts (inside bubblewrap), or, with a dedicated
-        # uid but no namespaces, whatever that uid left in the host's shared scratch directories.
-        self.scratch: list[str] = list(config.get("scratch", ()))
-        self.owned_scratch: list[str] = list(config.get("owned_scratch", ()))
-        self.subreaper = False  # set by the worker once prctl says so
-        self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
-
-    def kill_others(self) -> bool:
-        """SIGKILL every process the program left behind; True when none is left."""
-        if self.subreaper and self._reap_all():
-            return True  # no descendant at all (the usual case): no need to look at /proc
-        for _ in range(200):
-            victims = self._victims()
-            if not victims:
-                return True
-            for pid in victims:
-                _kill(pid)
-            self._reap_all()
-        return False
-
-    def _reap_all(self) -> bool:
-        """Reap exited children; True when no child is left at all."""
-        while True:
-            try:
-                got, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return True
-            if got == 0:
-                return False
-
-    def _victims(self) -> list[int]:
-        procs: dict[int, tuple[bytes, int, int]] = {}  # pid -> (state, ppid, uid)
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            pid = int(name)
-            if pid == self.pid or (self.pidns and pid == 1):
-                continue
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    data = f.read()
-                uid = os.stat(f"/proc/{pid}").st_uid
-            except OSError:
-                continue
-            fields = data[data.rfind(b")") + 2 :].split()
-            procs[pid] = (fields[0], int(fields[1]), uid)
-        if self.pidns:  # everything in our namespace but its init and us
-            return [p for p, (state, _, _) in procs.items() if state != b"Z"]
-        children: dict[int, list[int]] = {}
-        for pid, (_, ppid, _) in procs.items():
-            children.setdefault(ppid, []).append(pid)
-        found: set[int] = set()
-        stack = [self.pid]
-        while stack:
-            for c in children.get(stack.pop(), ()):
-                if c not in found:
-                    found.add(c)
-                    stack.append(c)
-        if self.kill_uid:
-            found.update(p for p, (_, _, uid) in procs.items() if uid == self.uid)
-        return [p for p in found if procs[p][0] != b"Z"]
-
-    def clear_scratch(self) -> bool:
-        """Empty /dev/shm, /dev/mqueue and SysV IPC: they outlive a program, and must not reach the next one."""
-        ok = True
-        for directory in self.scratch:
-            ok = _empty(directory, None) and ok
-        for directory in self.owned_scratch:
-            _empty(directory, self.uid)  # best effort: shared with the host
-        if self.libc is not None:
-            for kind, id_column, fd in self.sysvipc_fds:
-                lines = os.pread(fd, 1 << 20, 0).decode().splitlines()  # procfs regenerates it on every read
-                if len(lines) < 2:
-                    continue
-                names = lines[0].split()
-                for line in lines[1:]:
-                    row = dict(zip(names, line.split()))  # noqa: B905 - zip(strict=) needs 3.10
-                    if str(self.uid) in (row.get("uid"), row.get("cuid")):
-                        self.libc.remove_ipc(kind, int(row[id_column]))
-        return ok
-
-    def wipe(self) -> bool:
-        """Empty the root (the working dir and, inside bubblewrap, all of the private /tmp)."""
-        # Fast path for the usual case: an untouched working directory, alone in the root (the program itself is
-        # never written to disk).
-        with contextlib.suppress(OSError):
-            os.rmdir(self.work)
-        try:
-            entries = os.listdir(self.root)
-        except OSError:
-            return False
-        ok = True
-        for name in entries:
-            try:
-                _remove(os.path.join(self.root, name))
-            except (OSError, RecursionError):
-                ok = False
-        return ok
 
 
 def _look_like_the_program(path: str, work: str) -> dict[str, object]:
@@ -282,6 +102,40 @@ def _warm_up(program_path: str) -> None:
             sys.stdout, sys.stderr = saved
 
 
+_WARM_UP = b'''
+import math
+from typing import List
+
+
+def f(xs: List[int], k: int = 2) -> List[int]:
+    """A docstring, a comprehension, a lambda and an f-string."""
+    return sorted({x * k for x in xs if x % 2 == 0}, key=lambda v: -v)
+
+
+class C:
+    def __init__(self, v):
+        self.v = v
+
+    def __repr__(self):
+        return f"C({self.v!r})"
+
+
+def check(candidate):
+    assert candidate([1, 2, 3, 4]) == [8, 4]
+    assert abs(math.sqrt(2.0) - 1.4142) < 1e-3
+    d = {"a": [1, 2], "b": (3, 4.5)}
+    print(d, C("x"), [str(i) for i in range(3)], " ".join(["p", "q"]).upper())
+    try:
+        int("x")
+    except ValueError:
+        pass
+
+
+check(f)
+assert f([2]) == [5], "deliberately failing, to format a traceback"
+'''
+
+
 def _describe(subreaper: bool, undumpable: bool, seccomp_off: str, pidfd: bool) -> dict[str, object]:
     """What the worker observes of its own isolation (the harness checks it against the plan)."""
     info: dict[str, object] = {
@@ -309,36 +163,8 @@ def _describe(subreaper: bool, undumpable: bool, seccomp_off: str, pidfd: bool) 
     return info
 
 
-def _ending(
-    status: int, rusage: Any, timed_out: bool, cpu_soft: int, out: core.Capture, flag: mmap.mmap, pid: int
-) -> tuple[int, int, int, int]:
-    """How a program ended, as (kind, has_code, exit_code, signal) for the RESULT header."""
-    kind = KIND_EXITED
-    exit_code = sig = has_code = 0
-    if os.WIFEXITED(status):
-        has_code, exit_code = 1, os.WEXITSTATUS(status)
-    elif os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        kind = KIND_SIGNALED
-    if timed_out:
-        kind = KIND_TIMEOUT
-    elif kind == KIND_SIGNALED:
-        cpu = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_soft):
-            kind = KIND_TIMEOUT
-        elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and core.out_of_memory(out.stderr):
-            kind = KIND_MEMORY
-    elif exit_code == 1:
-        flag_pid, flag_kind = core.FLAG.unpack(flag[: core.FLAG.size])
-        if flag_pid == pid and flag_kind == core.FLAG_MEMORY:
-            kind = KIND_MEMORY
-        elif flag_pid == pid and flag_kind == core.FLAG_PROCESS:
-            kind = KIND_PROCESS
-    return kind, has_code, exit_code, sig
-
-
 class Worker:
-    """Runs programs one at a time, each in a child forked from this warm interpreter."""
+    """Runs programs one at a time, each in a child forked from this warm interpreter (through the core)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.root: str = config["root"]  # emptied after every program
@@ -351,11 +177,18 @@ class Worker:
         self.flag = mmap.mmap(-1, mmap.PAGESIZE)
         self.signal_mask: set[int] = set()  # the mask children get back
         self.config = config
-        self.child: _Child | None = None  # made at the end of setup, once everything it copies is known
-        libc = _load_libc()
-        self.prctl = libc.prctl if libc is not None else None
+        self.child: core.Child | None = None  # made at the end of setup, once everything it copies is known
+        self.libc = core.Libc.load()
+        self.prctl = self.libc.prctl if self.libc is not None else None
         self.ipc_cleanup = bool(config.get("ipc_cleanup", False))
-        self.cleaner = _Cleaner(config, libc)
+        # As PID 1 of the namespace (bubblewrap's --as-pid-1), kill(-1) reaches every process a program left.
+        init = self.pidns and os.getpid() == 1
+        self.tree = core.Tree(init, pidns=self.pidns, kill_uid=bool(config["kill_uid"]))
+        # Emptied after every program as well: private scratch mounts (inside bubblewrap), or, with a dedicated
+        # uid but no namespaces, whatever that uid left in the host's shared scratch directories.
+        self.scratch: list[str] = list(config.get("scratch", ()))
+        self.owned_scratch: list[str] = list(config.get("owned_scratch", ()))
+        self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
         self.has_pidfd = hasattr(os, "pidfd_open")
         self.proto_in = self.proto_out = self.devnull = -1
         self.main_template: dict[str, object] = {}
@@ -384,30 +217,34 @@ class Worker:
             # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
             self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
             # Orphans are reparented to us, so "no child left" means "no process of this program left".
-            self.cleaner.subreaper = self.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            self.tree.subreaper = self.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
             if not self.pidns:
                 self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
                 if os.getppid() == 1:  # the harness died before the death signal was armed
                     os._exit(RETIRE_STATUS)
         os.makedirs(self.root, exist_ok=True)
-        self.cleaner.wipe()
+        self.wipe()
         if self.ipc_cleanup:
             for kind, id_column in _SYSV_IPC:
                 with contextlib.suppress(OSError):
                     fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
-                    self.cleaner.sysvipc_fds.append((kind, id_column, fd))
-        self.cleaner.clear_scratch()
-        for name in _PRELOAD:
-            importlib.import_module(name)
-        preload_benchmark_modules(self.preload)
+                    self.sysvipc_fds.append((kind, id_column, fd))
+        self.clear_scratch()
+        core.preload(core.STDLIB_PRELOAD)
+        core.preload(self.preload)
         _warm_up(self.program_path)
         self.main_template = _look_like_the_program(self.program_path, self.work)
-        self.child = _Child(self, self.config)
+        self.child = core.Child(
+            self.flag, self.program_path, True, stdin_fd=self.devnull, workdir=self.work, prctl=self.prctl,
+            maxfd=max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024), group="group" if self.pidns else "",
+            fsize=int(self.config["file_size_bytes"]), nofile=int(self.config["max_open_files"]),
+            nproc=int(self.config["max_processes"]), signal_mask=self.signal_mask,
+        )  # fmt: skip
         # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
         self.seccomp_off = seccomp.install()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
-        return _describe(self.cleaner.subreaper, self.prctl is not None, self.seccomp_off, self.has_pidfd)
+        return _describe(self.tree.subreaper, self.prctl is not None, self.seccomp_off, self.has_pidfd)
 
     # ------------------------------------------------------------------------------------- main loop
 
@@ -448,34 +285,35 @@ class Worker:
     # ------------------------------------------------------------------------------------ one program
 
     def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bool]:
+        assert self.child is not None  # made by setup()
         os.mkdir(self.work, 0o700)
         # The source is never written to disk: a program could read the file (and the checks' nonce in it) through
-        # /proc/self/cwd/... Tracebacks still show source lines: run_main() puts them in linecache first.
+        # /proc/self/cwd/... Tracebacks still show source lines: the core puts them in linecache first.
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
-        cpu_soft = int(timeout_s) + 1
+        cpu_s = int(timeout_s) + 1
         main = types.ModuleType("__main__")  # made here, where it costs no page faults
         main.__dict__.update(self.main_template)
         compiled = self.precompile(program)
         start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            assert self.child is not None  # made by setup()
-            self.child.become_the_program(program, compiled, main, out_w, err_w, cpu_soft, memory_bytes)
-        del main
+        enter = functools.partial(_enter, main)
+        pid = self.child.fork(program, compiled, out_w, err_w, cpu_s, memory_bytes, enter)
+        del main, enter
         os.close(out_w)
         os.close(err_w)
-        status, rusage, out, timed_out = self.supervise(pid, out_r, err_r, start + timeout_s)
+        out = core.Capture(self.out_cap, self.err_tail)
+        status, rusage, why, _ = core.supervise(pid, out_r, err_r, out, start + timeout_s, self.tree)
         duration = time.monotonic() - start
-        clean = self.cleaner.kill_others()
-        clean = self.cleaner.wipe() and clean
-        clean = self.cleaner.clear_scratch() and clean
+        clean = self.tree.kill_others()
+        clean = self.wipe() and clean
+        clean = self.clear_scratch() and clean
 
-        kind, has_code, exit_code, sig = _ending(status, rusage, timed_out, cpu_soft, out, self.flag, pid)
+        flagged = core.flag_of(self.flag, pid)
+        kind, exit_code, sig = core.classify(status, rusage, why == "timeout", cpu_s, out.stderr, flagged)
         body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
         header = (
-            *(kind, has_code, exit_code, sig, duration),
+            *(_KINDS[kind], exit_code is not None, exit_code or 0, sig or 0, duration),
             *(len(out.stdout), len(out.stdout_tail), len(out.stderr), out.out_total, out.err_total),
         )
         return header, body, clean
@@ -484,227 +322,38 @@ class Worker:
         """The program's code object compiled before forking, or None (core.precompile says when and why)."""
         return core.precompile(program, self.program_path)
 
-    def supervise(self, pid: int, out_r: int, err_r: int, deadline: float) -> tuple[int, Any, core.Capture, bool]:
-        """Read both pipes without blocking until the child exits or time runs out."""
-        out = core.Capture(self.out_cap, self.err_tail)
-        timed_out = False
-        status: int | None = None
-        rusage: Any = None
-        poller = select.poll()
-        pidfd = -1
-        if self.has_pidfd:
-            try:
-                pidfd = os.pidfd_open(pid)
-                poller.register(pidfd, select.POLLIN)
-            except OSError:
-                pidfd = -1
-        poller.register(out_r, select.POLLIN)
-        poller.register(err_r, select.POLLIN)
-        open_fds = {out_r, err_r}
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                timed_out = True
-                break
-            wait = deadline - now
-            if pidfd < 0:
-                wait = min(wait, 0.002)  # no pidfd: look at the child every couple of milliseconds
-            child_done = pidfd < 0
-            for fd, _ in poller.poll(wait * 1000.0):
-                if fd == pidfd:
-                    child_done = True
-                elif not out.take(fd == out_r, os.read(fd, 1 << 16)):
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-            if child_done:
-                got, st, ru = os.wait4(pid, os.WNOHANG)
-                if got == pid:
-                    status, rusage = st, ru
-                    break
-        if status is None:
-            _kill(pid)
-            _, status, rusage = os.wait4(pid, 0)
-        if pidfd >= 0:
-            poller.unregister(pidfd)
-            os.close(pidfd)
-        # The main process is gone: kill whatever it left (daemons, setsid grandchildren). That also closes
-        # the pipes' last write ends; then drain what is still buffered.
-        self.cleaner.kill_others()
-        drain_until = time.monotonic() + _DRAIN_S
-        while open_fds and time.monotonic() < drain_until:
-            for fd, _ in poller.poll(100):
-                if not out.take(fd == out_r, os.read(fd, 1 << 16)):
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-        os.close(out_r)
-        os.close(err_r)
-        return status, rusage, out, timed_out
+    def wipe(self) -> bool:
+        """Empty the root (the working dir and, inside bubblewrap, all of the private /tmp)."""
+        # Fast path for the usual case: an untouched working directory, alone in the root (the program itself is
+        # never written to disk).
+        with contextlib.suppress(OSError):
+            os.rmdir(self.work)
+        return core.empty(self.root)
+
+    def clear_scratch(self) -> bool:
+        """Empty /dev/shm, /dev/mqueue and SysV IPC: they outlive a program, and must not reach the next one."""
+        ok = True
+        for directory in self.scratch:
+            ok = core.empty(directory) and ok
+        for directory in self.owned_scratch:
+            core.empty(directory, owner=self.tree.uid)  # best effort: shared with the host
+        if self.libc is not None:
+            for kind, id_column, fd in self.sysvipc_fds:
+                lines = os.pread(fd, 1 << 20, 0).decode().splitlines()  # procfs regenerates it on every read
+                if len(lines) < 2:
+                    continue
+                names = lines[0].split()
+                for line in lines[1:]:
+                    row = dict(zip(names, line.split()))  # noqa: B905 - zip(strict=) needs 3.10
+                    if str(self.tree.uid) in (row.get("uid"), row.get("cuid")):
+                        self.libc.remove_ipc(kind, int(row[id_column]))
+        return ok
 
 
-class _Child:
-    """The forked child's side: become `python program.py` (descriptors, signal mask, limits, working directory),
-    run the program through the execution core, exit with its status. Set up by the worker before any fork."""
-
-    def __init__(self, worker: Worker, config: dict[str, Any]) -> None:
-        self.devnull = worker.devnull
-        self.maxfd = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024)
-        self.pidns = worker.pidns
-        self.signal_mask = worker.signal_mask  # the mask to give children back
-        self.prctl = worker.prctl
-        self.hard_limits = {which: resource.getrlimit(which)[1] for which in _LIMITS}
-        self.fsize = int(config["file_size_bytes"])
-        self.nofile = int(config["max_open_files"])
-        self.nproc = int(config["max_processes"])
-        self.work = worker.work
-        self.flag = worker.flag
-        self.program_path = worker.program_path
-        self.main_pid = 0  # in a child: the pid of the program's main process
-
-    def become_the_program(
-        self,
-        program: bytes,
-        compiled: types.CodeType | None,
-        main: types.ModuleType,
-        out_w: int,
-        err_w: int,
-        cpu_soft: int,
-        memory_bytes: int,
-    ) -> NoReturn:
-        """Become `python program.py` in a fresh working directory (`compiled`: the program, already compiled
-        by precompile, or None). Never returns."""
-        self.main_pid = os.getpid()
-        try:
-            os.dup2(self.devnull, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            # Nothing but 0/1/2 survives: the program can never reach the worker's protocol.
-            os.closerange(3, self.maxfd)
-            if self.pidns:
-                # Its own process group, as a shell gives `python3 program.py`: the worker's group is 1, and
-                # killpg(1) would mean kill(-1).
-                os.setpgid(0, 0)
-            _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
-            if self.prctl is not None:
-                self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
-            self.limit(resource.RLIMIT_CORE, 0)
-            self.limit(resource.RLIMIT_CPU, cpu_soft, cpu_soft + 1)
-            if self.fsize:
-                self.limit(resource.RLIMIT_FSIZE, self.fsize)
-            if self.nofile:
-                self.limit(resource.RLIMIT_NOFILE, self.nofile)
-            if self.nproc:
-                self.limit(resource.RLIMIT_NPROC, self.nproc)
-            if memory_bytes:
-                self.limit(resource.RLIMIT_AS, memory_bytes)
-            os.chdir(self.work)
-        except BaseException as e:
-            try:
-                os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
-            finally:
-                os._exit(1)
-        code = 1
-        try:
-            code = self.run_main(program, compiled, main)
-        finally:
-            os._exit(code)
-
-    def limit(self, which: int, soft: int, hard: int | None = None) -> None:
-        """Set soft and hard limit (so the program cannot raise them), never above the worker's hard limit."""
-        current_hard = self.hard_limits[which]
-        hard = soft if hard is None else hard
-        if current_hard != resource.RLIM_INFINITY:
-            hard = min(hard, current_hard)
-            soft = min(soft, hard)
-        resource.setrlimit(which, (soft, hard))
-
-    def run_main(self, program: bytes, compiled: types.CodeType | None, main: types.ModuleType) -> int:
-        """Execute the program as __main__ and finish the way `python program.py` does; the exit status."""
-        sys.modules["__main__"] = main
-        return core.Ending(self.flag, self.program_path, linecache_hook=True).run(program, compiled, main.__dict__)
-
-
-_WARM_UP = b'''
-import math
-from typing import List
-
-
-def f(xs: List[int], k: int = 2) -> List[int]:
-    """A docstring, a comprehension, a lambda and an f-string."""
-    return sorted({x * k for x in xs if x % 2 == 0}, key=lambda v: -v)
-
-
-class C:
-    def __init__(self, v):
-        self.v = v
-
-    def __repr__(self):
-        return f"C({self.v!r})"
-
-
-def check(candidate):
-    assert candidate([1, 2, 3, 4]) == [8, 4]
-    assert abs(math.sqrt(2.0) - 1.4142) < 1e-3
-    d = {"a": [1, 2], "b": (3, 4.5)}
-    print(d, C("x"), [str(i) for i in range(3)], " ".join(["p", "q"]).upper())
-    try:
-        int("x")
-    except ValueError:
-        pass
-
-
-check(f)
-assert f([2]) == [5], "deliberately failing, to format a traceback"
-'''
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _empty(directory: str, owner: int | None) -> bool:
-    """Remove every entry of `directory` (only those owned by `owner` unless None); False if one remains."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return True  # nothing there (not mounted, or not ours to list)
-    ok = True
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            if owner is not None and os.lstat(path).st_uid != owner:
-                continue
-            _remove(path)
-        except (OSError, RecursionError):
-            ok = False
-    return ok
-
-
-def _remove(path: str) -> None:
-    """Remove a file or a whole tree the program left, whatever permissions it set (it has our uid)."""
-    if not os.path.isdir(path) or os.path.islink(path):
-        os.unlink(path)
-        return
-    dirs = []
-    stack = [path]
-    while stack:  # iterative: a program may nest directories deeper than the recursion limit
-        current = stack.pop()
-        os.chmod(current, stat.S_IRWXU)
-        dirs.append(current)
-        with os.scandir(current) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    os.unlink(entry.path)
-    for current in reversed(dirs):
-        os.rmdir(current)
-
-
-def _load_shipped(name: str, source: str) -> types.ModuleType:
-    module = types.ModuleType(f"codegen_eval_sandbox_{name}")
-    exec(compile(source, f"<codegen-eval {name}>", "exec"), module.__dict__)
-    return module
+def _enter(main: types.ModuleType) -> dict[str, Any]:
+    """In the child: the program's __main__ (made in the worker, where it costs no page faults)."""
+    sys.modules["__main__"] = main
+    return main.__dict__
 
 
 def main() -> int:
@@ -712,8 +361,9 @@ def main() -> int:
     config = json.loads(sys.argv[1])
     sources = config.get("sources") or {}
     if sources:  # inside a sandbox: core.py and seccomp.py as the harness shipped them
-        core = _load_shipped("core", sources["core"])
-        seccomp = _load_shipped("seccomp", sources["seccomp"])
+        core = types.ModuleType("codegen_eval_sandbox_core")
+        exec(compile(sources["core"], "<codegen-eval core>", "exec"), core.__dict__)
+        seccomp = core.load_shipped("seccomp", sources["seccomp"])
     return Worker(config).serve()
 
 
