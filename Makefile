@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,hf,docker,serve,mtpb,report
+EXTRAS ?= dev,hf,docker,serve,mtpb,report,ray
 # The torch this venv gets: the hf extra takes any torch 2.x from 2.4 on (a CUDA build already installed is kept);
 # the dev venv pins the tested release, whose CPU wheel lies on this project's machines (no CUDA download).
 # `make setup TORCH=` leaves the choice to pip (an installed torch in range stays).
@@ -46,7 +46,7 @@ demo-humaneval: setup
 
 # As root it also installs Chromium and the container engine, so that nothing is skipped (scripts/run-tests.sh).
 test: setup
-	@bash scripts/run-tests.sh $(abspath $(BIN)/python) tests
+	@CODEGEN_EVAL_REQUIRE_RAY=$(if $(findstring ray,$(EXTRAS)),1,) bash scripts/run-tests.sh $(abspath $(BIN)/python) tests
 
 # The unit tier: records, benchmarks, golden prompts, scoring, metrics (no model, no container, nothing slow);
 # about 30 s on 2 cores. The full suite (`make test`) is what CI runs.

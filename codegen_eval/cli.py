@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from codegen_eval import __version__
-from codegen_eval.config import RunConfig, from_mapping, load_yaml, parse_k, parse_kv
+from codegen_eval.config import RunConfig, from_mapping, load_yaml, parse_executor, parse_k, parse_kv
 from codegen_eval.errors import SandboxError, UsageError
 
 log = logging.getLogger("codegen_eval")
@@ -42,6 +42,33 @@ _FIELD_OF = {
     "output_dir": "output_dir",
     "record_programs": "record_programs",
 }
+
+
+_EXECUTOR_OPTIONS = (
+    click.option(
+        "--executor",
+        default=None,
+        metavar="local|ray",
+        help="Where programs run: this machine (default) or a Ray cluster, one sandbox per node (docs/scale-out.md).",
+    ),
+    click.option(
+        "-X",
+        "--executor-opt",
+        "executor_opt",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Executor option (repeatable), e.g. -X address=ray://head:10001, -X actors_per_node=2.",
+    ),
+)
+
+
+def _executor_config(values: Any, pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """--executor / YAML `executor:` plus -X key=value, as RunConfig.executor."""
+    base = dict(parse_executor(values))
+    if pairs:
+        base.update(parse_kv(pairs, "-X"))
+        base.setdefault("kind", "ray")
+    return tuple(sorted(base.items()))
 
 
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,6 +134,7 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--sandbox", default="process", show_default=True),
         click.option("--workers", type=int, default=0, help="Sandbox workers (0: one per core)."),
+        *_EXECUTOR_OPTIONS,
         click.option("--timeout", type=float, default=None, help="Seconds per program (default: benchmark's)."),
         click.option("--memory-mb", type=int, default=4096, show_default=True),
         click.option(
@@ -152,6 +180,9 @@ def build_config(ctx: click.Context, params: dict[str, Any]) -> tuple[RunConfig,
             explicit = explicit or source is ParameterSource.COMMANDLINE
     if ctx.get_parameter_source("k") is ParameterSource.COMMANDLINE or "k" not in values:
         values["k"] = parse_k(params["k"])
+    # Where programs run is no part of a run's config (a resume may choose another): it never counts as explicit.
+    from_yaml = values.pop("executor", None)
+    executor = _executor_config(params.get("executor") or from_yaml, params.get("executor_opt", ()))
     cfg = from_mapping({k: v for k, v in values.items() if k not in ("backend_options", "bench_options")}, "config")
     backend_opts = dict(values.get("backend_options") or {})
     bench_opts = dict(values.get("bench_options") or {})
@@ -164,6 +195,7 @@ def build_config(ctx: click.Context, params: dict[str, Any]) -> tuple[RunConfig,
         cfg,
         backend_options=tuple(sorted((k, str(v)) for k, v in backend_opts.items())),
         bench_options=tuple(sorted((k, str(v)) for k, v in bench_opts.items())),
+        executor=executor,
     )
     return cfg.validate(), explicit or params.get("config_file") is not None
 
@@ -199,7 +231,8 @@ def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...])
         return
     config, explicit = build_config(ctx, params)
     if params.get("resume") is not None:
-        run = Run.resume(params["resume"], config if explicit else None, progress=params["progress"])
+        chosen = config.executor if params.get("executor") or params.get("executor_opt") else None
+        run = Run.resume(params["resume"], config if explicit else None, progress=params["progress"], executor=chosen)
     else:
         run = Run.plan(config, progress=params["progress"])  # the directory is made once the run starts
     result = execute_run(run, stages)
@@ -304,6 +337,8 @@ def generate(ctx: click.Context, /, **params: Any) -> None:
 @click.option("-k", "k", default="1,10,100", show_default=True)
 @click.option("--sandbox", default="process", show_default=True)
 @click.option("--workers", type=int, default=0)
+@_EXECUTOR_OPTIONS[0]
+@_EXECUTOR_OPTIONS[1]
 @click.option("--timeout", type=float, default=None)
 @click.option("--memory-mb", type=int, default=4096, show_default=True)
 @click.option("--data-dir", default=None)
@@ -320,6 +355,8 @@ def evaluate(
     k: str,
     sandbox: str,
     workers: int,
+    executor: str | None,
+    executor_opt: tuple[str, ...],
     timeout: float | None,
     memory_mb: int,
     data_dir: str | None,
@@ -345,6 +382,7 @@ def evaluate(
         ks=ks,
         sandbox=sandbox,
         workers=workers,
+        executor=_executor_config(executor, executor_opt),
         timeout=timeout,
         memory_mb=memory_mb,
         data_dir=data_dir,
@@ -467,12 +505,16 @@ def check(
 def report(runs: tuple[Path, ...], output: Path | None, fmt: str, baselines: tuple[Path, ...], samples: bool) -> None:
     """A report over one or more runs, a section per benchmark: scores with CIs, pass@k versus k, single- vs
     multi-turn by MTPB category, paired comparisons with the baseline, outcomes, per-problem grids, and (HTML) a
-    viewer of every sample. HTML is one self-contained file (needs the `report` extra)."""
+    viewer of every sample; then the paper's analyses the runs allow (difficulty split, scaling, best of
+    temperatures; a sweep directory stands for its runs). HTML is one self-contained file (needs the `report`
+    extra)."""
     from codegen_eval.compare import load_run
     from codegen_eval.report import build_report, report_html, report_json, report_markdown
+    from codegen_eval.report.analyses import expand_sweeps
     from codegen_eval.report.model import with_baselines
 
-    loaded, chosen = with_baselines([load_run(p) for p in runs], [load_run(p) for p in baselines])
+    paths = expand_sweeps(runs)  # a sweep directory stands for its temperature runs
+    loaded, chosen = with_baselines([load_run(p) for p in paths], [load_run(p) for p in baselines])
     model = build_report(loaded, chosen)
     if fmt == "html":
         _emit(report_html(model, samples=samples), output or Path("report.html"))

@@ -16,7 +16,8 @@ from codegen_eval.errors import UsageError
 # Fields that do not change any number in the run: they may differ on --resume.
 MAX_TIMEOUT_S = 86_400.0  # a day per program: anything longer is a typo, and inf/nan mean nothing here
 MAX_MEMORY_MB = 1 << 20  # 1 TiB; 0 means no address-space limit
-NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk", "record_programs"})
+# `executor` (where programs run: here or on a Ray cluster) changes no verdict (tested), so it is one of them.
+NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk", "record_programs", "executor"})
 
 # Backend options that change how texts are obtained, not which: where the server is, how hard to push it, how
 # long to wait. They may differ on --resume (a server restarted on another port, a smaller batch after an OOM).
@@ -65,6 +66,8 @@ class RunConfig:
     output_dir: str | None = None  # the run directory; None: runs/<utc>_<bench>_<model>_<hash8>
     gen_chunk: int = 64  # trajectories generated between two appends to samples.jsonl
     record_programs: bool = False  # keep every executed program's text in <run>/programs/<sha256>.py
+    # Where programs run (codegen_eval/executors): () is this machine; (("kind", "ray"), ("address", ...), ...)
+    executor: tuple[tuple[str, str], ...] = ()
 
     def validate(self) -> RunConfig:
         if self.n < 1:
@@ -102,6 +105,10 @@ class RunConfig:
         d["backend_options"] = dict(self.backend_options)
         d["bench_options"] = dict(self.bench_options)
         d["k"] = list(self.k)
+        if self.executor:
+            d["executor"] = dict(self.executor)
+        else:  # a local run's run.json stays as it was before executors existed
+            del d["executor"]
         return d
 
     def operational_options(self) -> frozenset[str]:
@@ -156,6 +163,8 @@ def _convert(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, Mapping):
             raise UsageError(f"{source}: '{key}' must be a mapping of option: value")
         return tuple(sorted((str(k), _option_str(v)) for k, v in value.items()))
+    if key == "executor":
+        return parse_executor(value, source)
     if key == "k":
         return parse_k(value, source)
     default = FIELDS[key].default
@@ -186,6 +195,17 @@ def _optional_type(key: str) -> type:
         "timeout": float,
         "output_dir": str,
     }[key]
+
+
+def parse_executor(value: Any, source: str = "--executor") -> tuple[tuple[str, str], ...]:
+    """`executor: ray`, `executor: {kind: ray, address: auto}` or None (local) as sorted (key, value) pairs."""
+    if value is None or value == "local" or value == {"kind": "local"}:
+        return ()
+    if isinstance(value, str):
+        value = {"kind": value}
+    if not isinstance(value, Mapping) or "kind" not in value:
+        raise UsageError(f"{source}: 'executor' must be a kind (local, ray) or a mapping with a 'kind'")
+    return tuple(sorted((str(k), _option_str(v)) for k, v in value.items()))
 
 
 def parse_k(value: Any, source: str = "-k") -> tuple[int, ...]:

@@ -1,13 +1,15 @@
-"""Feeds programs to a sandbox in parallel, runs identical programs once, and judges every sample."""
+"""Feeds programs to an executor (a sandbox here or on a cluster), runs identical programs once, judges every sample."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from codegen_eval.benchmarks.base import Benchmark
+from codegen_eval.executors.base import Executor
+from codegen_eval.executors.local import LocalExecutor
 from codegen_eval.records import ExecutionJob, ExecutionResult, Outcome, Problem, Sample
 from codegen_eval.rundir import ExecutionRecord
 from codegen_eval.sandbox.base import Sandbox
@@ -17,7 +19,7 @@ STDERR_TAIL = 2000
 
 def execute(
     benchmark: Benchmark,
-    sandbox: Sandbox,
+    runner: Executor | Sandbox,
     problems: Mapping[str, Problem],
     samples: Sequence[Sample],
     nonce: str,
@@ -25,7 +27,8 @@ def execute(
     on_program: Callable[[str, str], None] | None = None,
 ) -> int:
     """Judge `samples`; returns how many distinct programs actually ran (after dedup). `on_program(sha256, text)`
-    is called once per distinct program before it runs (--record-programs stores it)."""
+    is called once per distinct program before it runs (--record-programs stores it). `runner` is an open
+    executor (executors/: local, ray) or an open sandbox (run here, as the local executor does)."""
     by_key: dict[str, list[Sample]] = defaultdict(list)
     jobs: dict[str, ExecutionJob] = {}
     shas: dict[str, str] = {}  # key -> the content address of the program text (executions.jsonl, --record-programs)
@@ -64,30 +67,24 @@ def execute(
                 )
             )
 
-    # Keep a bounded number of jobs in flight so an interrupt loses little and memory stays flat.
-    keys = iter(jobs)
-    in_flight: dict[Future[ExecutionResult], str] = {}
-    limit = max(1, sandbox.concurrency) * 4
-    with ThreadPoolExecutor(max_workers=max(1, sandbox.concurrency), thread_name_prefix="exec") as pool:
-        try:
-            while True:
-                while len(in_flight) < limit:
-                    next_key = next(keys, None)
-                    if next_key is None:
-                        break
-                    if on_program is not None:
-                        on_program(shas[next_key], jobs[next_key].program)
-                    in_flight[pool.submit(sandbox.run, jobs[next_key])] = next_key
-                if not in_flight:
-                    break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    finish(in_flight.pop(fut), fut.result())
-        except BaseException:
-            for fut in in_flight:
-                fut.cancel()
-            raise
+    def feed() -> Iterator[tuple[str, ExecutionJob]]:
+        for key, job in jobs.items():
+            if on_program is not None:
+                on_program(shas[key], job.program)
+            yield key, job
+
+    # The executor pulls jobs only as it has room, so an interrupt loses little and memory stays flat.
+    executor = runner if isinstance(runner, RunsJobs) else LocalExecutor(runner)
+    for key, result in executor.stream(feed()):
+        finish(key, result)
     return len(jobs)
+
+
+@runtime_checkable
+class RunsJobs(Protocol):
+    """What execute() needs of an executor (a plain Sandbox has no `stream`)."""
+
+    def stream(self, jobs: Iterator[tuple[str, ExecutionJob]]) -> Iterator[tuple[str, ExecutionResult]]: ...
 
 
 def program_sha256(program: str) -> str:

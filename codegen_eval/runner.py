@@ -30,13 +30,15 @@ from codegen_eval.benchmarks.base import BenchmarkSettings, FullBenchmark
 from codegen_eval.config import RunConfig, from_mapping
 from codegen_eval.errors import UsageError
 from codegen_eval.execute import execute
+from codegen_eval.executors import Executor, open_executor
+from codegen_eval.executors import check as check_executor
 from codegen_eval.generate import GenerationPlan, generate, pending
 from codegen_eval.metrics import summarize_run
 from codegen_eval.records import Completion, GenerationRequest, Outcome, Problem, Sample, SamplingParams
 from codegen_eval.rundir import RunDir
 from codegen_eval.sandbox import SANDBOXES
 from codegen_eval.sandbox.base import SandboxSettings
-from codegen_eval.summaries import RunMeta, RunSummary, SandboxInfo
+from codegen_eval.summaries import RunMeta, RunSummary
 
 if TYPE_CHECKING:
     from codegen_eval.backends.replay import ReplayData
@@ -170,6 +172,7 @@ class Run:
         config = resolve_sampling(config, benchmark)
         resolve_model(config.model)  # unknown backend or sandbox: fail before anything is written
         SANDBOXES.target(config.sandbox)
+        check_executor(dict(config.executor))  # an unknown kind or option, or Ray not installed: refused here
         path = Path(config.output_dir) if config.output_dir else default_run_dir(config)
         if config.output_dir and (path / "run.json").exists():
             raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
@@ -213,7 +216,16 @@ class Run:
         return Run.plan(config, progress, warn=warn).open()
 
     @staticmethod
-    def resume(path: Path, overrides: RunConfig | None, progress: bool = True, *, warn: bool = True) -> Run:
+    def resume(
+        path: Path,
+        overrides: RunConfig | None,
+        progress: bool = True,
+        *,
+        warn: bool = True,
+        executor: tuple[tuple[str, str], ...] | None = None,
+    ) -> Run:
+        """Continue the run at `path`. `overrides`: the invocation's config, which must match the stored one in
+        every result-affecting field; `executor`: where programs run now (None: the overrides', else as before)."""
         rundir = RunDir(path)
         meta = rundir.read_meta()
         before = meta
@@ -228,9 +240,15 @@ class Run:
             options = dict(stored.backend_options)
             options.update((k, v) for k, v in overrides.backend_options if k in operational)
             stored = dataclasses.replace(
-                stored, workers=overrides.workers, backend_options=tuple(sorted(options.items()))
+                stored,
+                workers=overrides.workers,
+                executor=overrides.executor,  # where programs run is this invocation's choice
+                backend_options=tuple(sorted(options.items())),
             )
             meta = meta.updated(config={**(meta.config or {}), "backend_options": dict(stored.backend_options)})
+        if executor is not None:
+            stored = dataclasses.replace(stored, executor=executor)
+        check_executor(dict(stored.executor))
         meta = meta.updated(status="resumed", resumed_at=now())
         run = Run(dataclasses.replace(stored, output_dir=str(path)), rundir, meta, progress)
         run.before = before
@@ -374,10 +392,9 @@ class Run:
             allow_unsandboxed=c.allow_unsandboxed,
             preload=self.benchmark.preload,
         )
-        sandbox_factory = SANDBOXES.load(c.sandbox)
-        with sandbox_factory(settings) as sandbox:
-            self.meta = self.meta.updated(sandbox=SandboxInfo(c.sandbox, dict(sandbox.layers())))
-            self.rundir.write_meta(self.meta)
+        with open_executor(dict(c.executor), c.sandbox, settings) as executor:
+            self.meta = self.meta.updated(sandbox=executor.sandbox_info())
+            self._record_executor(executor)
             with self._bar(len(samples), "execute", "prog") as bar:
 
                 def sink(record: Any) -> None:
@@ -387,8 +404,20 @@ class Run:
                     bar.update(1)
 
                 store = self.rundir.store_program if c.record_programs else None
-                ran = execute(self.benchmark, sandbox, self.by_id, samples, self.meta.required_nonce(), sink, store)
+                try:
+                    ran = execute(
+                        self.benchmark, executor, self.by_id, samples, self.meta.required_nonce(), sink, store
+                    )
+                finally:
+                    self._record_executor(executor)  # with its retries, however the stage ended
         self.meta = self.meta.counted(executed=ran, deduplicated=len(samples) - ran)
+
+    def _record_executor(self, executor: Executor) -> None:
+        """run.json's `executor` (the nodes, their layers, the retries), for runs that ever used a cluster only:
+        a local run's run.json stays as it always was."""
+        if executor.kind != "local" or self.meta.executor is not None:
+            self.meta = self.meta.updated(executor=executor.info())
+        self.rundir.write_meta(self.meta)
 
     def summarize(self) -> RunSummary:
         c = self.config

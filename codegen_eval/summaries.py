@@ -217,6 +217,66 @@ class SandboxInfo:
         return SandboxInfo(_str(d["name"]), _mapping(d["layers"]))
 
 
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One machine that ran programs: who it is, how many sandbox hosts it held, and its sandbox's layers."""
+
+    hostname: str
+    node_id: str = ""  # Ray's node id ("" for the local executor)
+    ip: str = ""
+    actors: int = 1
+    layers: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hostname": self.hostname,
+            "node_id": self.node_id,
+            "ip": self.ip,
+            "actors": self.actors,
+            "layers": dict(self.layers),
+        }
+
+    @staticmethod
+    def from_json(d: Any) -> NodeInfo:
+        if not isinstance(d, dict):
+            raise TypeError("not a node record")
+        return NodeInfo(
+            _str(d["hostname"]), _str(d["node_id"]), _str(d["ip"]), _int(d["actors"]), _mapping(d["layers"])
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorInfo:
+    """Where the programs ran (run.json's `executor`; absent for a run that only ever ran locally)."""
+
+    kind: str  # local | ray
+    address: str = ""
+    nodes: tuple[NodeInfo, ...] = ()
+    retried_jobs: int = 0  # jobs sent again because the actor (or node) running them died
+    lost_actors: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "address": self.address,
+            "nodes": [n.to_json() for n in self.nodes],
+            "retried_jobs": self.retried_jobs,
+            "lost_actors": self.lost_actors,
+        }
+
+    @staticmethod
+    def from_json(d: Any) -> ExecutorInfo:
+        if not isinstance(d, dict) or not isinstance(d.get("nodes"), list):
+            raise TypeError("not an executor record")
+        return ExecutorInfo(
+            _str(d["kind"]),
+            _str(d["address"]),
+            tuple(NodeInfo.from_json(n) for n in d["nodes"]),
+            _int(d["retried_jobs"]),
+            _int(d["lost_actors"]),
+        )
+
+
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError(v)
@@ -263,6 +323,7 @@ _META_READERS: dict[str, Callable[[Any], Any]] = {
     "sample_mode": _str,
     "paper_comparable": _bool,
     "sandbox": SandboxInfo.from_json,
+    "executor": ExecutorInfo.from_json,
     "executed_programs": _int,
     "deduplicated_samples": _int,
     "samples_per_problem": _min_max,
@@ -295,6 +356,7 @@ class RunMeta:
     sample_mode: str | None = None
     paper_comparable: bool | None = None
     sandbox: SandboxInfo | None = None
+    executor: ExecutorInfo | None = None  # --executor ray: the nodes that ran programs
     executed_programs: int | None = None
     deduplicated_samples: int | None = None
     samples_per_problem: tuple[int, int] | None = None  # (min, max), for `evaluate`
@@ -329,7 +391,7 @@ class RunMeta:
                 out[key] = self.extra[key]
                 continue
             value = getattr(self, key)
-            if isinstance(value, SandboxInfo):
+            if isinstance(value, SandboxInfo | ExecutorInfo):
                 value = value.to_json()
             elif key == "samples_per_problem" and value is not None:
                 value = {"min": value[0], "max": value[1]}

@@ -19,6 +19,9 @@ else
   command -v bwrap >/dev/null 2>&1 || skipped+=("bubblewrap isolation (not installed)")
 fi
 cd "$here"
+# The Ray executor's tests skip without ray, unless CODEGEN_EVAL_REQUIRE_RAY=1 (`make test` sets it: setup installs it).
+"$python" -c "import ray" >/dev/null 2>&1 || [ -n "${CODEGEN_EVAL_REQUIRE_RAY:-}" ] \
+  || skipped+=("the Ray executor's tests (no ray: pip install 'codegen-eval[ray]')")
 "$python" -m pytest -q "${@:-tests}"
 rc=$?
 if [ ${#skipped[@]} -gt 0 ]; then
