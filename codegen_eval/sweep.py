@@ -18,6 +18,7 @@ from codegen_eval.config import RunConfig, from_mapping
 from codegen_eval.errors import UsageError
 from codegen_eval.rundir import RUN_JSON, make_dirs, write_json_atomic
 from codegen_eval.runner import Run, RunResult, default_run_dir, execute_run
+from codegen_eval.summaries import ScoreBlock
 
 SWEEP_JSON = "sweep.json"
 SWEEP_MD = "sweep.md"
@@ -77,11 +78,18 @@ class SweepSummary:
 
 
 def summarize(temperatures: Sequence[float], results: Sequence[RunResult]) -> SweepSummary:
-    rows = []
+    blocks = []
     for t, result in zip(temperatures, results, strict=True):
         assert result.summary is not None
-        block = result.summary.scorers["pass"]
-        rows.append(SweepRow(t, result.path.name, dict(block.pass_at_k or {}), dict(block.pass_at_k_ci95 or {})))
+        blocks.append((t, result.path.name, result.summary.scorers["pass"]))
+    return summarize_scores(blocks)
+
+
+def summarize_scores(runs: Sequence[tuple[float, str, ScoreBlock]]) -> SweepSummary:
+    """(temperature, run directory name, its pass scorer) per run -> the table and the best temperature per k
+    (also what `report` shows for the runs of a sweep)."""
+    rows = [SweepRow(t, name, dict(b.pass_at_k or {}), dict(b.pass_at_k_ci95 or {})) for t, name, b in runs]
+    temperatures = [t for t, _, _ in runs]
     metrics = sorted({k for r in rows for k in r.pass_at_k}, key=lambda k: int(k.partition("@")[2] or 0))
     best: dict[str, tuple[float, float]] = {}
     for k in metrics:

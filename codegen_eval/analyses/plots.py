@@ -8,6 +8,7 @@ from codegen_eval.analyses.difficulty import DifficultySplit
 from codegen_eval.analyses.perplexity import PerplexityResult
 from codegen_eval.analyses.scaling import ScalingResult
 from codegen_eval.plots import GRID, INK, MUTED, RUN_COLORS, _new_figure, _png, _style
+from codegen_eval.sweep import SweepSummary
 
 SINGLE_COLOR, MULTI_COLOR = "#9db7e0", "#2f5fb3"  # as the report's single/multi category plot
 
@@ -107,4 +108,31 @@ def scaling_plot(result: ScalingResult) -> bytes:
         if metrics:
             ax.legend(frameon=False, fontsize=8)
     fig.suptitle("pass rate against model size (95% bootstrap CIs)", fontsize=11, color=INK, x=0.01, ha="left")
+    return _png(fig)
+
+
+def temperature_plot(summary: SweepSummary, title: str = "pass@k by sampling temperature") -> bytes:
+    """pass@k (%) against temperature, one line per k with 95% CIs; each k's best temperature ringed (the
+    best-of-temperatures value the paper reports)."""
+    fig = _new_figure(5.2, 3.6)
+    ax = fig.add_subplot()
+    _style(ax)
+    for color, (metric, (best_t, best_v)) in zip(
+        RUN_COLORS * (1 + len(summary.best) // len(RUN_COLORS)), summary.best.items(), strict=False
+    ):
+        rows = [r for r in summary.rows if metric in r.pass_at_k]
+        xs = [r.temperature for r in rows]
+        ys = [100 * r.pass_at_k[metric] for r in rows]
+        cis = [r.ci95.get(metric) for r in rows]
+        lo = [100 * (r.pass_at_k[metric] - ci[0]) if ci else 0.0 for r, ci in zip(rows, cis, strict=True)]
+        hi = [100 * (ci[1] - r.pass_at_k[metric]) if ci else 0.0 for r, ci in zip(rows, cis, strict=True)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker="o", ms=4, lw=1.2, capsize=2, label=metric)
+        ax.scatter([best_t], [100 * best_v], s=90, facecolors="none", edgecolors=color, lw=1.4, zorder=5)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("temperature")
+    ax.set_ylabel("pass@k (%)")
+    ax.grid(color=GRID)
+    if summary.best:
+        ax.legend(frameon=False, fontsize=8)
+    ax.set_title(f"{title} (ringed: best per k)", fontsize=10, color=INK, loc="left")
     return _png(fig)

@@ -481,6 +481,118 @@ def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> l
     return sections
 
 
+def _notes_html(notes: Sequence[str]) -> str:
+    """The analyses' notes; the statistical caveat stands out."""
+    return "".join(
+        f'<p class="warn">{_e(n)}</p>' if n.startswith("caveat:") else f'<p class="note">{_e(n)}</p>' for n in notes
+    )
+
+
+def _analyses_sections(model: ReportModel) -> list[str]:
+    """The paper's analyses the runs allow (report/analyses.py), each a table and its analyses/plots.py PNG."""
+    from codegen_eval.analyses.plots import difficulty_plot, scaling_plot, temperature_plot
+    from codegen_eval.analyses.scaling import format_parameters
+
+    a = model.analyses
+    if not a:
+        return []
+    out = ['<h2 class="bench" id="analyses">Analyses</h2>']
+    for sw in a.sweeps:
+        ks = list(sw.summary.best)
+        rows = []
+        for r in sw.summary.rows:
+            cells = []
+            for k in ks:
+                if k not in r.pass_at_k:
+                    cells.append("–")
+                    continue
+                best = ' <span class="sig">best</span>' if sw.summary.best[k][0] == r.temperature else ""
+                cells.append(_value(r.pass_at_k[k], r.ci95.get(k)) + best)
+            rows.append([f"{r.temperature:g}", *cells, f'<span class="mono">{_e(r.run)}</span>'])
+        best = ", ".join(f"{k} {pct(v)}% (T={t:g})" for k, (t, v) in sw.summary.best.items())
+        out.append(
+            f'<section id="analysis-temperatures"><h2>Best of temperatures: <span class="mono">{_e(sw.sweep)}</span>'
+            "</h2>"
+            + _html_table(
+                ["temperature", *[f"{_e(k)} (%)" for k in ks], "run"], rows, numeric=tuple(range(len(ks) + 1))
+            )
+            + f"<p>Best of temperatures (the paper's protocol: for each k, the best temperature): {_e(best)}.</p>"
+            + _notes_html(sw.notes)
+            + _img(
+                temperature_plot(sw.summary),
+                "pass@k by temperature",
+                "pass@k (scorer pass) per sampling temperature with 95% bootstrap CIs; the ringed point of each k is "
+                "its best temperature (ties: the lowest).",
+            )
+            + "</section>"
+        )
+    for d in a.difficulty:
+        brows = [[_e(b.name), str(len(b.groups)), f"{pct(b.lo)}–{pct(b.hi)}"] for b in d.buckets]
+        parts = [
+            f'<section id="analysis-difficulty"><h2>{_e(d.bench)} · Difficulty split ({len(d.runs)} runs)</h2>',
+            f'<p class="note">Buckets: {_e(d.rule)}.</p>',
+            _html_table(["bucket", "groups", "mean pass rate of its groups (%)"], brows, numeric=(1, 2)),
+        ]
+        for pair in d.pairs:
+            prows = [
+                [
+                    _e(b.bucket),
+                    str(b.groups),
+                    _value(b.single, b.single_ci95),
+                    _value(b.multi, b.multi_ci95),
+                    f'<span class="{"up" if b.gain > 0 else "down" if b.gain < 0 else ""}">{pp(b.gain)}</span>'
+                    f'<span class="ci">{_e(delta_ci_text(b.gain_ci95))}</span>',
+                ]
+                for b in pair.buckets
+            ]
+            parts.append(f"<h3>{_e(pair.title)}</h3>")
+            parts.append(
+                _html_table(
+                    ["bucket", "groups", "single-turn (%)", "multi-turn (%)", "multi − single (pp)"],
+                    prows,
+                    numeric=(1, 2, 3, 4),
+                )
+            )
+        parts.append(_notes_html(d.notes))
+        parts.append(
+            _img(
+                difficulty_plot(d),
+                f"{d.bench} difficulty split",
+                "Pass rate per difficulty bucket with 95% bootstrap CIs over problem groups; the number above each "
+                "pair is multi − single in points. The paper's finding: the multi-turn gain concentrates on medium "
+                "and hard problems.",
+            )
+        )
+        out.append("".join(parts) + "</section>")
+    if a.scaling is not None:
+        srows = [
+            [
+                f'<span class="mono wrap">{_e(p.model)}</span>',
+                _e(format_parameters(p.parameters)),
+                _e(p.benchmark),
+                _e(p.metric),
+                _value(p.value, p.ci95),
+                f'<span class="mono">{_e(p.run)}</span>',
+            ]
+            for p in a.scaling.points
+        ]
+        out.append(
+            '<section id="analysis-scaling"><h2>Scaling: pass rate against model size</h2>'
+            + _html_table(["model", "parameters", "benchmark", "metric", "value (%)", "run"], srows, numeric=(1, 4))
+            + _notes_html(a.scaling.notes)
+            + _img(
+                scaling_plot(a.scaling),
+                "pass rate against model size",
+                "Pass rate (scorer pass) against the parameter count in each run's provenance, 95% bootstrap CIs; "
+                "runs of unknown size are in the table only.",
+            )
+            + "</section>"
+        )
+    if a.notes:
+        out.append("<section><h2>Analyses not shown</h2>" + _notes_html(a.notes) + "</section>")
+    return out
+
+
 def report_html(model: ReportModel, samples: bool = True) -> str:
     """One self-contained page: inline CSS, plots as PNG data URIs, the samples as inline JSON read by one inline
     script that the CSP allows by its hash; nothing else may load (no network)."""
@@ -504,6 +616,7 @@ def report_html(model: ReportModel, samples: bool = True) -> str:
     sections.append(_leaderboard(model))
     for bench in model.benches:
         sections += _bench_sections(model, bench, linked)
+    sections += _analyses_sections(model)
     if samples:
         sections.append('<section id="samples"><h2>Samples</h2>' + viewer.MARKUP + "</section>")
 

@@ -47,5 +47,6 @@ def report_json(model: ReportModel) -> str:
             {"single": model.labels[p.single], "multi": model.labels[p.multi], "comparison": p.comparison.to_json()}
             for p in model.turn_pairs
         ],
+        "analyses": model.analyses.to_json(),
     }
     return json.dumps(data, indent=2) + "\n"

@@ -124,4 +124,27 @@ def report_markdown(model: ReportModel) -> str:
             lines += ["", "Single- vs multi-turn (A = single, B = multi):", "", compare_markdown(p.comparison).rstrip()]
     for a, b, why in model.not_compared:
         lines.append(f"\n> not compared: {model.labels[b]} with {model.labels[a]}: {why}")
+    lines += analyses_markdown(model)
     return "\n".join(lines) + "\n"
+
+
+def analyses_markdown(model: ReportModel) -> list[str]:
+    """The paper's analyses the runs allow, each as its own `analyze` command prints it."""
+    from codegen_eval.analyses.difficulty import difficulty_markdown
+    from codegen_eval.analyses.scaling import scaling_markdown
+    from codegen_eval.sweep import sweep_markdown
+
+    a = model.analyses
+    if not a:
+        return []
+    lines = ["", "### Analyses (the CodeGen paper's, docs/analyses.md)"]
+    for s in a.sweeps:
+        lines += ["", f"#### Best of temperatures: {s.sweep}", "", sweep_markdown(s.summary).rstrip()]
+        lines += [f"- {n}" for n in s.notes]
+    for d in a.difficulty:
+        text = difficulty_markdown(d).rstrip().replace("## Difficulty split", "#### Difficulty split", 1)
+        lines += ["", text.replace("\n### ", "\n##### ")]
+    if a.scaling is not None:
+        lines += ["", "#### Scaling: pass rate against model size", "", scaling_markdown(a.scaling).rstrip()]
+    lines += [f"\n> {n}" for n in a.notes]
+    return lines

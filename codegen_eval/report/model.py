@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codegen_eval.compare import LoadedRun, compare_runs, pass_at_k_curve, turn_pairs
 from codegen_eval.errors import UsageError
+from codegen_eval.report.analyses import ReportAnalyses, build_analyses
 from codegen_eval.rundir import SAMPLES, read_jsonl
 from codegen_eval.summaries import PRIMARY, Comparison, CurvePoint, ScoreBlock
 
@@ -32,6 +33,7 @@ class ReportModel:
     compared: tuple[tuple[int, int], ...]  # (A, B) run indices of each of `comparisons`
     not_compared: tuple[tuple[int, int, str], ...]  # (A, B, why) pairs that have no paired comparison
     turns: tuple[str, ...]  # per run: "single", "multi", or "—" for a benchmark whose problems have one turn
+    analyses: ReportAnalyses = field(default_factory=ReportAnalyses)  # the paper's analyses the runs allow
 
     def runs_of(self, bench: str) -> list[int]:
         return [i for i, r in enumerate(self.runs) if r.bench == bench]
@@ -131,6 +133,7 @@ def build_report(runs: Sequence[LoadedRun], baselines: Sequence[int] = ()) -> Re
         compared=tuple(compared),
         not_compared=tuple(not_compared),
         turns=tuple(_shown_turns(r) for r in runs),
+        analyses=build_analyses(runs, labels),
     )
 
 

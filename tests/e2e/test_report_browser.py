@@ -68,7 +68,7 @@ def test_report_renders_in_chromium(runs: StandardRuns, tmp_path: Path) -> None:
     assert title == "codegen-eval report"
     # Nothing but the page itself and its inline data: URIs was requested (the CSP forbids anything else).
     assert [u for u in urls if not u.startswith("data:image/png;base64,")] == [page.as_uri()]
-    assert len(images) == 5, images
+    assert len(images) == 6, images  # five of the runs, one of the difficulty split (the pair allows it)
     for img in images:
         assert img["complete"] and img["w"] > 100 and img["h"] > 50 and img["shown"] > 100, img
     assert headings[:4] == ["Runs", "Models × benchmarks", "humaneval", "humaneval · Scores"]

@@ -182,6 +182,7 @@ def test_html_report_is_self_contained_with_decodable_plots(runs: StandardRuns) 
         "mtpb: pass@1 by run",
         "Single- vs multi-turn pass rate by category",
         "mtpb outcome breakdown",
+        "mtpb difficulty split",  # the runs hold a single/multi pair: the paper's analysis (report/analyses.py)
     ]
     for data, _alt in images:
         width, height = _png_size(base64.b64decode(data))
@@ -201,6 +202,8 @@ def test_html_report_is_self_contained_with_decodable_plots(runs: StandardRuns) 
         "mtpb · Single- vs multi-turn: pair/single vs pair/multi",
         "mtpb · Outcomes",
         "mtpb · Per-problem outcomes",
+        "Analyses",
+        "mtpb · Difficulty split (2 runs)",
         "Samples",
     ]
     # Grid cells name their problem on hover and open its samples; flips link both runs' samples.
