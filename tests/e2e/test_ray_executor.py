@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
+from tests.ray_cluster import Cluster, cluster
 
 pytestmark = pytest.mark.slow
 
@@ -27,51 +25,7 @@ except ImportError:
         raise
     pytest.skip("Ray is not installed (pip install 'codegen-eval[ray]'; `make setup` does)", allow_module_level=True)
 
-RAY = str(Path(sys.executable).with_name("ray"))
-MEMORY = "100000000"  # object store per node: 100 MB (the minimum Ray accepts is 75 MB)
-# Notice a dead node in ~1.5 s instead of ~30 s (read by the head's GCS at start).
-FAST_FAILURE = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3"}
-
-
-@dataclass
-class Cluster:
-    address: str
-    env: dict[str, str]
-
-    def worker_raylet(self) -> int:
-        """The pid of the second node's raylet (its command line names the node id; the head's says it is head)."""
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith(b"raylet") and not any(b"__internal_head__" in a for a in argv):
-                return int(entry.name)
-        raise AssertionError("the second node's raylet is not running")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    port = _free_port()
-    env = {**os.environ, **FAST_FAILURE, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", MEMORY]
-    common += ["--disable-usage-stats"]
-    head = [RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common]
-    try:
-        subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
-        worker = [RAY, "start", "--address", f"127.0.0.1:{port}", *common]
-        subprocess.run(worker, env=env, check=True, capture_output=True, timeout=120)
-        yield Cluster(f"127.0.0.1:{port}", env)
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+__all__ = ["cluster"]  # the fixture, imported to be used here
 
 
 def _ray_flags(cluster: Cluster) -> list[str]:

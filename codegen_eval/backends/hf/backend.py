@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codegen_eval.backends.base import BackendContext, parse_options
 from codegen_eval.backends.hf.cache import _cache_kwarg, _kv_bytes_per_token, _PrefixCache
@@ -36,6 +36,9 @@ from codegen_eval.backends.hf.load import (
 from codegen_eval.backends.hf.prepare import _Prepared, prepare, render, room
 from codegen_eval.errors import UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
+
+if TYPE_CHECKING:
+    from codegen_eval.backends.hf.ray_pool import RayPool
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,17 @@ class HFBackend:
         self.mode = "chat" if self.options.chat else "completion"
         self.model_arg = model
         self._alias_provenance: dict[str, str] = {}
+        self._generate_s = 0.0  # wall time inside generate()
+        self._pool: RayPool | None = None
+        if self.options.ray_actors > 0:  # a thin driver: the actors load the model (ray_pool.py)
+            if not model:
+                raise UsageError("backend 'hf' needs a model: --model hf:PATH_OR_HUB_ID")
+            if model != SMOLLM2_ALIAS:
+                check_model_ref(model)  # the path must be the same on every node
+            from codegen_eval.backends.hf.ray_pool import RayPool
+
+            self._pool = RayPool(model, options, self.options.ray_actors, self.options.ray_address)
+            return
         # The cheap checks first (no torch yet), each one line: the model names something, the extra is installed.
         if model == SMOLLM2_ALIAS:
             require_extra()  # converting the GGUF needs transformers
@@ -97,7 +111,6 @@ class HFBackend:
             "oom_retries": 0,
             "pauses": 0,
         }
-        self._generate_s = 0.0  # wall time inside generate()
 
     # -- loading --------------------------------------------------------------------------------------------
 
@@ -126,6 +139,8 @@ class HFBackend:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         started = time.monotonic()
         try:
+            if self._pool is not None:
+                return self._pool.generate(requests, self.progress)
             return self._generate(requests)
         finally:
             self._generate_s += time.monotonic() - started
@@ -181,6 +196,8 @@ class HFBackend:
         return out
 
     def provenance(self) -> Mapping[str, str]:
+        if self._pool is not None:
+            return self._pool.provenance()
         prov = {
             "backend": "hf",
             "model": self.model_arg,
@@ -213,10 +230,15 @@ class HFBackend:
     def run_stats(self) -> dict[str, int | float | None]:
         """Counts and throughput of this backend's work so far, for run.json."""
         seconds = self._generate_s
+        if self._pool is not None:
+            return self._pool.run_stats(seconds)
         rate = round(self.stats["completion_tokens"] / seconds, 2) if seconds > 0 else None
         return {**self.stats, "generate_s": round(seconds, 3), "completion_tokens_per_s": rate}
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            return
         self._prefix = None
         if getattr(self, "model", None) is not None:
             del self.model

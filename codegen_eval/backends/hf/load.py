@@ -47,6 +47,9 @@ class HFOptions:
     revision: str | None = None  # hub revision (branch, tag or commit)
     # Key/value memory kept to reuse a shared prompt prefix across calls (multi-turn); 0 turns reuse off.
     prefix_cache_mb: int = 1024
+    # Data-parallel on Ray (ray_pool.py): N actors, one per GPU (else per CPU), spread over nodes; 0 = in-process.
+    ray_actors: int = 0
+    ray_address: str = "auto"  # auto: the cluster `ray start` made here; HOST:PORT; ray://HOST:PORT; local
 
 
 def _validate(opts: HFOptions) -> None:
@@ -60,6 +63,10 @@ def _validate(opts: HFOptions) -> None:
         raise UsageError("backend 'hf' option 'max_context' must be at least 2")
     if opts.prefix_cache_mb < 0:
         raise UsageError("backend 'hf' option 'prefix_cache_mb' must be >= 0")
+    if opts.ray_actors < 0:
+        raise UsageError("backend 'hf' option 'ray_actors' must be >= 0 (0: no Ray)")
+    if not opts.ray_address:
+        raise UsageError("backend 'hf' option 'ray_address' must not be empty")
 
 
 # ----------------------------------------------------------------------------------------------------
