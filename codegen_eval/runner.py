@@ -231,20 +231,7 @@ class Run:
         before = meta
         stored = from_mapping(meta.config or {}, f"{rundir.run_json}")
         if overrides is not None:
-            wanted = resolve_sampling(overrides, build_benchmark(overrides))
-            diffs = wanted.differences(stored)
-            if diffs:
-                raise UsageError(f"--resume {path}: the run was made with a different config ({'; '.join(diffs)})")
-            # Operational settings come from this invocation (e.g. the server's new address).
-            operational = stored.operational_options()
-            options = dict(stored.backend_options)
-            options.update((k, v) for k, v in overrides.backend_options if k in operational)
-            stored = dataclasses.replace(
-                stored,
-                workers=overrides.workers,
-                executor=overrides.executor,  # where programs run is this invocation's choice
-                backend_options=tuple(sorted(options.items())),
-            )
+            stored = _resumed_config(path, stored, overrides)
             meta = meta.updated(config={**(meta.config or {}), "backend_options": dict(stored.backend_options)})
         if executor is not None:
             stored = dataclasses.replace(stored, executor=executor)
@@ -271,7 +258,7 @@ class Run:
             self.rundir.discard()
 
     # -- stages --------------------------------------------------------------------------------------------
-    def _bar(self, total: int, desc: str, unit: str) -> tqdm[Any]:
+    def bar(self, total: int, desc: str, unit: str) -> tqdm[Any]:
         return tqdm(
             total=total,
             desc=desc,
@@ -294,73 +281,15 @@ class Run:
                 done[problem_id].add(index)
         return pending(self.problems, self.config.n, done)
 
-    def make_backend(self) -> ModelBackend:
-        name, model = resolve_model(self.config.model)
-        factory = BACKENDS.load(name)
-        reference: dict[str, tuple[str, ...]] = {}
-        if name == "reference":
-            for p in self.problems:
-                ref = self.benchmark.reference(p)
-                if ref is not None:
-                    reference[p.id] = ref
-        context = BackendContext(reference=reference, problem_ids=tuple(p.id for p in self.all_problems))
-        return factory(model, dict(self.config.backend_options), context)
-
     def generate(self) -> None:
         todo = self.generation_todo()
         if not todo:
             return
         start = time.monotonic()
         try:
-            self._generate(todo)
+            _generation(self, todo)
         finally:
             self.timing.generate_s += time.monotonic() - start
-
-    def _generate(self, todo: list[tuple[Problem, list[int]]]) -> None:
-        backend = self.make_backend()
-        try:
-            self.meta = self.meta.updated(backend=dict(backend.provenance()), sample_mode=backend.mode)
-            if backend.mode == "chat":
-                self.meta = self.meta.updated(paper_comparable=False)
-            self.rundir.write_meta(self.meta)
-            c = self.config
-            plan = GenerationPlan(
-                sampling=SamplingParams(c.temperature or 0.0, c.top_p or 1.0, c.top_k, None),
-                seed=c.seed,
-                max_new_tokens=c.max_new_tokens,
-                postprocess=c.postprocess,
-                chunk=c.gen_chunk,
-            )
-            # The bar counts sequences (one per sample per turn), so it moves within a multi-turn chunk, and within
-            # one long call when the backend reports progress (hf: per batch; openai: per reply).
-            total = sum(len(idx) * len(p.turns) for p, idx in todo)
-            failed = 0
-            with self._bar(total, "generate", "seq") as bar:
-
-                def sink(sample: Sample) -> None:
-                    nonlocal failed
-                    failed += sample.error is not None
-                    self.rundir.append_sample(sample)
-                    self.work += 1
-
-                metered = _Metered(backend, bar)
-                try:
-                    generate(self.benchmark, metered, todo, plan, sink)
-                finally:
-                    self.timing.tokens += metered.tokens
-                bar.update(total - bar.n)  # turns never asked for after a failed one
-            if failed:
-                log.warning(
-                    "%d sample(s) could not be generated (recorded as generation errors); "
-                    "`run --resume %s` asks for them again",
-                    failed,
-                    self.rundir.path,
-                )
-        finally:
-            if isinstance(backend, ReportsStats):  # tokens/s, latency: how this generation went (backends/base.py)
-                self.meta = self.meta.updated(backend_stats=dict(backend.run_stats()))
-                self.rundir.write_meta(self.meta)
-            backend.close()
 
     def execution_todo(self) -> list[Sample]:
         """Samples without a current verdict. A GENERATION_ERROR verdict is stale once resume has generated the
@@ -379,45 +308,9 @@ class Run:
             return
         start = time.monotonic()
         try:
-            self._execute(samples)
+            _execution(self, samples)
         finally:
             self.timing.execute_s += time.monotonic() - start
-
-    def _execute(self, samples: list[Sample]) -> None:
-        c = self.config
-        settings = SandboxSettings(
-            workers=c.workers,
-            timeout_s=c.timeout or 3.0,
-            memory_mb=c.memory_mb,
-            allow_unsandboxed=c.allow_unsandboxed,
-            preload=self.benchmark.preload,
-        )
-        with open_executor(dict(c.executor), c.sandbox, settings) as executor:
-            self.meta = self.meta.updated(sandbox=executor.sandbox_info())
-            self._record_executor(executor)
-            with self._bar(len(samples), "execute", "prog") as bar:
-
-                def sink(record: Any) -> None:
-                    self.rundir.append_execution(record)
-                    self.work += 1
-                    self.timing.judged += 1
-                    bar.update(1)
-
-                store = self.rundir.store_program if c.record_programs else None
-                try:
-                    ran = execute(
-                        self.benchmark, executor, self.by_id, samples, self.meta.required_nonce(), sink, store
-                    )
-                finally:
-                    self._record_executor(executor)  # with its retries, however the stage ended
-        self.meta = self.meta.counted(executed=ran, deduplicated=len(samples) - ran)
-
-    def _record_executor(self, executor: Executor) -> None:
-        """run.json's `executor` (the nodes, their layers, the retries), for runs that ever used a cluster only:
-        a local run's run.json stays as it always was."""
-        if executor.kind != "local" or self.meta.executor is not None:
-            self.meta = self.meta.updated(executor=executor.info())
-        self.rundir.write_meta(self.meta)
 
     def summarize(self) -> RunSummary:
         c = self.config
@@ -511,6 +404,124 @@ class _Metered:
 
     def close(self) -> None:
         self._backend.close()
+
+
+def _resumed_config(path: Path, stored: RunConfig, overrides: RunConfig) -> RunConfig:
+    """The stored config with this invocation's operational settings; UsageError if a result-affecting field
+    differs."""
+    wanted = resolve_sampling(overrides, build_benchmark(overrides))
+    diffs = wanted.differences(stored)
+    if diffs:
+        raise UsageError(f"--resume {path}: the run was made with a different config ({'; '.join(diffs)})")
+    # Operational settings come from this invocation (e.g. the server's new address).
+    operational = stored.operational_options()
+    options = dict(stored.backend_options)
+    options.update((k, v) for k, v in overrides.backend_options if k in operational)
+    return dataclasses.replace(
+        stored,
+        workers=overrides.workers,
+        executor=overrides.executor,  # where programs run is this invocation's choice
+        backend_options=tuple(sorted(options.items())),
+    )
+
+
+# -- the stages' work, apart from Run's bookkeeping ----------------------------------------------------------
+
+
+def _make_backend(run: Run) -> ModelBackend:
+    name, model = resolve_model(run.config.model)
+    factory = BACKENDS.load(name)
+    reference: dict[str, tuple[str, ...]] = {}
+    if name == "reference":
+        for p in run.problems:
+            ref = run.benchmark.reference(p)
+            if ref is not None:
+                reference[p.id] = ref
+    context = BackendContext(reference=reference, problem_ids=tuple(p.id for p in run.all_problems))
+    return factory(model, dict(run.config.backend_options), context)
+
+
+def _generation(run: Run, todo: list[tuple[Problem, list[int]]]) -> None:
+    backend = _make_backend(run)
+    try:
+        run.meta = run.meta.updated(backend=dict(backend.provenance()), sample_mode=backend.mode)
+        if backend.mode == "chat":
+            run.meta = run.meta.updated(paper_comparable=False)
+        run.rundir.write_meta(run.meta)
+        c = run.config
+        plan = GenerationPlan(
+            sampling=SamplingParams(c.temperature or 0.0, c.top_p or 1.0, c.top_k, None),
+            seed=c.seed,
+            max_new_tokens=c.max_new_tokens,
+            postprocess=c.postprocess,
+            chunk=c.gen_chunk,
+        )
+        # The bar counts sequences (one per sample per turn), so it moves within a multi-turn chunk, and within
+        # one long call when the backend reports progress (hf: per batch; openai: per reply).
+        total = sum(len(idx) * len(p.turns) for p, idx in todo)
+        failed = 0
+        with run.bar(total, "generate", "seq") as bar:
+
+            def sink(sample: Sample) -> None:
+                nonlocal failed
+                failed += sample.error is not None
+                run.rundir.append_sample(sample)
+                run.work += 1
+
+            metered = _Metered(backend, bar)
+            try:
+                generate(run.benchmark, metered, todo, plan, sink)
+            finally:
+                run.timing.tokens += metered.tokens
+            bar.update(total - bar.n)  # turns never asked for after a failed one
+        if failed:
+            log.warning(
+                "%d sample(s) could not be generated (recorded as generation errors); "
+                "`run --resume %s` asks for them again",
+                failed,
+                run.rundir.path,
+            )
+    finally:
+        if isinstance(backend, ReportsStats):  # tokens/s, latency: how this generation went (backends/base.py)
+            run.meta = run.meta.updated(backend_stats=dict(backend.run_stats()))
+            run.rundir.write_meta(run.meta)
+        backend.close()
+
+
+def _execution(run: Run, samples: list[Sample]) -> None:
+    c = run.config
+    settings = SandboxSettings(
+        workers=c.workers,
+        timeout_s=c.timeout or 3.0,
+        memory_mb=c.memory_mb,
+        allow_unsandboxed=c.allow_unsandboxed,
+        preload=run.benchmark.preload,
+    )
+    with open_executor(dict(c.executor), c.sandbox, settings) as executor:
+        run.meta = run.meta.updated(sandbox=executor.sandbox_info())
+        _record_executor(run, executor)
+        with run.bar(len(samples), "execute", "prog") as bar:
+
+            def sink(record: Any) -> None:
+                run.rundir.append_execution(record)
+                run.work += 1
+                run.timing.judged += 1
+                bar.update(1)
+
+            store = run.rundir.store_program if c.record_programs else None
+            try:
+                ran = execute(run.benchmark, executor, run.by_id, samples, run.meta.required_nonce(), sink, store)
+            finally:
+                _record_executor(run, executor)  # with its retries, however the stage ended
+    run.meta = run.meta.counted(executed=ran, deduplicated=len(samples) - ran)
+
+
+def _record_executor(run: Run, executor: Executor) -> None:
+    """run.json's `executor` (the nodes, their layers, the retries), for runs that ever used a cluster only:
+    a local run's run.json stays as it always was."""
+    if executor.kind != "local" or run.meta.executor is not None:
+        run.meta = run.meta.updated(executor=executor.info())
+    run.rundir.write_meta(run.meta)
 
 
 @contextmanager

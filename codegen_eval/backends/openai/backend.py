@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from codegen_eval.backends.base import BackendContext, parse_options
 from codegen_eval.backends.openai.client import Client, _Fatal, _parse_url, _Rejected
 from codegen_eval.backends.openai.options import OpenAIOptions, _validate
-from codegen_eval.backends.openai.probe import Slots, check_model, server_slots
+from codegen_eval.backends.openai.probe import Slots, check_model, fit_concurrency, server_slots, total_slots
 from codegen_eval.backends.openai.wire import reply_texts, reply_usage, request_body
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
@@ -87,40 +87,9 @@ class OpenAIBackend:
             self.slots = server_slots(self._client, served)
         elif not model:
             raise UsageError("backend 'openai' needs a model name: --model openai:NAME")
-        self.concurrency = self._fit_concurrency(explicit="concurrency" in options)
+        self.concurrency = fit_concurrency(self.options, self.slots, explicit="concurrency" in options)
         self._replies: list[tuple[float, int]] = []  # (seconds, completion tokens) of each reply
         self._generate_s = 0.0  # wall time inside generate()
-
-    def _server_slots(self) -> int | None:
-        """Requests all servers together work on at once, when every one of them says."""
-        if not self.slots or any(s is None for s in self.slots.values()):
-            return None
-        return sum(s.count for s in self.slots.values() if s is not None)
-
-    def _fit_concurrency(self, explicit: bool) -> int:
-        configured, slots = self.options.concurrency, self._server_slots()
-        if slots is None or slots >= configured:
-            return configured
-        told = "; ".join(s.source for s in (self.slots or {}).values() if s is not None)
-        at_once = f"{slots} request{'s' if slots > 1 else ''} at a time ({told})"
-        if explicit:
-            log.warning(
-                "openai: the server works on %s, but -B concurrency=%d sends %d: the rest queue there, their wait "
-                "counting against -B timeout=%gs, and interleaving them defeats its prompt cache",
-                at_once,
-                configured,
-                configured,
-                self.options.timeout,
-            )
-            return configured
-        log.warning(
-            "openai: the server works on %s; sending %d at a time, not %d (more would only queue there, their wait "
-            "counting against the timeout, and defeat its prompt cache; -B concurrency=N overrides)",
-            at_once,
-            slots,
-            configured,
-        )
-        return slots
 
     @property
     def _degraded(self) -> bool:
@@ -255,23 +224,11 @@ class OpenAIBackend:
         with self._lock:
             out: dict[str, int | float | None] = dict(self.stats)
             replies = list(self._replies)
-        latencies = sorted(seconds for seconds, _ in replies)
-        rates = sorted(tokens / seconds for seconds, tokens in replies if seconds > 0 and tokens > 0)
-        out.update(
-            concurrency=self.concurrency,
-            server_slots=self._server_slots(),
-            replies=len(replies),
-            generate_s=round(self._generate_s, 3),
-            completion_tokens_per_s=(
-                round(self.stats["completion_tokens"] / self._generate_s, 2) if self._generate_s > 0 else None
-            ),
-            latency_mean_s=round(sum(latencies) / len(latencies), 4) if latencies else None,
-            latency_p50_s=_quantile(latencies, 0.5, 4),
-            latency_p95_s=_quantile(latencies, 0.95, 4),
-            latency_max_s=round(latencies[-1], 4) if latencies else None,
-            # one reply's decoding speed as its client saw it (prompt processing and queueing included)
-            reply_tokens_per_s_p50=_quantile(rates, 0.5, 2),
-        )
+        tokens = self.stats["completion_tokens"]
+        out.update(concurrency=self.concurrency, server_slots=total_slots(self.slots), replies=len(replies))
+        out.update(generate_s=round(self._generate_s, 3))
+        out.update(completion_tokens_per_s=round(tokens / self._generate_s, 2) if self._generate_s > 0 else None)
+        out.update(reply_stats(replies))
         return out
 
     def close(self) -> None:
@@ -288,3 +245,17 @@ def _quantile(ordered: Sequence[float], q: float, digits: int) -> float | None:
     low, high = math.floor(position), math.ceil(position)
     value = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
     return round(value, digits)
+
+
+def reply_stats(replies: Sequence[tuple[float, int]]) -> dict[str, float | None]:
+    """Latency of the replies (seconds, quantiles) and one reply's decoding speed as its client saw it (prompt
+    processing and queueing included), from (seconds, completion tokens) per reply."""
+    latencies = sorted(seconds for seconds, _ in replies)
+    rates = sorted(tokens / seconds for seconds, tokens in replies if seconds > 0 and tokens > 0)
+    return {
+        "latency_mean_s": round(sum(latencies) / len(latencies), 4) if latencies else None,
+        "latency_p50_s": _quantile(latencies, 0.5, 4),
+        "latency_p95_s": _quantile(latencies, 0.95, 4),
+        "latency_max_s": round(latencies[-1], 4) if latencies else None,
+        "reply_tokens_per_s_p50": _quantile(rates, 0.5, 2),
+    }

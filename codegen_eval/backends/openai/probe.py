@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codegen_eval.backends.openai.client import Client, _describe, _Endpoint, _Fatal, _json_object, _server_detail
+from codegen_eval.backends.openai.options import OpenAIOptions
 from codegen_eval.errors import BackendError, UsageError
 
 log = logging.getLogger(__name__)
@@ -140,3 +141,38 @@ def _get_json(client: Client, ep: _Endpoint, path: str) -> object:
         return json.loads(data)
     except ValueError:
         return None
+
+
+def total_slots(slots: dict[str, Slots | None] | None) -> int | None:
+    """Requests all servers together work on at once, when every one of them says."""
+    if not slots or any(s is None for s in slots.values()):
+        return None
+    return sum(s.count for s in slots.values() if s is not None)
+
+
+def fit_concurrency(options: OpenAIOptions, slots: dict[str, Slots | None] | None, explicit: bool) -> int:
+    """The concurrency to use: the configured one, or the servers' slots when they are fewer and the user did not
+    ask for more (either way, a warning says what queueing there costs)."""
+    configured, available = options.concurrency, total_slots(slots)
+    if available is None or available >= configured:
+        return configured
+    told = "; ".join(s.source for s in (slots or {}).values() if s is not None)
+    at_once = f"{available} request{'s' if available > 1 else ''} at a time ({told})"
+    if explicit:
+        log.warning(
+            "openai: the server works on %s, but -B concurrency=%d sends %d: the rest queue there, their wait "
+            "counting against -B timeout=%gs, and interleaving them defeats its prompt cache",
+            at_once,
+            configured,
+            configured,
+            options.timeout,
+        )
+        return configured
+    log.warning(
+        "openai: the server works on %s; sending %d at a time, not %d (more would only queue there, their wait "
+        "counting against the timeout, and defeat its prompt cache; -B concurrency=N overrides)",
+        at_once,
+        available,
+        configured,
+    )
+    return available
