@@ -4,11 +4,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 _FORMATS = click.Choice(["markdown", "json"])
+
+
+def _show(
+    result: Any,
+    markdown: Callable[[Any], str],
+    plot: Callable[[Any], bytes],
+    fmt: str,
+    png: Path | None,
+    output: Path | None,
+) -> None:
+    """An analysis's table (markdown or JSON) to `output` or stdout, its plot to `png`, then its caveats."""
+    if png is not None:
+        _write_png(plot(result), png)
+    _emit(markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n", output)
+    _caveats(result.notes, fmt)
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -50,12 +67,9 @@ def difficulty(runs: tuple[Path, ...], fmt: str, png: Path | None, scorer: str, 
     from codegen_eval.compare import load_run
 
     split = difficulty_split([load_run(p) for p in runs], scorer)
-    if png is not None:
-        from codegen_eval.analyses.plots import difficulty_plot
+    from codegen_eval.analyses.plots import difficulty_plot
 
-        _write_png(difficulty_plot(split), png)
-    _emit(difficulty_markdown(split) if fmt == "markdown" else json.dumps(split.to_json(), indent=2) + "\n", output)
-    _caveats(split.notes, fmt)
+    _show(split, difficulty_markdown, difficulty_plot, fmt, png, output)
 
 
 @analyze.command()
@@ -72,12 +86,9 @@ def scaling(runs: tuple[Path, ...], fmt: str, png: Path | None, scorer: str, out
     from codegen_eval.compare import load_run
 
     result = scaling_analysis([load_run(p) for p in runs], scorer)
-    if png is not None:
-        from codegen_eval.analyses.plots import scaling_plot
+    from codegen_eval.analyses.plots import scaling_plot
 
-        _write_png(scaling_plot(result), png)
-    _emit(scaling_markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n", output)
-    _caveats(result.notes, fmt)
+    _show(result, scaling_markdown, scaling_plot, fmt, png, output)
 
 
 @analyze.command()

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from codegen_eval.errors import SandboxError, UsageError
+from codegen_eval.ray_session import connect, leave
 from codegen_eval.records import ExecutionJob, ExecutionResult
 from codegen_eval.sandbox.base import SandboxSettings
 from codegen_eval.summaries import ExecutorInfo, NodeInfo, SandboxInfo
@@ -159,22 +160,7 @@ class RayExecutor:
 
         from codegen_eval import __version__
 
-        if not ray.is_initialized():
-            address = None if self.options.address == "local" else self.options.address
-            try:
-                ray.init(
-                    address=address,
-                    namespace=self.options.namespace,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                    include_dashboard=False if address is None else None,
-                    configure_logging=False,
-                )
-            except ConnectionError as e:
-                raise UsageError(
-                    f"--executor ray: cannot reach the Ray cluster at {self.options.address}: {e}"
-                ) from None
-            self._connected_here = True
+        self._connected_here = connect(ray, self.options.address, "--executor ray", self.options.namespace)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         if not nodes:
             raise SandboxError("--executor ray: the cluster has no live node")
@@ -234,15 +220,8 @@ class RayExecutor:
 
     def _close(self, ray: Any) -> None:
         hosts, self._hosts = self._hosts, []
-        closing = [h.actor.close.remote() for h in hosts if h.alive]
-        if closing:
-            ray.wait(closing, num_returns=len(closing), timeout=30)
-        for host in hosts:
-            with suppress(Exception):  # already gone
-                ray.kill(host.actor)
-        if self._connected_here:
-            ray.shutdown()
-            self._connected_here = False
+        leave(ray, [h.actor for h in hosts if h.alive], [h.actor for h in hosts], self._connected_here)
+        self._connected_here = False
 
     # -- what ran where ------------------------------------------------------------------------------------
     def sandbox_info(self) -> SandboxInfo:

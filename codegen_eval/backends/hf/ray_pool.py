@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from codegen_eval.errors import BackendError, UsageError
+from codegen_eval.ray_session import connect, leave
 from codegen_eval.records import Completion, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -104,18 +104,7 @@ class RayPool:
 
     def _open(self, model: str, options: Mapping[str, str], count: int, address: str) -> None:
         ray = self._ray
-        if not ray.is_initialized():
-            try:
-                ray.init(
-                    address=None if address == "local" else address,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                    include_dashboard=False if address == "local" else None,
-                    configure_logging=False,
-                )
-            except ConnectionError as e:
-                raise UsageError(f"hf: cannot reach the Ray cluster at {address} (-B ray_address): {e}") from None
-            self._connected_here = True
+        self._connected_here = connect(ray, address, "hf -B ray_address")
         resources = ray.cluster_resources()
         # One GPU per actor where the cluster has GPUs (each actor then sees one as cuda:0), else one CPU.
         kind, have = (
@@ -245,15 +234,8 @@ class RayPool:
     def close(self) -> None:
         ray = self._ray
         actors, self._actors = self._actors, []
-        closing = [a.handle.close.remote() for a in actors if a.alive]
-        if closing:
-            ray.wait(closing, num_returns=len(closing), timeout=30)
-        for actor in actors:
-            with suppress(Exception):  # already gone
-                ray.kill(actor.handle)
-        if self._connected_here:
-            ray.shutdown()
-            self._connected_here = False
+        leave(ray, [a.handle for a in actors if a.alive], [a.handle for a in actors], self._connected_here)
+        self._connected_here = False
 
 
 def _shards(total: int, parts: int) -> list[tuple[int, int]]:
