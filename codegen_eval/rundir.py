@@ -236,9 +236,6 @@ class RunDir:
         self._note_new(self.run_json)
         write_json_atomic(self.run_json, meta.to_json())
 
-    def update_meta(self, **changes: Any) -> None:
-        self.write_meta(self.read_meta().updated(**changes))
-
     def program_path(self, sha256: str) -> Path:
         return self.path / PROGRAMS / f"{sha256}.py"
 

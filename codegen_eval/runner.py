@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
 import platform
 import re
 import secrets
@@ -595,10 +594,6 @@ def ingest_samples(run: Run, path: Path, data: ReplayData) -> dict[str, int]:
     backend = {"backend": "replay", "path": str(path.resolve()), "format": data.format, "sha256": data.sha256}
     run.meta = run.meta.updated(backend=backend, sample_mode=data.mode)
     return counts
-
-
-def environment_overrides() -> Mapping[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith("CODEGEN_EVAL_")}
 
 
 ProgressFactory = Callable[[int, str], Any]
