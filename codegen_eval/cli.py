@@ -422,7 +422,8 @@ def rerun(run_dir: Path, problem_id: str, index: int, show_program: bool) -> Non
 _FORMATS = click.Choice(["text", "json", "markdown"])
 
 
-def _emit(text: str, output: Path | None) -> None:
+def emit(text: str, output: Path | None) -> None:
+    """`text` to `output` (saying so on stderr) or to stdout."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
@@ -443,7 +444,7 @@ def compare(run_a: Path, run_b: Path, fmt: str, output: Path | None) -> None:
 
     comparison = compare_runs(load_run(run_a), load_run(run_b))
     render = {"text": compare_text, "json": compare_json, "markdown": compare_markdown}[fmt]
-    _emit(render(comparison), output)
+    emit(render(comparison), output)
 
 
 @cli.command()
@@ -517,9 +518,9 @@ def report(runs: tuple[Path, ...], output: Path | None, fmt: str, baselines: tup
     loaded, chosen = with_baselines([load_run(p) for p in paths], [load_run(p) for p in baselines])
     model = build_report(loaded, chosen)
     if fmt == "html":
-        _emit(report_html(model, samples=samples), output or Path("report.html"))
+        emit(report_html(model, samples=samples), output or Path("report.html"))
     else:
-        _emit(report_markdown(model) if fmt == "markdown" else report_json(model), output)
+        emit(report_markdown(model) if fmt == "markdown" else report_json(model), output)
 
 
 @cli.command(name="list")

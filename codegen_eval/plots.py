@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codegen_eval.errors import UsageError
 
@@ -45,6 +45,7 @@ RUN_COLORS = ("#3366cc", "#dc7633", "#2e9e5b", "#a23b72", "#7f8c8d", "#c0a020", 
 INK = "#2b2f36"
 MUTED = "#6b7280"
 GRID = "#e5e7eb"
+SINGLE_COLOR, MULTI_COLOR = "#9db7e0", "#2f5fb3"  # single- and multi-turn bars
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -130,21 +131,13 @@ def pass_at_k_plot(series: Sequence[tuple[str, Sequence[tuple[int, Point]]]], ti
     return _png(fig)
 
 
-def category_plot(
-    categories: Sequence[tuple[str, int]],
-    single: Sequence[Point],
-    multi: Sequence[Point],
-    title: str,
-) -> bytes:
-    """Grouped bars per MTPB category: single-turn vs multi-turn pass rate with CIs, the difference on top."""
-    fig = _new_figure(7.6, 3.8)
-    ax = fig.add_subplot()
-    _style(ax)
-    x = list(range(len(categories)))
+def single_multi_bars(ax: Any, labels: Sequence[str], single: Sequence[Point], multi: Sequence[Point]) -> None:
+    """Grouped bars on `ax`, single- vs multi-turn pass rate per label with 95% CIs, multi − single on top."""
+    x = list(range(len(labels)))
     width = 0.38
     for offset, points, color, label in (
-        (-width / 2, single, "#9db7e0", "single-turn"),
-        (width / 2, multi, "#2f5fb3", "multi-turn"),
+        (-width / 2, single, SINGLE_COLOR, "single-turn"),
+        (width / 2, multi, MULTI_COLOR, "multi-turn"),
     ):
         values = [100 * p.value for p in points]
         err = [[100 * (p.value - p.lo) for p in points], [100 * (p.hi - p.value) for p in points]]
@@ -157,15 +150,27 @@ def category_plot(
             label=label,
             error_kw={"ecolor": "#4b5563", "capsize": 2, "lw": 0.8},
         )
-    for xi, s, m in zip(x, single, multi, strict=True):
-        top = 100 * max(s.hi, m.hi)
-        delta = 100 * (m.value - s.value)
-        ax.text(xi, min(top + 3, 103), f"{delta:+.1f}", ha="center", fontsize=8, color=MUTED)
-    ax.set_xticks(x, [f"{name}\n({count})" for name, count in categories], fontsize=9)
-    ax.set_ylabel("pass rate (%)")
+    for xi, sp, mp in zip(x, single, multi, strict=True):
+        top = 100 * max(sp.hi, mp.hi)
+        ax.text(xi, min(top + 3, 103), f"{100 * (mp.value - sp.value):+.1f}", ha="center", fontsize=8, color=MUTED)
+    ax.set_xticks(x, labels, fontsize=9)
     ax.set_ylim(0, 110)
     ax.set_yticks([0, 20, 40, 60, 80, 100])
     ax.grid(axis="y", color=GRID)
+
+
+def category_plot(
+    categories: Sequence[tuple[str, int]],
+    single: Sequence[Point],
+    multi: Sequence[Point],
+    title: str,
+) -> bytes:
+    """Grouped bars per MTPB category: single-turn vs multi-turn pass rate with CIs, the difference on top."""
+    fig = _new_figure(7.6, 3.8)
+    ax = fig.add_subplot()
+    _style(ax)
+    single_multi_bars(ax, [f"{name}\n({count})" for name, count in categories], single, multi)
+    ax.set_ylabel("pass rate (%)")
     # Above the axes, under the title: inside them it covered the bars of the first categories.
     ax.legend(frameon=False, fontsize=9, ncols=2, loc="lower left", bbox_to_anchor=(0, 1.0))
     ax.set_title(title, fontsize=11, color=INK, loc="left", pad=22)

@@ -24,16 +24,10 @@ def _show(
     """An analysis's table (markdown or JSON) to `output` or stdout, its plot to `png`, then its caveats."""
     if png is not None:
         _write_png(plot(result), png)
-    _emit(markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n", output)
+    from codegen_eval.cli import emit  # codegen_eval.cli imports this module last, so not at the top
+
+    emit(markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n", output)
     _caveats(result.notes, fmt)
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        output.write_text(text)
-        click.echo(f"wrote {output}", err=True)
 
 
 def _write_png(data: bytes, path: Path) -> None:
@@ -151,5 +145,7 @@ def perplexity(
 
         _write_png(perplexity_plot(result), png)
     text = perplexity_markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n"
-    _emit(text, output)
+    from codegen_eval.cli import emit
+
+    emit(text, output)
     _caveats(result.notes(), fmt)

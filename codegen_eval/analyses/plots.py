@@ -7,10 +7,19 @@ import math
 from codegen_eval.analyses.difficulty import DifficultySplit
 from codegen_eval.analyses.perplexity import PerplexityResult
 from codegen_eval.analyses.scaling import ScalingResult
-from codegen_eval.plots import GRID, INK, MUTED, RUN_COLORS, _new_figure, _png, _style
+from codegen_eval.plots import (
+    GRID,
+    INK,
+    MULTI_COLOR,
+    MUTED,
+    RUN_COLORS,
+    Point,
+    _new_figure,
+    _png,
+    _style,
+    single_multi_bars,
+)
 from codegen_eval.sweep import SweepSummary
-
-SINGLE_COLOR, MULTI_COLOR = "#9db7e0", "#2f5fb3"  # as the report's single/multi category plot
 
 
 def difficulty_plot(split: DifficultySplit) -> bytes:
@@ -19,33 +28,15 @@ def difficulty_plot(split: DifficultySplit) -> bytes:
     columns = min(panels, 3)
     rows = math.ceil(panels / columns)
     fig = _new_figure(max(4.2, 3.6 * columns), 3.4 * rows)
-    width = 0.38
     for index, pair in enumerate(split.pairs):
         ax = fig.add_subplot(rows, columns, index + 1)
         _style(ax)
-        x = list(range(len(pair.buckets)))
-        for offset, color, label, values in (
-            (-width / 2, SINGLE_COLOR, "single-turn", [(b.single, b.single_ci95) for b in pair.buckets]),
-            (width / 2, MULTI_COLOR, "multi-turn", [(b.multi, b.multi_ci95) for b in pair.buckets]),
-        ):
-            heights = [100 * v for v, _ in values]
-            err = [[100 * (v - lo) for v, (lo, _) in values], [100 * (hi - v) for v, (_, hi) in values]]
-            ax.bar(
-                [xi + offset for xi in x],
-                heights,
-                width,
-                yerr=err,
-                color=color,
-                label=label,
-                error_kw={"ecolor": "#4b5563", "capsize": 2, "lw": 0.8},
-            )
-        for xi, b in zip(x, pair.buckets, strict=True):
-            top = 100 * max(b.single_ci95[1], b.multi_ci95[1])
-            ax.text(xi, min(top + 3, 103), f"{100 * b.gain:+.1f}", ha="center", fontsize=8, color=MUTED)
-        ax.set_xticks(x, [f"{b.bucket}\n({b.groups})" for b in pair.buckets], fontsize=9)
-        ax.set_ylim(0, 110)
-        ax.set_yticks([0, 20, 40, 60, 80, 100])
-        ax.grid(axis="y", color=GRID)
+        single_multi_bars(
+            ax,
+            [f"{b.bucket}\n({b.groups})" for b in pair.buckets],
+            [Point(b.single, *b.single_ci95) for b in pair.buckets],
+            [Point(b.multi, *b.multi_ci95) for b in pair.buckets],
+        )
         if index % columns == 0:
             ax.set_ylabel("pass rate (%)")
         ax.set_title(pair.title, fontsize=10, color=INK, loc="left")
