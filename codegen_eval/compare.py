@@ -45,6 +45,7 @@ from codegen_eval.summaries import (
     ConfigDiff,
     CurvePoint,
     Flip,
+    FlipSide,
     GateResult,
     MetricDelta,
     PairedTest,
@@ -87,10 +88,6 @@ class LoadedRun:
     def scorers(self) -> list[str]:
         return list(self.counts)
 
-    @property
-    def items(self) -> list[str]:
-        return list(self.counts[PRIMARY])
-
     def outcome_counts(self, item: str) -> Counter[str] | None:
         if self.executions is None or item not in self.executions:
             return None
@@ -114,11 +111,6 @@ def _read_json(path: Path) -> Any:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: malformed JSON ({e})") from None
-
-
-def _counts(summary: RunSummary) -> dict[str, dict[str, tuple[int, int]]]:
-    """scorer -> item -> (n, c); RunSummary.from_json has made sure every scorer has them."""
-    return {name: dict(block.per_problem or {}) for name, block in summary.scorers.items()}
 
 
 def load_run(path: Path) -> LoadedRun:
@@ -148,7 +140,8 @@ def load_run(path: Path) -> LoadedRun:
         summary = RunSummary.from_json(data, path)
     else:
         raise UsageError(f"{path}: no such run directory or summary file")
-    counts = _counts(summary)
+    # scorer -> item -> (n, c); RunSummary.from_json has made sure every scorer has them
+    counts = {name: dict(block.per_problem or {}) for name, block in summary.scorers.items()}
     item_groups = summary.item_groups or {}
     groups = {item: item_groups.get(item, (item, "")) for item in counts[PRIMARY]}
     config = meta.config or {}
@@ -242,11 +235,8 @@ def metric_delta(
     vb = group_scores(b, pairing, scorer, k, chosen)
     d = vb - va
     a_better, b_better = int(np.count_nonzero(d < -1e-12)), int(np.count_nonzero(d > 1e-12))
-    if pairing.binary and k == 1:
-        test = PairedTest(MCNEMAR, mcnemar_exact(a_better, b_better), a_better, b_better)
-    else:
-        p, name = sign_flip_test(d)
-        test = PairedTest(name, p, a_better, b_better)
+    # One sample per problem in both runs: binary outcomes, McNemar's exact test; else the sign-flip test.
+    p, name = (mcnemar_exact(a_better, b_better), MCNEMAR) if pairing.binary and k == 1 else sign_flip_test(d)
     return MetricDelta(
         metric=f"pass@{k}",
         groups=len(chosen),
@@ -256,7 +246,7 @@ def metric_delta(
         b_ci95=bootstrap_ci(list(vb)),
         delta=float(d.mean()),
         delta_ci95=delta_ci(d),
-        test=test,
+        test=PairedTest(name, p, a_better, b_better),
     )
 
 
@@ -300,13 +290,14 @@ def config_diff(a: LoadedRun, b: LoadedRun) -> list[ConfigDiff]:
     return out
 
 
-def _outcome_summary(run: LoadedRun, item: str) -> tuple[tuple[tuple[str, int], ...], str]:
+def _flip_side(run: LoadedRun, item: str) -> FlipSide:
+    n, c = run.counts[PRIMARY][item]
     if run.executions is None or item not in run.executions:
-        return (), ""
+        return FlipSide(n, c, {}, "")
     records = run.executions[item]
     counts = Counter(r.outcome.value for r in records)
     detail = next((r.detail for r in records if r.outcome is not Outcome.PASSED and r.detail), "")
-    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), detail
+    return FlipSide(n, c, dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), detail)
 
 
 def _status_notes(*runs: LoadedRun) -> list[str]:
@@ -354,10 +345,9 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
     for item in pairing.items:
         (na, ca), (nb, cb) = a_counts[item], b_counts[item]
         if ca * nb != cb * na:
-            ao, ad = _outcome_summary(a, item)
-            bo, bd = _outcome_summary(b, item)
+            direction = "improved" if cb / nb > ca / na else "regressed"
             group, cat = a.groups[item]
-            flips.append(Flip(item, group, cat, (na, ca), (nb, cb), ao, bo, ad, bd))
+            flips.append(Flip(item, group, cat, direction, _flip_side(a, item), _flip_side(b, item)))
     rule = TEST_DESCRIPTIONS[MCNEMAR] if pairing.binary else SIGN_FLIP_RULE
     return Comparison(
         a=_run_info(a),
@@ -455,8 +445,6 @@ def gate(
         delta=d,
         paired_items=len(pairing.items),
         paired_groups=len(pairing.groups),
-        only_run=pairing.only_b,
-        only_baseline=pairing.only_a,
         explanation=verdict,
     )
 

@@ -34,11 +34,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def pass_at_k_exact(n: int, c: int, k: int) -> Fraction:
     """The same quantity as an exact fraction (for tests and audits)."""
-    from math import comb
-
     if not 1 <= k <= n or not 0 <= c <= n:
         raise ValueError(f"need 1 <= k <= n and 0 <= c <= n, got n={n} c={c} k={k}")
-    return 1 - Fraction(comb(n - c, k), comb(n, k))
+    return 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
 
 
 @dataclass(frozen=True, slots=True)

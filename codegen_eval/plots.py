@@ -17,19 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 110
-OUTCOME_ORDER = (
-    "passed",
-    "partial",
-    "failed",
-    "error",
-    "timeout",
-    "memory_limit",
-    "output_limit",
-    "process_limit",
-    "killed",
-    "generation_error",
-)
-OUTCOME_COLORS = {
+OUTCOME_COLORS = {  # in the order outcomes are listed
     "passed": "#2e9e5b",
     "partial": "#a8dbb9",  # n > 1: some samples passed
     "failed": "#d9534f",
@@ -41,6 +29,7 @@ OUTCOME_COLORS = {
     "killed": "#37474f",
     "generation_error": "#b0b0b0",
 }
+OUTCOME_ORDER = tuple(OUTCOME_COLORS)
 RUN_COLORS = ("#3366cc", "#dc7633", "#2e9e5b", "#a23b72", "#7f8c8d", "#c0a020", "#17a2b8", "#8e44ad")
 INK = "#2b2f36"
 MUTED = "#6b7280"
@@ -187,20 +176,13 @@ def outcome_breakdown_plot(rows: Sequence[tuple[str, Mapping[str, int]]], title:
     y = list(range(len(rows)))[::-1]
     left = [0.0] * len(rows)
     totals = [max(1, sum(counts.values())) for _, counts in rows]
+    count_style: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 8, "color": "white"}
     for outcome in present:
         shares = [100 * counts.get(outcome, 0) / t for (_, counts), t in zip(rows, totals, strict=True)]
         ax.barh(y, shares, left=left, height=0.6, color=OUTCOME_COLORS.get(outcome, "#999999"), label=outcome)
         for yi, share, start, (_, counts) in zip(y, shares, left, rows, strict=True):
             if share >= 7:
-                ax.text(
-                    start + share / 2,
-                    yi,
-                    str(counts.get(outcome, 0)),
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white",
-                )
+                ax.text(start + share / 2, yi, str(counts.get(outcome, 0)), **count_style)
         left = [a + b for a, b in zip(left, shares, strict=True)]
     ax.set_yticks(y, [label for label, _ in rows])
     ax.set_xlim(0, 100)

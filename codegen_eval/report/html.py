@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from codegen_eval import __version__
 from codegen_eval.compare import LoadedRun
 from codegen_eval.metrics import DELTA_RESAMPLES, MCNEMAR, SIGN_FLIP_RULE, TEST_DESCRIPTIONS
+from codegen_eval.plots import OUTCOME_COLORS, Point, category_plot, outcome_breakdown_plot, pass_at_k_plot
 from codegen_eval.report.markdown import RUN_HEADER, run_rows
-from codegen_eval.report.model import ReportModel, all_outcomes, categories_of, category_block
+from codegen_eval.report.model import ReportModel, all_outcomes, category_grid, score_rows
 from codegen_eval.report.tables import ci_text, delta_ci_text, flip_side, p_text, pct, pp
 from codegen_eval.summaries import PRIMARY, Comparison, MetricDelta
 
@@ -60,6 +61,9 @@ footer { color:var(--muted); font-size:12px; max-width:1180px; margin:0 auto; pa
 """
 
 
+_GRID_CSS = "".join(f".o-{name} {{ background:{color}; }}\n" for name, color in OUTCOME_COLORS.items())
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
@@ -96,10 +100,15 @@ def _value(x: float | None, ci: Sequence[float] | None) -> str:
     return f'{pct(x)}<span class="ci">{_e(ci_text(ci))}</span>'
 
 
+def _signed(x: float, ci: Sequence[float]) -> str:
+    """A difference in points, green when up and red when down, with its CI."""
+    cls = "up" if x > 0 else "down" if x < 0 else ""
+    return f'<span class="{cls}">{pp(x)}</span><span class="ci">{_e(delta_ci_text(ci))}</span>'
+
+
 def _delta_html(m: MetricDelta, alpha: float = 0.05) -> str:
-    cls = "up" if m.delta > 0 else "down" if m.delta < 0 else ""
     sig = '<span class="sig">p&lt;0.05</span>' if m.test.p_value < alpha and m.delta != 0 else ""
-    return f'<span class="{cls}">{pp(m.delta)}</span><span class="ci">{_e(delta_ci_text(m.delta_ci95))}</span>{sig}'
+    return _signed(m.delta, m.delta_ci95) + sig
 
 
 def _comparison_html(
@@ -123,20 +132,19 @@ def _comparison_html(
             f'<span class="mono">{_e(d.key)}</span>: {_e(repr(d.a))} → {_e(repr(d.b))}' for d in c.config_diff
         )
         parts.append(f'<p class="note">Config differences: {diffs}</p>')
-    rows = []
-    for s in c.scorers:
-        for m in s.metrics:
-            rows.append(
-                [
-                    _e(s.scorer),
-                    _e(m.metric),
-                    _value(m.a, m.a_ci95),
-                    _value(m.b, m.b_ci95),
-                    _delta_html(m),
-                    p_text(m.test.p_value),
-                    f"{m.test.a_better} / {m.test.b_better}",
-                ]
-            )
+    rows = [
+        [
+            _e(s.scorer),
+            _e(m.metric),
+            _value(m.a, m.a_ci95),
+            _value(m.b, m.b_ci95),
+            _delta_html(m),
+            p_text(m.test.p_value),
+            f"{m.test.a_better} / {m.test.b_better}",
+        ]
+        for s in c.scorers
+        for m in s.metrics
+    ]
     parts.append(
         _html_table(
             ["scorer", "metric", "A (%)", "B (%)", "Δ B−A (pp)", "p", "A better / B better"],
@@ -152,8 +160,8 @@ def _comparison_html(
                 if link is not None
                 else f'<span class="mono">{_e(f.item)}</span>',
                 _e(f.direction),
-                _e(flip_side(f, "a")),
-                _e(flip_side(f, "b")),
+                _e(flip_side(f.a)),
+                _e(flip_side(f.b)),
             ]
             for f in c.flips[:max_flips]
         ]
@@ -220,23 +228,12 @@ def _grid_html(run_index: int, run: LoadedRun, linked: bool) -> str:
     return f'<div class="grid">{"".join(out)}</div>'
 
 
-def _grid_css() -> str:
-    from codegen_eval.plots import OUTCOME_COLORS
-
-    return "".join(f".o-{name} {{ background:{color}; }}\n" for name, color in OUTCOME_COLORS.items())
+def _chip(outcome: str) -> str:
+    return f'<span class="chip" style="background:{OUTCOME_COLORS.get(outcome, "#999")}"></span>{_e(outcome)}'
 
 
 def _legend(outcomes: Sequence[str]) -> str:
-    from codegen_eval.plots import OUTCOME_COLORS
-
-    return (
-        '<p class="legend">'
-        + "".join(
-            f'<span><span class="chip" style="background:{OUTCOME_COLORS.get(o, "#999")}"></span>{_e(o)}</span>'
-            for o in outcomes
-        )
-        + "</p>"
-    )
+    return '<p class="legend">' + "".join(f"<span>{_chip(o)}</span>" for o in outcomes) + "</p>"
 
 
 def _score(run: LoadedRun) -> tuple[float | None, Sequence[float] | None]:
@@ -312,33 +309,23 @@ def _problem_sets_note(model: ReportModel, idx: Sequence[int]) -> str:
 
 
 def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> list[str]:
-    from codegen_eval.plots import Point, category_plot, outcome_breakdown_plot, pass_at_k_plot
-
     idx = model.runs_of(bench)
     labels = [model.labels[i] for i in idx]
     sections: list[str] = [f'<h2 class="bench" id="bench-{_e(bench)}">{_e(bench)}</h2>']
     ks = sorted({k for i in idx for k in model.runs[i].ks})
     cols = [f"pass@{k}" for k in ks]
     rows = []
-    for i in idx:
-        for scorer, block in model.runs[i].summary.scorers.items():
-            for name, sb in [(scorer, block)] + [
-                (f"{scorer} · {sub} ({b.groups or 0} problems)", b) for sub, b in (block.subsets or {}).items()
-            ]:
-                pak, pak_ci = sb.pass_at_k or {}, sb.pass_at_k_ci95 or {}
-                rows.append(
-                    [
-                        _e(model.labels[i])
-                        + (
-                            ' <span class="sig">baseline</span>'
-                            if model.baselines.get(bench) == i and len(idx) > 1 and name == PRIMARY
-                            else ""
-                        ),
-                        _e(name),
-                        *[_value(pak[c], pak_ci.get(c)) if c in pak else "–" for c in cols],
-                        _value(sb.pass_rate, sb.pass_rate_ci95),
-                    ]
-                )
+    for i, name, sb in score_rows(model, idx):
+        pak, pak_ci = sb.pass_at_k or {}, sb.pass_at_k_ci95 or {}
+        baseline = model.baselines.get(bench) == i and len(idx) > 1 and name == PRIMARY
+        rows.append(
+            [
+                _e(model.labels[i]) + (' <span class="sig">baseline</span>' if baseline else ""),
+                _e(name),
+                *[_value(pak[c], pak_ci.get(c)) if c in pak else "–" for c in cols],
+                _value(sb.pass_rate, sb.pass_rate_ci95),
+            ]
+        )
     series = [(model.labels[i], [(p.k, Point(p.value, p.ci95[0], p.ci95[1])) for p in model.curves[i]]) for i in idx]
     only_k1 = all(len(model.curves[i]) == 1 for i in idx)
     title = f"{bench}: pass@1 by run" if only_k1 else f"{bench}: pass@k versus k"
@@ -360,16 +347,12 @@ def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> l
         + "</section>"
     )
 
-    cats = sorted({c for i in idx for c in categories_of(model.runs[i])})
-    if cats:
-        with_cats = [i for i in idx if categories_of(model.runs[i])]
-        crow = []
-        for cat in cats:
-            row = [_e(cat)]
-            for i in with_cats:
-                cb = category_block(model.runs[i], cat)
-                row.append(_value(cb.pass_rate, cb.pass_rate_ci95) if cb is not None else "–")
-            crow.append(row)
+    with_cats, grid = category_grid(model, idx)
+    if grid:
+        crow = [
+            [_e(cat), *[_value(b.pass_rate, b.pass_rate_ci95) if b is not None else "–" for b in blocks]]
+            for cat, blocks in grid
+        ]
         sections.append(
             f"<section><h2>{_e(bench)} · By category</h2>"
             + _html_table(
@@ -435,11 +418,7 @@ def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> l
 
     outcomes = [o for o in all_outcomes(model) if any(model.runs[i].outcomes().get(o) for i in idx)]
     if outcomes:
-        from codegen_eval.plots import OUTCOME_COLORS
-
-        header = ["run"] + [
-            f'<span class="chip" style="background:{OUTCOME_COLORS.get(o, "#999")}"></span>{_e(o)}' for o in outcomes
-        ]
+        header = ["run", *[_chip(o) for o in outcomes]]
         orows = [[_e(model.labels[i]), *[str(model.runs[i].outcomes().get(o, 0)) for o in outcomes]] for i in idx]
         breakdown = outcome_breakdown_plot(
             [(model.labels[i], model.runs[i].outcomes()) for i in idx], f"{bench}: outcome breakdown"
@@ -540,8 +519,7 @@ def _analyses_sections(model: ReportModel) -> list[str]:
                     str(b.groups),
                     _value(b.single, b.single_ci95),
                     _value(b.multi, b.multi_ci95),
-                    f'<span class="{"up" if b.gain > 0 else "down" if b.gain < 0 else ""}">{pp(b.gain)}</span>'
-                    f'<span class="ci">{_e(delta_ci_text(b.gain_ci95))}</span>',
+                    _signed(b.gain, b.gain_ci95),
                 ]
                 for b in pair.buckets
             ]
@@ -596,7 +574,6 @@ def _analyses_sections(model: ReportModel) -> list[str]:
 def report_html(model: ReportModel, samples: bool = True) -> str:
     """One self-contained page: inline CSS, plots as PNG data URIs, the samples as inline JSON read by one inline
     script that the CSP allows by its hash; nothing else may load (no network)."""
-    from codegen_eval.plots import OUTCOME_COLORS
     from codegen_eval.report import viewer
 
     data = ""
@@ -641,7 +618,7 @@ def report_html(model: ReportModel, samples: bool = True) -> str:
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
         f"style-src 'unsafe-inline';{script_src}\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}{viewer.CSS}{_grid_css()}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{_CSS}{viewer.CSS}{_GRID_CSS}</style></head><body>"
         f"<header><h1>{_e(title)}</h1><p>{len(model.runs)} run{'s' if len(model.runs) != 1 else ''} · "
         f"{_e(', '.join(model.benches))} · generated {_e(model.generated_at)} · "
         f"codegen-eval {_e(__version__)}</p></header><main>"

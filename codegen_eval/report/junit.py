@@ -101,11 +101,9 @@ def junit_xml(run: LoadedRun, result: GateResult, baseline: LoadedRun | None = N
                 out.append("baseline: not present")
         if out:
             ET.SubElement(tc, "system-out").text = "\n".join(out)
-    suite.set("tests", str(len(counts)))
-    suite.set("failures", str(failures))
-    suite.set("errors", str(errors))
-    suite.set("skipped", "0")
-    suite.set("time", f"{total_time:.3f}")
+    suite.attrib.update(
+        tests=str(len(counts)), failures=str(failures), errors=str(errors), skipped="0", time=f"{total_time:.3f}"
+    )
     root.set("tests", str(len(counts) + 1))
     root.set("failures", str(failures + int(result.failed)))
     root.set("errors", str(errors))

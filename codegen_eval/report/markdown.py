@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from codegen_eval.report.model import (
-    ReportModel,
-    all_outcomes,
-    categories,
-    category_block,
-    runs_with_categories,
-    score_columns,
-    score_rows,
-)
+from codegen_eval.report.model import ReportModel, all_outcomes, category_grid, score_columns, score_rows
 from codegen_eval.report.tables import (
     CATEGORY_HEADER,
     METRIC_HEADER,
@@ -49,7 +41,7 @@ def compare_markdown(c: Comparison, max_flips: int = 50) -> str:
             f"{len(c.flips) - regressed} improved</summary>",
             "",
         ]
-        rows = [[f"`{f.item}`", f.direction, flip_side(f, "a"), flip_side(f, "b")] for f in c.flips[:max_flips]]
+        rows = [[f"`{f.item}`", f.direction, flip_side(f.a), flip_side(f.b)] for f in c.flips[:max_flips]]
         lines += md_table(["item", "change", "A", "B"], rows)
         if len(c.flips) > max_flips:
             lines.append(f"\n… and {len(c.flips) - max_flips} more.")
@@ -85,28 +77,24 @@ def report_markdown(model: ReportModel) -> str:
     lines += md_table(RUN_HEADER, run_rows(model), right=(4, 5, 6))
     lines += ["", "### Scores (%, 95% bootstrap CI)", ""]
     rows = []
-    for label, scorer, block in score_rows(model):
+    for i, scorer, block in score_rows(model, range(len(model.runs))):
         pak, pak_ci = block.pass_at_k or {}, block.pass_at_k_ci95 or {}
         rows.append(
             [
-                label,
+                model.labels[i],
                 scorer,
                 *[f"{pct(pak[c])} {ci_text(pak_ci.get(c))}" if c in pak else "-" for c in cols],
                 f"{pct(block.pass_rate)} {ci_text(block.pass_rate_ci95)}",
             ]
         )
     lines += md_table(["run", "scorer", *cols, "pass rate"], rows, right=tuple(range(2, len(cols) + 3)))
-    cats = categories(model)
-    if cats:
+    with_cats, grid = category_grid(model, range(len(model.runs)))
+    if grid:
         lines += ["", "### By category (pass rate %, scorer `pass`)", ""]
-        crow = []
-        with_cats = runs_with_categories(model)
-        for cat in cats:
-            row = [cat]
-            for i in with_cats:
-                cb = category_block(model.runs[i], cat)
-                row.append(f"{pct(cb.pass_rate)} {ci_text(cb.pass_rate_ci95)}" if cb is not None else "-")
-            crow.append(row)
+        crow = [
+            [cat, *[f"{pct(b.pass_rate)} {ci_text(b.pass_rate_ci95)}" if b is not None else "-" for b in blocks]]
+            for cat, blocks in grid
+        ]
         labels = [model.labels[i] for i in with_cats]
         lines += md_table(["category", *labels], crow, right=tuple(range(1, len(labels) + 1)))
     outcomes = all_outcomes(model)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from codegen_eval.compare import LoadedRun, compare_runs, pass_at_k_curve, turn_pairs
 from codegen_eval.errors import UsageError
+from codegen_eval.plots import OUTCOME_ORDER
 from codegen_eval.report.analyses import ReportAnalyses, build_analyses
 from codegen_eval.rundir import SAMPLES, read_jsonl
 from codegen_eval.summaries import PRIMARY, Comparison, CurvePoint, ScoreBlock
@@ -150,40 +151,27 @@ def score_columns(model: ReportModel) -> list[str]:
     return [f"pass@{k}" for k in ks]
 
 
-def score_rows(model: ReportModel) -> list[tuple[str, str, ScoreBlock]]:
-    """(run label, scorer or scorer+subset, score block) rows."""
+def score_rows(model: ReportModel, idx: Sequence[int]) -> list[tuple[int, str, ScoreBlock]]:
+    """(run index, scorer or scorer+subset, score block) rows of the runs `idx`."""
     rows = []
-    for label, run in zip(model.labels, model.runs, strict=True):
-        for scorer, block in run.summary.scorers.items():
-            rows.append((label, scorer, block))
+    for i in idx:
+        for scorer, block in model.runs[i].summary.scorers.items():
+            rows.append((i, scorer, block))
             for sub, sblock in (block.subsets or {}).items():
-                rows.append((label, f"{scorer} · {sub} ({sblock.groups or 0} problems)", sblock))
+                rows.append((i, f"{scorer} · {sub} ({sblock.groups or 0} problems)", sblock))
     return rows
 
 
 def all_outcomes(model: ReportModel) -> list[str]:
-    from codegen_eval.plots import OUTCOME_ORDER
-
     seen = {o for r in model.runs for o in r.outcomes()}
     return [o for o in OUTCOME_ORDER if o in seen] + sorted(seen - set(OUTCOME_ORDER))
 
 
-def _by_category(run: LoadedRun) -> dict[str, ScoreBlock]:
-    primary = run.summary.scorers.get(PRIMARY)
-    return dict(primary.by_category or {}) if primary is not None else {}
-
-
-def categories_of(run: LoadedRun) -> list[str]:
-    return sorted(_by_category(run))
-
-
-def category_block(run: LoadedRun, category: str) -> ScoreBlock | None:
-    return _by_category(run).get(category)
-
-
-def runs_with_categories(model: ReportModel) -> list[int]:
-    return [i for i, r in enumerate(model.runs) if _by_category(r)]
-
-
-def categories(model: ReportModel) -> list[str]:
-    return sorted({c for r in model.runs for c in _by_category(r)})
+def category_grid(
+    model: ReportModel, idx: Sequence[int]
+) -> tuple[list[int], list[tuple[str, list[ScoreBlock | None]]]]:
+    """The runs among `idx` with categories (MTPB's, scorer pass), and per category each one's block."""
+    by_category = {i: (model.runs[i].summary.scorers.get(PRIMARY) or ScoreBlock()).by_category or {} for i in idx}
+    with_cats = [i for i in idx if by_category[i]]
+    cats = sorted({c for i in with_cats for c in by_category[i]})
+    return with_cats, [(cat, [by_category[i].get(cat) for i in with_cats]) for cat in cats]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codegen_eval.summaries import Comparison, Flip, RunInfo
+from codegen_eval.summaries import Comparison, FlipSide, RunInfo
 
 
 def pct(x: float | None) -> str:
@@ -52,37 +52,32 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequen
     ]
 
 
-def flip_side(flip: Flip, which: str) -> str:
-    n, c = flip.a if which == "a" else flip.b
-    outcomes = flip.a_outcomes if which == "a" else flip.b_outcomes
-    detail = flip.a_detail if which == "a" else flip.b_detail
-    if not outcomes:
-        return f"{c}/{n} passed"
-    if n == 1:
-        name = outcomes[0][0]
-        return f"{name} ({detail})" if detail and name != "passed" else name
-    rest = ", ".join(f"{o} {k}" for o, k in outcomes if o != "passed")
-    return f"{c}/{n} passed" + (f" ({rest})" if rest else "")
+def flip_side(side: FlipSide) -> str:
+    if not side.outcomes:
+        return f"{side.c}/{side.n} passed"
+    if side.n == 1:
+        name = next(iter(side.outcomes))
+        return f"{name} ({side.detail})" if side.detail and name != "passed" else name
+    rest = ", ".join(f"{o} {k}" for o, k in side.outcomes.items() if o != "passed")
+    return f"{side.c}/{side.n} passed" + (f" ({rest})" if rest else "")
 
 
 def metric_rows(c: Comparison) -> list[list[str]]:
-    rows = []
-    for s in c.scorers:
-        for m in s.metrics:
-            rows.append(
-                [
-                    s.scorer,
-                    m.metric,
-                    f"{pct(m.a)} {ci_text(m.a_ci95)}",
-                    f"{pct(m.b)} {ci_text(m.b_ci95)}",
-                    pp(m.delta),
-                    delta_ci_text(m.delta_ci95),
-                    p_text(m.test.p_value),
-                    str(m.test.a_better),
-                    str(m.test.b_better),
-                ]
-            )
-    return rows
+    return [
+        [
+            s.scorer,
+            m.metric,
+            f"{pct(m.a)} {ci_text(m.a_ci95)}",
+            f"{pct(m.b)} {ci_text(m.b_ci95)}",
+            pp(m.delta),
+            delta_ci_text(m.delta_ci95),
+            p_text(m.test.p_value),
+            str(m.test.a_better),
+            str(m.test.b_better),
+        ]
+        for s in c.scorers
+        for m in s.metrics
+    ]
 
 
 METRIC_HEADER = ["scorer", "metric", "A (95% CI)", "B (95% CI)", "Δ pp", "Δ 95% CI", "p", "A better", "B better"]

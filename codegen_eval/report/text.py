@@ -12,7 +12,7 @@ from codegen_eval.report.tables import (
     pct,
     text_table,
 )
-from codegen_eval.summaries import PRIMARY, Comparison, RunSummary
+from codegen_eval.summaries import PRIMARY, Comparison, RunSummary, ScoreBlock
 
 
 def summary_table(summary: RunSummary) -> str:
@@ -24,22 +24,16 @@ def summary_table(summary: RunSummary) -> str:
         f"{summary.problems} problems · {summary.samples_judged} samples judged",
     ]
     header = ["scorer", *ks, "pass rate", "pass rate 95% CI"]
-    rows = []
-    for name, block in summary.scorers.items():
+
+    def row(label: str, block: ScoreBlock) -> list[str]:
         pak = block.pass_at_k or {}
         lo, hi = block.pass_rate_ci95 or (None, None)
-        rows.append([name, *[_pc(pak.get(k)) for k in ks], _pc(block.pass_rate), f"[{_pc(lo)}, {_pc(hi)}]"])
-        for sub, sblock in (block.subsets or {}).items():
-            spak = sblock.pass_at_k or {}
-            slo, shi = sblock.pass_rate_ci95 or (None, None)
-            rows.append(
-                [
-                    f"  {name} ({sub}, {sblock.groups or 0} problems)",
-                    *[_pc(spak.get(k)) for k in ks],
-                    _pc(sblock.pass_rate),
-                    f"[{_pc(slo)}, {_pc(shi)}]",
-                ]
-            )
+        return [label, *[_pc(pak.get(k)) for k in ks], _pc(block.pass_rate), f"[{_pc(lo)}, {_pc(hi)}]"]
+
+    rows = []
+    for name, block in summary.scorers.items():
+        rows.append(row(name, block))
+        rows += [row(f"  {name} ({sub}, {b.groups or 0} problems)", b) for sub, b in (block.subsets or {}).items()]
     lines += text_table(header, rows, right=range(1, len(ks) + 2))
     if summary.outcomes:
         lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()))
@@ -106,7 +100,7 @@ def compare_text(c: Comparison, max_flips: int = 20) -> str:
     lines.append("")
     regressed = sum(1 for f in c.flips if f.direction == "regressed")
     lines.append(f"flipped: {len(c.flips)} item(s) ({regressed} regressed, {len(c.flips) - regressed} improved)")
-    rows = [[f.item, f.direction, flip_side(f, "a"), "->", flip_side(f, "b")] for f in c.flips[:max_flips]]
+    rows = [[f.item, f.direction, flip_side(f.a), "->", flip_side(f.b)] for f in c.flips[:max_flips]]
     if rows:
         lines += ["  " + line for line in text_table(["item", "", "A", "", "B"], rows)[2:]]
     if len(c.flips) > max_flips:
