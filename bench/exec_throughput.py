@@ -135,10 +135,10 @@ def floor_seconds(programs: Path, work: Path) -> float:
 
 
 def fork_floor_seconds(programs: Path, work: Path, cores: int) -> float:
-    from codegen_eval.sandbox import probe, worker
+    from codegen_eval.sandbox import core, probe
 
     python = probe.resolve_interpreter("", None)
-    preload = json.dumps(list(worker._PRELOAD))
+    preload = json.dumps(list(core.STDLIB_PRELOAD))
     _, _, out = timed([python, "-c", FORK_FLOOR, str(programs), str(cores), preload], work)
     seconds, failed = out.split()
     if failed != "0":

@@ -9,6 +9,8 @@ from typing import Protocol, Self
 
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 
+STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps (at most output_bytes)
+
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:

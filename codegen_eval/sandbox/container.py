@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any, Self
 
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import core, seccomp
-from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, make_result
+from codegen_eval.sandbox.base import STDERR_TAIL_BYTES, ClosedOnExit, SandboxSettings, make_result
 from codegen_eval.sandbox.pool import Pending, SlotPool
 
 log = logging.getLogger(__name__)
@@ -41,9 +40,7 @@ _WIPE = ("/work", "/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 # How long past a job's own timeout the host waits for the supervisor's answer before giving up on it.
 _GRACE_S = 20.0
 _SHM_MB = 64
-STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps (as the process sandbox)
 _START_TIMEOUT_S = 60.0
-_SUPERVISOR = Path(__file__).with_name("container_supervisor.py")
 # One thread per program would oversubscribe the cores: parallelism comes from the workers.
 _THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -92,10 +89,6 @@ def connect() -> tuple[Any, str]:
         ) from exc
     log.info("container sandbox: engine at %s", where)
     return client, where
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -181,10 +174,7 @@ class _Worker:
         self.sock.settimeout(wait_s)
         self.sock.sendall(payload)
         line = self.frames.line()
-        if line is None:
-            return None
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        return None if line is None else dict(json.loads(line))
 
     def close_socket(self) -> None:
         with contextlib.suppress(OSError):
@@ -216,6 +206,7 @@ class _Fleet:
             self._counter += 1
             name = f"codegen-eval-{self.run_id}-{index}-{self._counter}"
         tmpfs = f"rw,nosuid,nodev,size={box.tmpfs_mb}m,mode=1777"
+        sources = json.dumps(core.shipped_sources())
         host_config = api.create_host_config(
             network_mode="none",
             read_only=True,
@@ -231,13 +222,8 @@ class _Fleet:
         try:
             created = api.create_container(
                 box.image,
-                command=[
-                    box.python,
-                    "-c",
-                    box.supervisor_source,
-                    json.dumps(list(box.settings.preload)),
-                    json.dumps(core.shipped_sources()),  # the execution core and the syscall filter
-                ],
+                # argv: the benchmark's modules to preload, the execution core and the syscall filter
+                command=[box.python, "-c", box.supervisor_source, json.dumps(list(box.settings.preload)), sources],
                 user=USER,
                 detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish
                 stdin_open=True,
@@ -246,7 +232,7 @@ class _Fleet:
                 # hashing (set order) the same in every run, as in the process sandbox.
                 environment={"HOME": WORKDIR, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
                 working_dir=WORKDIR,
-                labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: _owner()},
+                labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"},
                 name=name,
                 network_disabled=True,
                 host_config=host_config,
@@ -358,12 +344,11 @@ class ContainerSandbox(ClosedOnExit):
         self._previous_sigterm: Any = None
         # Writable tmpfs sizes: a file may grow to file_size_mb (RLIMIT_FSIZE); allow a few of them.
         self.tmpfs_mb = max(4 * settings.file_size_mb, 64)
-        self.memory_mb = settings.memory_mb
         # tmpfs pages (three mounts and /dev/shm) are charged to the container's memory cgroup, as is the
         # supervisor (~15 MiB).
         self.container_memory_mb = settings.memory_mb + 3 * self.tmpfs_mb + _SHM_MB + 128
         self.pids = settings.max_processes + 2  # the supervisor, and one spare so it can always fork
-        self.supervisor_source = _SUPERVISOR.read_text(encoding="utf-8")
+        self.supervisor_source = core.source("container_supervisor")
 
     @property
     def concurrency(self) -> int:
@@ -391,7 +376,8 @@ class ContainerSandbox(ClosedOnExit):
             ) from exc
         self._image_id = str(image.id)
         version = client.version()
-        self._engine = f"{_engine_name(version)} {version.get('Version', '?')}"
+        podman = any("podman" in str(c.get("Name", "")).lower() for c in version.get("Components") or ())
+        self._engine = f"{'podman' if podman else 'docker'} {version.get('Version', '?')}"
         self._fleet = fleet = _Fleet(self, client)
         atexit.register(self.close)
         self._install_sigterm()
@@ -459,14 +445,14 @@ class ContainerSandbox(ClosedOnExit):
             "program": job.program,
             "timeout_s": job.timeout_s,
             "cpu_s": int(job.timeout_s) + 1,  # as the process sandbox: the wall limit rounded down, + 1 s
-            "memory_mb": job.memory_mb or self.memory_mb,
+            "memory_mb": job.memory_mb or self.settings.memory_mb,
             "output_bytes": self.settings.output_bytes,
             "stderr_bytes": min(STDERR_TAIL_BYTES, self.settings.output_bytes),
             "file_size_mb": self.settings.file_size_mb,
             "max_open_files": self.settings.max_open_files,
             "workdir": WORKDIR,
             "env": env,
-            "wipe": [[path, []] for path in _WIPE],
+            "wipe": list(_WIPE),
         }
         return json.dumps(message).encode("utf-8", "surrogatepass") + b"\n"
 
@@ -490,7 +476,7 @@ class ContainerSandbox(ClosedOnExit):
             "pid_namespace": "on (supervisor is pid 1)" if seen.get("pid") == 1 else "OFF",
             "readonly_root": "on" if seen.get("root_read_only") else "OFF",
             "private_tmp": ", ".join(_WIPE) + " (private to the container, emptied after every program)",
-            "uid": str(seen.get("uid", "?")),
+            "uid": f"{seen.get('uid', '?')}:{seen.get('gid', '?')}",
             "capabilities": "none" if seen.get("CapEff") == "0000000000000000" else f"CapEff {seen.get('CapEff')}",
             "no_new_privs": "on" if seen.get("NoNewPrivs") == "1" else "OFF",
             "seccomp": engine_seccomp.get(str(seen.get("Seccomp")), f"unknown ({seen.get('Seccomp')})"),
@@ -499,7 +485,7 @@ class ContainerSandbox(ClosedOnExit):
             "memory_cgroup": f"{self.container_memory_mb} MiB",
             "pids_cgroup": str(self.pids),
             "rlimits": (
-                f"as={self.memory_mb}MiB cpu=timeout+1s fsize={self.settings.file_size_mb}MiB "
+                f"as={self.settings.memory_mb}MiB cpu=timeout+1s fsize={self.settings.file_size_mb}MiB "
                 f"nofile={self.settings.max_open_files} core=0"
             ),
             "interpreter": f"{self.python} ({hello.get('python', '?')})",
@@ -583,14 +569,8 @@ class _Slot:
             # wedged (for instance starved by the program). The program had its time: a timeout.
             log.warning("container %s did not answer; replacing it", worker.name)
             self.drop(wait=False)
-            return ExecutionResult(
-                kind=ExitKind.TIMEOUT,
-                exit_code=None,
-                signal=signal.SIGKILL,
-                stdout="",
-                stderr="sandbox: the container stopped answering; it was replaced",
-                duration_s=time.monotonic() - started,
-            )
+            note = "sandbox: the container stopped answering; it was replaced"
+            return ExecutionResult(ExitKind.TIMEOUT, None, signal.SIGKILL, "", note, time.monotonic() - started)
         except OSError as exc:
             self.drop(wait=False)
             return f"lost the connection to container {worker.name}: {exc}"
@@ -603,16 +583,9 @@ class _Slot:
         if kind is not ExitKind.EXITED or answer["strays"] or not answer["clean"]:
             self.drop(wait=False)  # a limit was hit or something may be left behind: start afresh
         out, tail, err = (base64.b64decode(answer[key]) for key in ("stdout", "stdout_tail", "stderr"))
+        sizes = len(out), len(tail), int(answer["stdout_bytes"]), int(answer["stderr_bytes"])
         return make_result(
-            kind,
-            answer["exit_code"],
-            answer["signal"],
-            float(answer["duration_s"]),
-            out + tail + err,
-            len(out),
-            len(tail),
-            int(answer["stdout_bytes"]),
-            int(answer["stderr_bytes"]),
+            kind, answer["exit_code"], answer["signal"], float(answer["duration_s"]), out + tail + err, *sizes
         )
 
     def _died(self, worker: _Worker, started: float) -> ExecutionResult | str:
@@ -620,26 +593,12 @@ class _Slot:
         state = self.fleet.state(worker)
         self.drop(wait=False)
         if state.get("OOMKilled"):
-            return ExecutionResult(
-                kind=ExitKind.MEMORY_LIMIT,
-                exit_code=None,
-                signal=signal.SIGKILL,
-                stdout="",
-                stderr="sandbox: the container ran out of memory",
-                duration_s=time.monotonic() - started,
-            )
+            note = "sandbox: the container ran out of memory"
+            return ExecutionResult(ExitKind.MEMORY_LIMIT, None, signal.SIGKILL, "", note, time.monotonic() - started)
         detail = worker.frames.diagnostics.decode("utf-8", "replace").strip()
         return f"container {worker.name} ended unexpectedly (status {state.get('ExitCode', 'gone')})" + (
             f": {detail[-500:]}" if detail else ""
         )
-
-
-def _engine_name(version: Mapping[str, Any]) -> str:
-    for component in version.get("Components") or ():
-        name = str(component.get("Name", ""))
-        if "podman" in name.lower():
-            return "podman"
-    return "docker"
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from codegen_eval.errors import SandboxError
-from codegen_eval.sandbox.container import DEFAULT_IMAGE, LABEL, SAFE_ULIMITS, connect
+from codegen_eval.sandbox.container import DEFAULT_IMAGE, LABEL, SAFE_ULIMITS, USER, connect
 
 Method = Literal["auto", "debootstrap", "dockerfile"]
 
@@ -80,7 +80,7 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def debootstrap_root(mirror: str | None = None, *, echo: Callable[[str], None] = print, rebuild: bool = False) -> Path:
+def debootstrap_root(mirror: str | None = None, *, echo: Callable[[str], None] = print) -> Path:
     """A trimmed Debian root with DEBIAN_PACKAGES, built once and cached (about 1 minute the first time)."""
     if os.geteuid() != 0:
         raise SandboxError("building the image with debootstrap needs root (or use --method dockerfile)")
@@ -90,21 +90,15 @@ def debootstrap_root(mirror: str | None = None, *, echo: Callable[[str], None] =
     recipe = json.dumps([SUITE, DEBIAN_PACKAGES, mirror, _TRIM_VERSION]).encode()
     key = hashlib.sha256(recipe).hexdigest()[:12]
     root = cache_dir() / "rootfs" / f"{SUITE}-{key}"
-    if (root / _COMPLETE).exists() and not rebuild:
+    if (root / _COMPLETE).exists():
         echo(f"reusing cached Debian root {root}")
         return root
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        "debootstrap",
-        "--variant=minbase",
-        f"--include={','.join(DEBIAN_PACKAGES)}",
-        SUITE,
-        str(partial),
-        mirror,
-    ]
+    include = f"--include={','.join(DEBIAN_PACKAGES)}"
+    command = ["debootstrap", "--variant=minbase", include, SUITE, str(partial), mirror]
     echo(f"running {' '.join(command)} (about a minute)")
     _run(command)
     installed = _run(["chroot", str(partial), "dpkg-query", "-W", "-f", "${Package}\\n"]).split()
@@ -112,14 +106,7 @@ def debootstrap_root(mirror: str | None = None, *, echo: Callable[[str], None] =
     if purge:
         echo(f"purging {len(purge)} build-only packages (compilers, headers) pulled in by python3-scipy")
         _run(["chroot", str(partial), "dpkg", "--purge", "--force-depends", *purge])
-    for junk in (
-        "var/cache/apt",
-        "var/lib/apt/lists",
-        "usr/share/doc",
-        "usr/share/man",
-        "usr/share/info",
-        "usr/share/locale",
-    ):
+    for junk in ("var/cache/apt", "var/lib/apt/lists", *(f"usr/share/{d}" for d in ("doc", "man", "info", "locale"))):
         shutil.rmtree(partial / junk, ignore_errors=True)
     (partial / "var/cache/apt").mkdir(parents=True, exist_ok=True)
     _run(["chroot", str(partial), "python3", "-c", _VERIFY])
@@ -173,7 +160,7 @@ def build_image(
             image_id,
             ["python3", "-c", _VERIFY],
             network_mode="none",
-            user="65534:65534",
+            user=USER,
             ulimits=SAFE_ULIMITS(),
             labels={LABEL: "1"},
         )

@@ -4,7 +4,7 @@
 # interpreter: standard library only, and nothing newer than Python 3.8 (user images may be old).
 #
 # Protocol, on the container's attached stdin/stdout (one JSON object per line):
-#   supervisor -> host, once: {"ready": true, "pid": 1, "uid": ..., "python": "3.11.2", "protected": true}
+#   supervisor -> host, once: {"ready": true, "python": "3.11.2", "protected": true, "observed": {...}, ...}
 #   host -> supervisor:   {"program": str, "timeout_s": float, "memory_mb": int, "output_bytes": int, ...}
 #   supervisor -> host:   {"kind": ..., "exit_code": ..., "signal": ..., "stdout": b64, "stderr": b64, ...}
 #
@@ -15,10 +15,8 @@
 # forge its report. `kill(-1, SIGKILL)` from init reaches every other process in the namespace, which ends
 # setsid() escapees and orphaned grandchildren too.
 #
-# Why fork instead of starting an interpreter per program: start-up is most of the cost of a HumanEval program
-# (about 20 ms of 25). The forked child is a fresh copy of this process that resets everything a program can
-# observe (its __main__, argv, environment, stdio, signal handlers, limits) and then runs the program the way
-# `python3 -` would, including the interpreter's exit sequence (threads, atexit, flushing stdio).
+# Why fork instead of an interpreter per program: start-up is most of a program's cost (docs/execution.md). The
+# child resets everything a program can observe and runs it as `python3 -` would, exit sequence included.
 
 from __future__ import annotations
 
@@ -41,11 +39,9 @@ else:
     core = None  # the shared execution core (core.py): main() loads the source the host passed as argv[2]
 
 _READ_CHUNK = 1 << 16
-_CGROUP_OOM = "/sys/fs/cgroup/memory/memory.oom_control"  # cgroup v1; v2 fallback below
-_CGROUP2_MEMORY_EVENTS = "/sys/fs/cgroup/memory.events"
-_CGROUP_PIDS_EVENTS = "/sys/fs/cgroup/pids/pids.events"
-_CGROUP2_PIDS_EVENTS = "/sys/fs/cgroup/pids.events"
-_PR_SET_DUMPABLE = 4
+# (cgroup v1 file, v2 file), key: the memory cgroup's OOM kills and the pids cgroup's refused forks
+_OOM_KILLS = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"), "oom_kill"
+_FORKS_REFUSED = ("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events"), "max"
 
 
 def _counter(paths: tuple[str, ...], key: str) -> int:
@@ -60,34 +56,6 @@ def _counter(paths: tuple[str, ...], key: str) -> int:
         except (OSError, ValueError):
             continue
     return -1
-
-
-def oom_kills() -> int:
-    return _counter((_CGROUP_OOM, _CGROUP2_MEMORY_EVENTS), "oom_kill")
-
-
-def fork_rejections() -> int:
-    return _counter((_CGROUP_PIDS_EVENTS, _CGROUP2_PIDS_EVENTS), "max")
-
-
-def observe() -> dict[str, Any]:
-    """The isolation this process actually has, seen from inside (the host reports it in layers())."""
-    seen: dict[str, Any] = {"pid": os.getpid(), "uid": f"{os.getuid()}:{os.getgid()}"}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp"):
-                    seen[key] = value.strip()
-    except OSError:
-        pass
-    try:
-        with open("/proc/net/dev") as f:
-            seen["net"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
-    except OSError:
-        seen["net"] = None
-    seen["root_read_only"] = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
-    return seen
 
 
 def sysv_ipc_in_use() -> bool:
@@ -112,21 +80,11 @@ def _enter(job: dict[str, Any], program: bytes) -> dict[str, Any]:
     os.environ.update(job["env"])
     os.umask(0o022)
     # Fresh standard streams on fds 0-2, configured as the interpreter configures them under C.UTF-8.
-    streams = {
-        "stdin": io.TextIOWrapper(
-            io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="surrogateescape"
-        ),
-        "stdout": io.TextIOWrapper(
-            io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8", errors="surrogateescape"
-        ),
-        "stderr": io.TextIOWrapper(
-            io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
-            encoding="utf-8",
-            errors="backslashreplace",
-            line_buffering=True,
-        ),
-    }
-    for name, stream in streams.items():
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        raw = io.FileIO(fd, "r" if fd == 0 else "w", closefd=False)
+        buffered = io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw)
+        errors = "backslashreplace" if fd == 2 else "surrogateescape"
+        stream = io.TextIOWrapper(buffered, encoding="utf-8", errors=errors, line_buffering=fd == 2)
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
     previous = sys.modules["__main__"]
@@ -185,7 +143,7 @@ class Supervisor:
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         program = job["program"].encode("utf-8", "surrogatepass")
-        oom_before, forks_before = oom_kills(), fork_rejections()
+        oom_before, forks_before = _counter(*_OOM_KILLS), _counter(*_FORKS_REFUSED)
         self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
         child = core.Child(
             self.flag, "<stdin>", False, stdin_fd=self.null, maxfd=1 << 16, workdir=job["workdir"], group="session",
@@ -210,14 +168,14 @@ class Supervisor:
         )  # fmt: skip
         strays = not why and self.tree.found  # the main process exited on its own, but left processes
 
-        oom = oom_before >= 0 and oom_kills() > oom_before
-        fork_refused = forks_before >= 0 and fork_rejections() > forks_before
+        oom = oom_before >= 0 and _counter(*_OOM_KILLS) > oom_before
+        fork_refused = forks_before >= 0 and _counter(*_FORKS_REFUSED) > forks_before
         kind, exit_code, sig = core.classify(
             status, usage, why == "timeout", job["cpu_s"], out.stderr, core.flag_of(self.flag, pid), oom, fork_refused
         )
         clean = True
-        for path, keep in job["wipe"]:
-            clean = core.empty(path, frozenset(keep)) and clean
+        for path in job["wipe"]:
+            clean = core.empty(path) and clean
         return {
             "kind": kind,
             "exit_code": exit_code,
@@ -245,10 +203,8 @@ def main() -> None:
     core = types.ModuleType("codegen_eval_sandbox_core")
     exec(compile(sources["core"], "<codegen-eval core>", "exec"), core.__dict__)
     libc = core.Libc.load()
-    protected = libc is not None and libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
-    core.preload(core.STDLIB_PRELOAD)
-    # The benchmark's modules (SandboxSettings.preload), passed as argv[1].
-    core.preload(json.loads(sys.argv[1]) if len(sys.argv) > 1 else [])
+    protected = libc is not None and libc.prctl(core.PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    core.preload(json.loads(sys.argv[1]) if len(sys.argv) > 1 else [])  # argv[1]: SandboxSettings.preload
     # The syscall filter (codegen_eval/sandbox/seccomp.py, shipped in argv[2] with the execution core): installed
     # on this process before the first fork, so every program inherits it and none can remove it.
     try:
@@ -269,12 +225,10 @@ def main() -> None:
     say(
         {
             "ready": True,
-            "pid": os.getpid(),
-            "uid": os.getuid(),
             "python": platform.python_version(),
             "protected": protected,
             "seccomp_off": seccomp_off,
-            "observed": observe(),
+            "observed": core.observe(),
         }
     )
     host = HostLink()

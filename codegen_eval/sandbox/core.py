@@ -2,9 +2,7 @@
 program's ending and its classification, clean-up.
 
 Shipped as source into the bubblewrap worker and the container's supervisor (like seccomp.py), so it must run on
-Python 3.8 and import nothing outside the standard library. What differs between the two is a parameter here or
-stays with them: the program's file name, environment and streams, how results travel, the container's cgroup
-counters and host link, the worker's SysV IPC clean-up.
+Python 3.8 and import nothing outside the standard library. What differs between the two is a parameter here.
 """
 
 from __future__ import annotations
@@ -45,17 +43,12 @@ STDLIB_PRELOAD = (
     *("string", "typing"),
 )
 DRAIN_S = 1.0  # after the main process ends, how long to wait for its pipes to reach end of file
-_PR_SET_DUMPABLE = 4
+PR_SET_DUMPABLE = 4
 _LIMITS = (
     *(resource.RLIMIT_CORE, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_NOFILE),
     *(resource.RLIMIT_NPROC, resource.RLIMIT_AS),
 )
 _IPC_RMID = 0
-
-
-def out_of_memory(stderr_tail: bytes | bytearray) -> bool:
-    """Whether a native crash's stderr says it ran out of memory."""
-    return any(word in stderr_tail for word in MEMORY_WORDS)
 
 
 class Capture:
@@ -101,10 +94,9 @@ def precompile(program: bytes, filename: str) -> types.CodeType | None:
     """The program's code object, compiled before forking, or None to leave compiling to the child.
 
     A forked child pays a copy-on-write fault for every page the compiler writes (docs/execution.md, "Speed").
-    Only a compilation that succeeds without a word is taken: anything it warns (a SyntaxWarning) or raises
-    (SyntaxError, ValueError for a NUL byte, RecursionError) is left to the child, where it happens exactly as
-    before, on the program's own stderr and under the program's warning filters. Large programs are compiled by
-    the child too, under its limits.
+    Only a compilation that succeeds without a word is taken: anything it warns or raises is left to the child,
+    where it happens as before, on the program's stderr and under its warning filters. Large programs are compiled
+    by the child too, under its limits.
     """
     if len(program) > PRECOMPILE_MAX_BYTES:
         return None
@@ -234,15 +226,15 @@ def pop_line(buffer: bytearray) -> bytes | None:
 # ------------------------------------------------------------------------------------ before the first fork
 
 
-def preload(names: list[str] | tuple[str, ...]) -> None:
-    """Import modules before forking (STDLIB_PRELOAD, the benchmark's SandboxSettings.preload). One that fails to
-    import is skipped: the program's own import then fails the way it would have. numpy.random seeds its global
+def preload(names: list[str]) -> None:
+    """Import modules before forking (STDLIB_PRELOAD, then the benchmark's SandboxSettings.preload). One that fails
+    to import is skipped: the program's own import then fails the way it would have. numpy.random seeds its global
     state once, at import; reseed it in every child, as `random` does for itself, so programs do not share a
     stream."""
-    for name in names:
+    for name in (*STDLIB_PRELOAD, *names):
         with contextlib.suppress(Exception):
             __import__(name)
-    if names and "numpy" in sys.modules:
+    if "numpy" in sys.modules:
         os.register_at_fork(after_in_child=_reseed_numpy)
 
 
@@ -342,7 +334,7 @@ class Child:
         if self.signal_mask is not None:
             _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
         if self.prctl is not None:
-            self.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program's own /proc entries are its own again
+            self.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program's own /proc entries are its own again
         if self.oom_score_adj:  # the program and its descendants go first when the container runs out of memory
             with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
                 f.write("1000")
@@ -469,7 +461,7 @@ def classify(status: int, rusage: Any, timed_out: bool, cpu_s: int, stderr_tail:
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_s):
             return "timeout", exit_code, sig
         if (sig == signal.SIGKILL and oom) or (
-            sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and out_of_memory(stderr_tail)
+            sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and any(w in stderr_tail for w in MEMORY_WORDS)
         ):
             return "memory_limit", exit_code, sig
         return "signaled", exit_code, sig
@@ -549,22 +541,10 @@ class Tree:
                 ended = (status, usage)
 
     def _victims(self) -> list[int]:
-        procs: dict[int, tuple[bytes, int, int]] = {}  # pid -> (state, ppid, uid)
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            pid = int(name)
-            if pid == self.pid or (self.pidns and pid == 1):
-                continue
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    data = f.read()
-                uid = os.stat(f"/proc/{pid}").st_uid
-            except OSError:
-                continue
-            fields = data[data.rfind(b")") + 2 :].split()
-            procs[pid] = (fields[0], int(fields[1]), uid)
+        procs = processes()
+        procs.pop(self.pid, None)
         if self.pidns:  # everything in our namespace but its init and us
+            procs.pop(1, None)
             return [p for p, (state, _, _) in procs.items() if state != b"Z"]
         children: dict[int, list[int]] = {}
         for pid, (_, ppid, _) in procs.items():
@@ -581,9 +561,40 @@ class Tree:
         return [p for p in found if procs[p][0] != b"Z"]
 
 
-def empty(directory: str, keep: frozenset[str] = frozenset(), owner: int | None = None) -> bool:
-    """Remove every entry of `directory` but `keep` (only those owned by `owner` unless None); False if one
-    remains or the directory cannot be listed (a program can make it unreadable: then it is not known clean)."""
+def processes() -> dict[int, tuple[bytes, int, int]]:
+    """Every process /proc shows: pid -> (state, ppid, uid)."""
+    procs: dict[int, tuple[bytes, int, int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+            uid = os.stat(f"/proc/{name}").st_uid
+            fields = data[data.rfind(b")") + 2 :].split()
+            procs[int(name)] = (fields[0], int(fields[1]), uid)
+        except (OSError, IndexError, ValueError):
+            continue
+    return procs
+
+
+def observe() -> dict[str, Any]:
+    """The isolation this process has, seen from inside (the host checks it, and reports it in layers())."""
+    seen: dict[str, Any] = {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(), "net": None}
+    seen["root_read_only"] = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
+    with contextlib.suppress(OSError), open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp"):
+                seen[key] = value.strip()
+    with contextlib.suppress(OSError), open("/proc/net/dev") as f:
+        seen["net"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    return seen
+
+
+def empty(directory: str, owner: int | None = None) -> bool:
+    """Remove every entry of `directory` (only those owned by `owner` unless None); False if one remains or the
+    directory cannot be listed (a program can make it unreadable: then it is not known clean)."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -592,8 +603,6 @@ def empty(directory: str, keep: frozenset[str] = frozenset(), owner: int | None 
         return False
     ok = True
     for name in names:
-        if name in keep:
-            continue
         path = os.path.join(directory, name)
         try:
             if owner is not None and os.lstat(path).st_uid != owner:
@@ -632,13 +641,14 @@ def load_shipped(name: str, source: str) -> types.ModuleType:
     return module
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)  # noqa: UP033 (functools.cache is 3.9+; this module also runs on 3.8)
+def source(name: str) -> str:
+    """The source of the sandbox module `name`, as sent into a sandbox (the package is not importable there, and
+    the sandbox's uid need not read our files). Host side only; read once."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"), encoding="utf-8") as f:
+        return f.read()
+
+
 def shipped_sources() -> dict[str, str]:
-    """The sources of core.py and seccomp.py, as sent into a sandbox (the worker and the supervisor load them
-    before anything else; the package is not importable there). Host side only; read once."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    sources = {}
-    for name in ("core", "seccomp"):
-        with open(os.path.join(here, f"{name}.py"), encoding="utf-8") as f:
-            sources[name] = f.read()
-    return sources
+    """core.py and seccomp.py, which the worker and the supervisor load before anything else."""
+    return {name: source(name) for name in ("core", "seccomp")}

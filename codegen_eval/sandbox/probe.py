@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from codegen_eval.sandbox import seccomp
 from codegen_eval.sandbox.base import SandboxSettings
@@ -34,7 +34,6 @@ class Plan:
     interpreter: str
     bwrap: str  # path, "" when unused
     bwrap_version: str
-    root: bool  # the harness runs as root, so each worker gets its own uid
     keep_visible: tuple[str, ...]  # paths under $HOME bound back in after hiding $HOME (non-root bubblewrap)
     home: str  # hidden $HOME, "" when not hidden
     off_reasons: tuple[tuple[str, str], ...]  # (layer, why it is off)
@@ -50,47 +49,26 @@ def bwrap_args(bwrap: str, settings: SandboxSettings, *, home: str = "", keep: t
     command itself is PID 1 of its namespace (no bubblewrap process shares the namespace with programs)."""
     size = str(tmpfs_bytes(settings))
     args = [
-        bwrap,
-        "--unshare-all",
+        bwrap, "--unshare-all",
         "--unshare-user",  # implied when unprivileged; explicit so that --disable-userns is accepted
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
+        "--disable-userns", "--die-with-parent", "--new-session",
         # Without this, bubblewrap's own init is PID 1 beside the programs: same uid, dumpable, and holding the
         # worker's protocol pipes, so a program could ptrace it and write forged results (found by a hostile
         # program). As PID 1 the worker is also out of reach of the programs' signals.
         "--as-pid-1",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--mqueue",
-        "/dev/mqueue",  # mounted so that the worker can see (and remove) POSIX message queues
-        "--proc",
-        "/proc",
-        "--size",
-        size,
-        "--tmpfs",
-        "/tmp",
-        "--size",
-        size,
-        "--tmpfs",
-        "/dev/shm",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--mqueue", "/dev/mqueue",  # mounted so that the worker can see (and remove) POSIX message queues
+        "--proc", "/proc",
+        "--size", size, "--tmpfs", "/tmp",
+        "--size", size, "--tmpfs", "/dev/shm",
         # Host daemons' Unix sockets live under /run; a network namespace does not stop those.
-        "--tmpfs",
-        "/run",
-        "--remount-ro",
-        "/run",
+        "--tmpfs", "/run", "--remount-ro", "/run",
         # Another world-writable host directory, where Unix sockets have been found (the syscall filter refuses
         # AF_UNIX sockets anyway; this hides what would be there to connect to).
-        "--tmpfs",
-        "/var/tmp",
-        "--remount-ro",
-        "/var/tmp",
-        "--remount-ro",
-        "/dev",  # device nodes still work; only /tmp, /dev/shm and /dev/mqueue take writes
-    ]
+        "--tmpfs", "/var/tmp", "--remount-ro", "/var/tmp",
+        "--remount-ro", "/dev",  # device nodes still work; only /tmp, /dev/shm and /dev/mqueue take writes
+    ]  # fmt: skip
     if home:
         args += ["--tmpfs", home]
         for path in keep:
@@ -152,19 +130,20 @@ def resolve_interpreter(configured: str, uid: int | None) -> str:
     return FALLBACK_PYTHON
 
 
+def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str] | str:
+    """A probe's command, its output captured as text; why it could not run, or timed out, as a string."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, **kwargs)
+    except (OSError, subprocess.SubprocessError) as e:
+        return str(e)
+
+
 def _prefixes(python: str) -> tuple[str, ...]:
     """Installation directories of `python` (to keep them visible when $HOME is hidden)."""
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys; print(sys.prefix); print(sys.base_prefix)"],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.SubprocessError):
+    done = _run([python, "-c", "import sys; print(sys.prefix); print(sys.base_prefix)"])
+    if isinstance(done, str) or done.returncode != 0:
         return ()
-    found = {os.path.realpath(p) for p in out if p}
+    found = {os.path.realpath(p) for p in done.stdout.split("\n") if p}
     found.add(os.path.dirname(os.path.dirname(os.path.realpath(python))))
     return tuple(sorted(found))
 
@@ -181,11 +160,8 @@ def _home_to_hide(python: str) -> tuple[str, tuple[str, ...]]:
 
 
 def bwrap_version(bwrap: str) -> str:
-    try:
-        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip().rpartition(" ")[2]
+    done = _run([bwrap, "--version"])
+    return "" if isinstance(done, str) else done.stdout.strip().rpartition(" ")[2]
 
 
 def try_bwrap(
@@ -193,20 +169,10 @@ def try_bwrap(
 ) -> str:
     """Start `python -c pass` inside the sandbox as `uid`; "" when that works, else the reason."""
     cmd = [*bwrap_args(bwrap, settings, home=home, keep=keep), "--", python, "-c", "pass"]
-    try:
-        done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_S,
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
-            env=minimal_env(python, "/tmp"),
-            cwd="/",
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return str(e)
+    groups: list[int] | None = [] if uid is not None else None
+    done = _run(cmd, user=uid, group=uid, extra_groups=groups, env=minimal_env(python, "/tmp"), cwd="/")
+    if isinstance(done, str):
+        return done
     if done.returncode != 0:
         return (done.stderr.strip() or f"exit status {done.returncode}").splitlines()[-1]
     return ""
@@ -260,7 +226,6 @@ def plan(settings: SandboxSettings, probe_uid: int | None) -> Plan:
         interpreter=python,
         bwrap=bwrap if mode == "bubblewrap" else "",
         bwrap_version=version,
-        root=root,
         keep_visible=keep if mode == "bubblewrap" else (),
         home=home if mode == "bubblewrap" else "",
         off_reasons=tuple(off),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
-import functools
 import json
 import logging
 import math
 import os
 import pwd
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -24,31 +24,18 @@ from typing import IO, Self
 from codegen_eval.errors import SandboxError, UsageError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import core, probe, seccomp, worker
-from codegen_eval.sandbox.base import ClosedOnExit, SandboxSettings, decode_output, make_result
+from codegen_eval.sandbox.base import STDERR_TAIL_BYTES, ClosedOnExit, SandboxSettings, decode_output, make_result
 from codegen_eval.sandbox.pool import Pending, SlotPool, Take
+from codegen_eval.sandbox.probe import probe as probe_layers  # for `codegen-eval list`
 
 log = logging.getLogger(__name__)
 
-STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps
 PIPELINE_MAX_BYTES = 16 * 1024  # queue a job behind a running one only if it fits a pipe buffer easily
 START_TIMEOUT_S = 30.0  # a worker must say "ready" within this
 BACKSTOP_GRACE_S = 5.0  # beyond a job's own timeout before the harness gives up on a silent worker
 MAX_FAILED_STARTS = 3  # consecutive failed restarts before a worker slot is declared broken
 
-_KINDS = (
-    ExitKind.EXITED,
-    ExitKind.SIGNALED,
-    ExitKind.TIMEOUT,
-    ExitKind.MEMORY_LIMIT,
-    ExitKind.OUTPUT_LIMIT,
-    ExitKind.PROCESS_LIMIT,
-)
-
-
-@functools.cache
-def _worker_source() -> str:
-    """The worker's code, handed to the interpreter as `-c SOURCE` (the sandbox uid need not read our files)."""
-    return Path(worker.__file__).read_text(encoding="utf-8")
+_KINDS = tuple(ExitKind(kind) for kind in worker.KINDS)
 
 
 def _cpu_count() -> int:
@@ -56,13 +43,6 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-
-
-def _wait_for(fd: int, event: int, timeout_s: float) -> bool:
-    """poll(2) one descriptor (select(2) cannot take descriptors above 1023)."""
-    poller = select.poll()
-    poller.register(fd, event)
-    return bool(poller.poll(timeout_s * 1000.0))
 
 
 class _UidLease:
@@ -77,11 +57,11 @@ class _UidLease:
         except OSError:
             lock_dir = Path(tempfile.gettempdir()) / "codegen-eval-uids"
             lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        busy = _uids_with_processes()
+        busy = {uid for state, _, uid in core.processes().values() if state != b"Z"}  # a zombie holds nothing
         for uid in range(probe.UID_BASE, probe.UID_BASE + probe.UID_RANGE):
             if len(self.uids) == count:
                 break
-            if uid in busy or _uid_has_account(uid):
+            if uid in busy or _has_account(uid):
                 continue
             f = open(lock_dir / f"{uid}.lock", "wb")  # noqa: SIM115 - held open for the lease's lifetime
             try:
@@ -101,7 +81,7 @@ class _UidLease:
         self._locks.clear()
 
 
-def _uid_has_account(uid: int) -> bool:
+def _has_account(uid: int) -> bool:
     try:
         pwd.getpwuid(uid)
     except KeyError:
@@ -109,31 +89,10 @@ def _uid_has_account(uid: int) -> bool:
     return True
 
 
-def _live_processes() -> list[tuple[int, int]]:
-    """(pid, uid) of every process on the machine that is not a zombie (a zombie holds nothing but its pid)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            uid = os.stat(f"/proc/{name}").st_uid
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rpartition(b")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != b"Z":
-            found.append((int(name), uid))
-    return found
-
-
-def _uids_with_processes() -> set[int]:
-    return {uid for _, uid in _live_processes()}
-
-
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid` (root, dedicated uid, no PID namespace to do it for us)."""
     for _ in range(100):
-        victims = [pid for pid, owner in _live_processes() if owner == uid]
+        victims = [pid for pid, (state, _, owner) in core.processes().items() if owner == uid and state != b"Z"]
         if not victims:
             return
         for pid in victims:
@@ -175,7 +134,7 @@ class _WorkerProcess:
             "preload": list(settings.preload),
             "sources": core.shipped_sources(),  # core.py and seccomp.py: the worker cannot import the package
         }
-        cmd = [plan.interpreter, "-c", _worker_source(), json.dumps(config)]
+        cmd = [plan.interpreter, "-c", core.source("worker"), json.dumps(config)]
         if plan.mode == "bubblewrap":
             pre = probe.bwrap_args(plan.bwrap, settings, home=plan.home, keep=plan.keep_visible)
             cmd = [*pre, "--", *cmd]
@@ -189,7 +148,7 @@ class _WorkerProcess:
             for name in os.listdir(self.root_dir):
                 with contextlib.suppress(OSError, RecursionError):
                     core.remove(os.path.join(self.root_dir, name))
-        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop
+        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop
         home = "/tmp" if plan.mode == "bubblewrap" else self.root_dir
         try:
             self.proc = subprocess.Popen(
@@ -219,39 +178,32 @@ class _WorkerProcess:
         why = self.stderr_text_saved or "no message"
         raise SandboxError(f"sandbox worker did not start: {why}")
 
-    def stderr_text(self) -> str:
-        if self.errlog is None:
-            return ""
-        self.errlog.seek(0)
-        return decode_output(self.errlog.read()[-2000:]).strip()
-
     def stop(self) -> int | None:
         """Kill the worker (and, without a PID namespace, every process of its uid); its exit status."""
         with self._stop_lock:
-            return self._stop_locked()
-
-    def _stop_locked(self) -> int | None:
-        rc = None
-        self.stderr_text_saved = self.stderr_text()
-        proc = self.proc
-        if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            rc = proc.wait()
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
+            rc = None
+            errlog, self.errlog = self.errlog, None
+            self.stderr_text_saved = ""
+            if errlog is not None:
+                errlog.seek(0)
+                self.stderr_text_saved = decode_output(errlog.read()[-2000:]).strip()
+                errlog.close()
+            proc = self.proc
+            if proc is not None:
+                if proc.poll() is None:
                     with contextlib.suppress(OSError):
-                        stream.close()
-            self.proc = None
-        if self.uid is not None:
-            # The uid is leased to this worker alone: whatever still runs under it (a namespace being torn down,
-            # or a daemon outside any namespace) must be gone before the uid is reused.
-            _kill_uid(self.uid)
-        if self.errlog is not None:
-            self.errlog.close()
-            self.errlog = None
-        return rc
+                        os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+                for stream in (proc.stdin, proc.stdout):
+                    if stream is not None:
+                        with contextlib.suppress(OSError):
+                            stream.close()
+                self.proc = None
+            if self.uid is not None:
+                # The uid is leased to this worker alone: whatever still runs under it (a namespace being torn
+                # down, or a daemon outside any namespace) must be gone before the uid is reused.
+                _kill_uid(self.uid)
+            return rc
 
     def shutdown(self) -> None:
         """Close the worker's input so that it exits by itself, then make sure it is gone."""
@@ -280,18 +232,27 @@ class _WorkerProcess:
                     raise
                 time.sleep(0.1 * failures)
 
+    def ready(self, fd: int, event: int, deadline: float) -> bool:
+        """Wait until `fd` is ready for `event`; False past the deadline (then self.silent). poll(2), because
+        select(2) cannot take descriptors above 1023."""
+        poller = select.poll()
+        poller.register(fd, event)
+        while True:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                self.silent = True
+                return False
+            if poller.poll(wait * 1000.0):
+                return True
+
     def read(self, n: int, deadline: float) -> bytes | None:
         """Exactly n bytes from the worker, or None on EOF or deadline (see self.silent)."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         buf = bytearray()
         while len(buf) < n:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                self.silent = True
+            if not self.ready(fd, select.POLLIN, deadline):
                 return None
-            if not _wait_for(fd, select.POLLIN, wait):
-                continue
             chunk = os.read(fd, n - len(buf))
             if not chunk:
                 return None
@@ -304,12 +265,8 @@ class _WorkerProcess:
         fd = self.proc.stdin.fileno()
         view = memoryview(data)
         while view:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                self.silent = True
+            if not self.ready(fd, select.POLLOUT, deadline):
                 return False
-            if not _wait_for(fd, select.POLLOUT, wait):
-                continue
             try:
                 view = view[os.write(fd, view) :]
             except BlockingIOError:
@@ -325,18 +282,11 @@ class _Slot:
     def __init__(self, box: ProcessSandbox, index: int, uid: int | None, root_dir: str) -> None:
         self.box = box
         self.index = index
+        self.uid = uid
         self.process = _WorkerProcess(box, uid, root_dir)
         self.seq = 0
         self.inflight: collections.deque[Pending] = collections.deque()
         self.unsent: collections.deque[Pending] = collections.deque()
-
-    @property
-    def uid(self) -> int | None:
-        return self.process.uid
-
-    @property
-    def info(self) -> dict[str, object]:
-        return self.process.info
 
     def start(self) -> None:
         self.process.restart()
@@ -520,25 +470,24 @@ class ProcessSandbox(ClosedOnExit):
         else:
             uid_text = f"{os.getuid()} (current user)"
         layers = probe.expected_layers(plan, self.settings, uid_text)
-        for slot in self._slots:
-            info = slot.info
+        infos = [slot.process.info for slot in self._slots]
+        for slot, info in zip(self._slots, infos, strict=True):
             if known and info.get("uid") != slot.uid:
                 raise SandboxError(f"sandbox worker runs as uid {info.get('uid')}, expected {slot.uid}")
             if plan.mode == "bubblewrap":
-                if info.get("net_interfaces") != ["lo"]:
-                    raise SandboxError(f"sandbox worker sees network interfaces {info.get('net_interfaces')}")
-                if not info.get("root_readonly"):
+                if info.get("net") != ["lo"]:
+                    raise SandboxError(f"sandbox worker sees network interfaces {info.get('net')}")
+                if not info.get("root_read_only"):
                     raise SandboxError("sandbox worker sees a writable root filesystem")
                 if info.get("pid") != 1:
                     raise SandboxError(f"sandbox worker is pid {info.get('pid')}, not PID 1 of its own namespace")
-                if info.get("cap_eff") not in (None, "0000000000000000"):
-                    raise SandboxError(f"sandbox worker has capabilities {info.get('cap_eff')}")
-        off = {str(slot.info.get("seccomp_off", "the worker did not say")) for slot in self._slots} - {""}
+                if info.get("CapEff") not in (None, "0000000000000000"):
+                    raise SandboxError(f"sandbox worker has capabilities {info.get('CapEff')}")
+        off = {str(info.get("seccomp_off", "the worker did not say")) for info in infos} - {""}
         if off:
             log.warning("process sandbox: the syscall filter is OFF: %s", "; ".join(sorted(off)))
         layers["syscall_filter"] = seccomp.describe("; ".join(sorted(off)))
-        python = self._slots[0].info.get("python", "?")
-        layers["interpreter"] = f"{plan.interpreter} ({python})"
+        layers["interpreter"] = f"{plan.interpreter} ({infos[0].get('python', '?')})"
         layers["workers"] = str(self._workers)
         return layers
 
@@ -560,12 +509,8 @@ class ProcessSandbox(ClosedOnExit):
             self._lease.release()
             self._lease = None
         if self._host_dir:
-            import shutil
-
             shutil.rmtree(self._host_dir, ignore_errors=True)
             self._host_dir = ""
 
 
-def probe_layers(settings: SandboxSettings | None = None) -> dict[str, str]:
-    """Which isolation layers the process sandbox would use on this machine (for `codegen-eval list`)."""
-    return probe.probe(settings)
+__all__ = ["ProcessSandbox", "probe_layers"]

@@ -46,14 +46,12 @@ JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), pro
 RESULT = struct.Struct("<IBBiidIIIQQ")
 READY_LEN = struct.Struct("<I")
 
-# KIND_OUTPUT is no longer produced (output past the cap is drained, not fatal); kept so the numbering stays.
-KIND_EXITED, KIND_SIGNALED, KIND_TIMEOUT, KIND_MEMORY, KIND_OUTPUT, KIND_PROCESS = range(6)
-_KINDS = {"exited": KIND_EXITED, "signaled": KIND_SIGNALED, "timeout": KIND_TIMEOUT}
-_KINDS.update(memory_limit=KIND_MEMORY, process_limit=KIND_PROCESS)
+# A result's kind is its index here (an ExitKind value). "output_limit" is no longer produced (output past the
+# cap is drained, not fatal); kept so the numbering stays.
+KINDS = ("exited", "signaled", "timeout", "memory_limit", "output_limit", "process_limit")
 RETIRE_STATUS = 17
 
 _PR_SET_PDEATHSIG = 1
-_PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _BLOCKED_IN_WORKER = (
     "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGTTIN", "SIGTTOU",
@@ -136,51 +134,21 @@ assert f([2]) == [5], "deliberately failing, to format a traceback"
 '''
 
 
-def _describe(subreaper: bool, undumpable: bool, seccomp_off: str, pidfd: bool) -> dict[str, object]:
-    """What the worker observes of its own isolation (the harness checks it against the plan)."""
-    info: dict[str, object] = {
-        "pid": os.getpid(),
-        "uid": os.getuid(),
-        "euid": os.geteuid(),
-        "python": sys.version.split()[0],
-        "executable": sys.executable,
-        "subreaper": subreaper,
-        "undumpable": undumpable,
-        "seccomp_off": seccomp_off,
-        "pidfd": pidfd,
-        "root_readonly": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
-    }
-    try:
-        with open("/proc/net/dev") as f:
-            info["net_interfaces"] = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
-    except OSError:
-        info["net_interfaces"] = None
-    try:
-        with open("/proc/self/status") as f:
-            info["cap_eff"] = next(line.split()[1] for line in f if line.startswith("CapEff:"))
-    except (OSError, StopIteration):
-        info["cap_eff"] = None
-    return info
-
-
 class Worker:
     """Runs programs one at a time, each in a child forked from this warm interpreter (through the core)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.root: str = config["root"]  # emptied after every program
-        self.preload: list[str] = list(config.get("preload", []))  # the benchmark's modules (SandboxSettings)
         self.pidns = bool(config["pidns"])  # alone in a PID namespace whose init is pid 1
         self.out_cap = int(config["output_bytes"])
         self.err_tail = int(config["stderr_tail_bytes"])
         self.work = os.path.join(self.root, "work")
         self.program_path = os.path.join(self.root, "program.py")
         self.flag = mmap.mmap(-1, mmap.PAGESIZE)
-        self.signal_mask: set[int] = set()  # the mask children get back
         self.config = config
         self.child: core.Child | None = None  # made at the end of setup, once everything it copies is known
         self.libc = core.Libc.load()
         self.prctl = self.libc.prctl if self.libc is not None else None
-        self.ipc_cleanup = bool(config.get("ipc_cleanup", False))
         # As PID 1 of the namespace (bubblewrap's --as-pid-1), kill(-1) reaches every process a program left.
         init = self.pidns and os.getpid() == 1
         self.tree = core.Tree(init, pidns=self.pidns, kill_uid=bool(config["kill_uid"]))
@@ -189,7 +157,6 @@ class Worker:
         self.scratch: list[str] = list(config.get("scratch", ()))
         self.owned_scratch: list[str] = list(config.get("owned_scratch", ()))
         self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
-        self.has_pidfd = hasattr(os, "pidfd_open")
         self.proto_in = self.proto_out = self.devnull = -1
         self.main_template: dict[str, object] = {}
         self.seccomp_off = "not installed"  # why the filter is not in effect; "" once it is
@@ -212,10 +179,10 @@ class Worker:
         # gets the original mask back with one call). SIGKILL and SIGSTOP remain; the harness notices both.
         blocked = {getattr(signal, name) for name in _BLOCKED_IN_WORKER if hasattr(signal, name)}
         # _signal, not signal: the wrapper converts to enums, which costs every child page faults.
-        self.signal_mask = set(_signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
+        signal_mask = set(_signal.pthread_sigmask(signal.SIG_BLOCK, blocked))  # what children get back
         if self.prctl is not None:
             # Not dumpable: a program with our uid cannot ptrace us or open /proc/<us>/fd or /proc/<us>/mem.
-            self.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+            self.prctl(core.PR_SET_DUMPABLE, 0, 0, 0, 0)
             # Orphans are reparented to us, so "no child left" means "no process of this program left".
             self.tree.subreaper = self.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
             if not self.pidns:
@@ -224,27 +191,26 @@ class Worker:
                     os._exit(RETIRE_STATUS)
         os.makedirs(self.root, exist_ok=True)
         self.wipe()
-        if self.ipc_cleanup:
+        if self.config.get("ipc_cleanup", False):
             for kind, id_column in _SYSV_IPC:
                 with contextlib.suppress(OSError):
                     fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
                     self.sysvipc_fds.append((kind, id_column, fd))
         self.clear_scratch()
-        core.preload(core.STDLIB_PRELOAD)
-        core.preload(self.preload)
+        core.preload(list(self.config.get("preload", [])))
         _warm_up(self.program_path)
         self.main_template = _look_like_the_program(self.program_path, self.work)
         self.child = core.Child(
             self.flag, self.program_path, True, stdin_fd=self.devnull, workdir=self.work, prctl=self.prctl,
             maxfd=max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024), group="group" if self.pidns else "",
             fsize=int(self.config["file_size_bytes"]), nofile=int(self.config["max_open_files"]),
-            nproc=int(self.config["max_processes"]), signal_mask=self.signal_mask,
+            nproc=int(self.config["max_processes"]), signal_mask=signal_mask,
         )  # fmt: skip
         # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
         self.seccomp_off = seccomp.install()
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
-        return _describe(self.tree.subreaper, self.prctl is not None, self.seccomp_off, self.has_pidfd)
+        return {**core.observe(), "python": sys.version.split()[0], "seccomp_off": self.seccomp_off}
 
     # ------------------------------------------------------------------------------------- main loop
 
@@ -313,7 +279,7 @@ class Worker:
         kind, exit_code, sig = core.classify(status, rusage, why == "timeout", cpu_s, out.stderr, flagged)
         body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
         header = (
-            *(_KINDS[kind], exit_code is not None, exit_code or 0, sig or 0, duration),
+            *(KINDS.index(kind), exit_code is not None, exit_code or 0, sig or 0, duration),
             *(len(out.stdout), len(out.stdout_tail), len(out.stderr), out.out_total, out.err_total),
         )
         return header, body, clean
