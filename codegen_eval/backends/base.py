@@ -60,6 +60,12 @@ class BackendContext:
     problem_ids: tuple[str, ...] = ()
 
 
+def throughput(completion_tokens: int, seconds: float) -> dict[str, float | None]:
+    """The wall time inside generate() (`generate_s`) and `completion_tokens_per_s` over it, for run_stats()."""
+    rate = round(completion_tokens / seconds, 2) if seconds > 0 else None
+    return {"generate_s": round(seconds, 3), "completion_tokens_per_s": rate}
+
+
 OptionsT = TypeVar("OptionsT")
 
 

@@ -7,6 +7,7 @@ samples.jsonl (multi-turn included).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections import defaultdict
@@ -41,8 +42,7 @@ def load_replay(path: Path, problem_ids: Sequence[str]) -> ReplayData:
     samples: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     fmt = ""
     mode: SampleMode = "completion"
-    stripped = raw.lstrip()
-    if stripped.startswith(b"["):
+    if raw.lstrip().startswith(b"["):
         fmt, mode = "bigcode", "solution"
         try:
             data = json.loads(raw)
@@ -86,8 +86,6 @@ def load_replay(path: Path, problem_ids: Sequence[str]) -> ReplayData:
                 raise UsageError(f"{where}: mixes {line_fmt} and {fmt} records")
             fmt, mode = line_fmt, line_mode
             if pid not in known:
-                import difflib
-
                 close = difflib.get_close_matches(str(pid), known, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise UsageError(f"{where}: unknown task id {pid!r}{hint}")

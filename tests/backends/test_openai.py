@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from codegen_eval.backends.base import BackendContext
-from codegen_eval.backends.openai import OpenAIBackend, _retry_after
+from codegen_eval.backends.openai import OpenAIBackend
+from codegen_eval.backends.openai.client import _retry_after
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.records import ChatMessage, GenerationRequest, SamplingParams
 from tests.openai_server import Fault, FaultProxy, Seen, TransformersServer, faults, free_port
@@ -442,6 +443,6 @@ def test_dead_server_items_fail_fast_once_retries_are_spent(
         backend.endpoints[0].port = proxy.port
         backend.endpoints[0].down_until = 0.0
         assert backend.generate([_req("w = ")])[0].error is None
-        assert not backend._degraded
+        assert not backend._client.degraded
     finally:
         proxy.close()

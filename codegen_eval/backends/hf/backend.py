@@ -6,34 +6,24 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from codegen_eval.backends.base import BackendContext, parse_options
+from codegen_eval.backends.base import BackendContext, parse_options, throughput
+from codegen_eval.backends.hf import decode
 from codegen_eval.backends.hf.cache import _cache_kwarg, _kv_bytes_per_token, _PrefixCache
-from codegen_eval.backends.hf.decode import (
-    _decode_continuation,
-    _fallback_length,
-    _free_device_memory,
-    _is_oom,
-    _Row,
-    _row_seed,
-    _RowSampler,
-    _RowStopper,
-    left_pad,
-)
 from codegen_eval.backends.hf.load import (
     SMOLLM2_ALIAS,
     HFOptions,
     _digest_files,
     _resolved_path,
     _transformers,
-    _validate,
     check_model_ref,
     load_model,
     require_extra,
     resolve_smollm2,
 )
-from codegen_eval.backends.hf.prepare import _Prepared, prepare, render, room
+from codegen_eval.chat import SYSTEM_INSTRUCTION
 from codegen_eval.errors import UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
 
@@ -46,26 +36,9 @@ _AUTO_BATCH_ROWS = {"cuda": 64, "cpu": 32}  # first try for batch_size=auto; hal
 
 
 class HFBackend:
-    """Any transformers causal LM (`--model hf:PATH_OR_HUB_ID`).
-
-    Guarantees:
-    - Greedy (temperature 0) output of a prompt does not depend on which other prompts share its batch:
-      left padding plus attention masks, checked by tests/backends/test_hf.py. (Up to floating-point
-      rounding, which padding can change in the last bits; in fp32 the tests see identical text.)
-    - Sampling draws one uniform number per sequence per step from a generator seeded by (request seed,
-      sample index, prompt) and picks the token by inverse CDF over the temperature/top-k/top-p
-      distribution. So the same seed and request give the same texts whatever the batch size or
-      composition (same rounding caveat), and sample i is the same whether it was asked for in one call
-      with n=10 or alone with first_sample=i. Without a seed, sampling is not reproducible. In fp32 a
-      rounding difference between two batchings can, rarely, tip a near-tie (the tests check exact
-      equality in fp64, `-B dtype=fp64`).
-    - Batches: sequences of similar budget and length go together. Once half of a batch is done, the call
-      pauses and the unfinished sequences resume in the next batch (refilled with waiting ones), their
-      keys/values taken from the prefix cache, instead of computing finished sequences as padding.
-    - Text is the decoded new tokens (special tokens skipped), up to and including the point where generation
-      stopped (a stop string, EOS or the budget); stop strings are not cut off. In chat mode stop strings are
-      ignored (they are written for raw completions) and the reply runs to the chat template's end token.
-    """
+    """Any transformers causal LM (`--model hf:PATH_OR_HUB_ID`). What it guarantees (greedy output independent of
+    batch company, seeded sampling the same whatever the batching, texts up to and including the stop that ended
+    them) is in docs/backends/hf.md; sampling and stops are decode.py's, pauses and prefix reuse BatchRunner's."""
 
     name = "hf"
     mode: SampleMode
@@ -74,67 +47,44 @@ class HFBackend:
     PREFILL_ALONE_FROM = 64  # uncached prompt tokens from which a CPU prefill runs alone (_prefill_alone)
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
-        self.options = parse_options(HFOptions, options, "hf")
-        _validate(self.options)
-        self.mode = "chat" if self.options.chat else "completion"
+        self.options = opts = parse_options(HFOptions, options, "hf")
+        self.mode = "chat" if opts.chat else "completion"
         self.model_arg = model
         self._alias_provenance: dict[str, str] = {}
         self._generate_s = 0.0  # wall time inside generate()
         self._pool: RayPool | None = None
-        if self.options.ray_actors > 0:  # a thin driver: the actors load the model (ray_pool.py)
-            if not model:
-                raise UsageError("backend 'hf' needs a model: --model hf:PATH_OR_HUB_ID")
-            if model != SMOLLM2_ALIAS:
-                check_model_ref(model)  # the path must be the same on every node
+        # The cheap checks first (no torch yet), each one line: the model names something, the extra is installed.
+        if not model:
+            raise UsageError("backend 'hf' needs a model: --model hf:PATH_OR_HUB_ID")
+        self.model_ref = model if model == SMOLLM2_ALIAS else check_model_ref(model)
+        if opts.ray_actors > 0:  # a thin driver: the actors load the model (ray_pool.py), the same path on every node
             from codegen_eval.backends.hf.ray_pool import RayPool
 
-            self._pool = RayPool(model, options, self.options.ray_actors, self.options.ray_address)
+            self._pool = RayPool(model, options, opts.ray_actors, opts.ray_address)
             return
-        # The cheap checks first (no torch yet), each one line: the model names something, the extra is installed.
+        require_extra()  # (converting the alias's GGUF needs transformers too)
         if model == SMOLLM2_ALIAS:
-            require_extra()  # converting the GGUF needs transformers
             path, self._alias_provenance = resolve_smollm2()
             self.model_ref = str(path)
-        elif not model:
-            raise UsageError("backend 'hf' needs a model: --model hf:PATH_OR_HUB_ID")
-        else:
-            self.model_ref = check_model_ref(model)
-            require_extra()
-        self._load()
         self._weights_digest: dict[str, str] | None = None
-        self.stats = {
-            "prompt_tokens": 0,
-            # tokens whose keys/values came from the prefix cache instead of being computed
-            # (shared prompt prefixes, and the sequences a paused batch resumes)
-            "reused_tokens": 0,
-            "completion_tokens": 0,
-            "oom_retries": 0,
-            "pauses": 0,
-        }
-
-    # -- loading --------------------------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        opts = self.options
-        loaded = load_model(self.model_ref, self.model_arg, opts)
+        # reused_tokens: tokens whose keys/values came from the prefix cache instead of being computed (shared
+        # prompt prefixes, and the sequences a paused batch resumes)
+        keys = ("prompt_tokens", "reused_tokens", "completion_tokens", "oom_retries", "pauses")
+        self.stats = dict.fromkeys(keys, 0)
+        loaded = load_model(self.model_ref, model, opts)
         self.model: Any = loaded.model
         self.tokenizer: Any = loaded.tokenizer
         self.device, self.dtype = loaded.device, loaded.dtype
         self.eos_ids, self.pad_id, self.max_context = loaded.eos_ids, loaded.pad_id, loaded.max_context
         self._checkpoint_generation = loaded.checkpoint_generation
-        self._transformers_version, self._torch_version = loaded.transformers_version, loaded.torch_version
-        if opts.batch_size == "auto":
-            self._batch_rows = _AUTO_BATCH_ROWS.get(self.device.type, 32)
-        else:
-            self._batch_rows = int(opts.batch_size)
+        auto = opts.batch_size == "auto"
+        self._batch_rows = _AUTO_BATCH_ROWS.get(self.device.type, 32) if auto else int(opts.batch_size)
         self._cache_kwarg = _cache_kwarg(self.model)
         self._prefix: _PrefixCache | None = None
         if opts.prefix_cache_mb > 0 and self._cache_kwarg:
             per_token = _kv_bytes_per_token(self.model, self.device, self.pad_id, self._cache_kwarg)
             if per_token:
                 self._prefix = _PrefixCache(opts.prefix_cache_mb << 20, per_token)
-
-    # -- public interface -----------------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         started = time.monotonic()
@@ -146,58 +96,35 @@ class HFBackend:
             self._generate_s += time.monotonic() - started
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        prepared = self._prepare(requests)
-        rows: list[_Row] = []
-        for index, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+        prepared = _prepare(requests, self.tokenizer, self.options.chat, self.max_context)
+        groups: list[list[decode._Row]] = [[] for _ in requests]  # each request's rows, in sample order
+        for req, prep, mine in zip(requests, prepared, groups, strict=True):
             if prep.error is not None:
                 continue
-            budget = min(req.max_new_tokens, self._room(len(prep.ids)))
-            sampling = req.sampling
+            stop = () if self.options.chat else tuple(s for s in req.stop if s)
             for j in range(req.n):
-                rows.append(
-                    _Row(
-                        req=index,
-                        ids=prep.ids,
-                        budget=budget,
-                        temperature=sampling.temperature,
-                        top_p=sampling.top_p,
-                        top_k=sampling.top_k,
-                        seed=_row_seed(sampling.seed, req.first_sample + j, prep.ids),
-                        stop=() if self.options.chat else tuple(s for s in req.stop if s),
-                    )
-                )
+                seed = decode._row_seed(req.sampling.seed, req.first_sample + j, prep.ids)
+                mine.append(decode._Row(prep.ids, prep.budget, req.sampling, seed, stop))
         # Similar budgets and lengths together: less padding, and batches stop at about the same step.
-        BatchRunner(self).run_rows(sorted(rows, key=lambda r: (r.budget, len(r.ids))))
-
-        by_request: dict[int, list[_Row]] = {}
-        for row in rows:  # `rows` keeps request order and sample order
-            by_request.setdefault(row.req, []).append(row)
+        BatchRunner(self).run_rows(sorted((r for g in groups for r in g), key=lambda r: (r.budget, len(r.ids))))
         out: list[Completion] = []
-        for index, prep in enumerate(prepared):
-            if prep.error is not None:
-                out.append(Completion(texts=(), error=prep.error, prompt_tokens=len(prep.ids)))
-                continue
-            mine = by_request[index]
-            failed = next((r.error for r in mine if r.error is not None), None)
+        for prep, mine in zip(prepared, groups, strict=True):
+            failed = next((r.error for r in mine if r.error is not None), prep.error)  # (no rows for a bad request)
             if failed is not None:
                 out.append(Completion(texts=(), error=failed, prompt_tokens=len(prep.ids)))
                 continue
             completion_tokens = sum(len(r.generated) for r in mine)
             self.stats["prompt_tokens"] += len(prep.ids)
             self.stats["completion_tokens"] += completion_tokens
-            out.append(
-                Completion(
-                    texts=tuple(r.text or "" for r in mine),
-                    prompt_tokens=len(prep.ids),
-                    completion_tokens=completion_tokens,
-                    notes=prep.notes,
-                )
-            )
+            texts = tuple(r.text or "" for r in mine)
+            out.append(Completion(texts, None, len(prep.ids), completion_tokens, prep.notes))
         return out
 
     def provenance(self) -> Mapping[str, str]:
         if self._pool is not None:
             return self._pool.provenance()
+        import torch
+
         prov = {
             "backend": "hf",
             "model": self.model_arg,
@@ -206,8 +133,8 @@ class HFBackend:
             "parameters": str(sum(p.numel() for p in self.model.parameters())),  # for `analyze scaling`
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
-            "transformers": self._transformers_version,
-            "torch": self._torch_version,
+            "transformers": _transformers().__version__,
+            "torch": torch.__version__,
             "batch_size": self.options.batch_size,
             "max_context": str(self.max_context),
             "mode": self.mode,
@@ -217,10 +144,7 @@ class HFBackend:
         }
         if self.options.chat:
             prov["paper_comparable"] = "no: instruct (chat template) mode, not the paper's raw completion protocol"
-        for key in ("revision", "gguf_file"):
-            value = getattr(self.options, key)
-            if value:
-                prov[key] = str(value)
+        prov.update({k: str(v) for k in ("revision", "gguf_file") if (v := getattr(self.options, k))})
         prov.update(self._alias_provenance)
         if self._weights_digest is None:
             self._weights_digest = _digest_files(prov["resolved_path"])
@@ -229,11 +153,9 @@ class HFBackend:
 
     def run_stats(self) -> dict[str, int | float | None]:
         """Counts and throughput of this backend's work so far, for run.json."""
-        seconds = self._generate_s
         if self._pool is not None:
-            return self._pool.run_stats(seconds)
-        rate = round(self.stats["completion_tokens"] / seconds, 2) if seconds > 0 else None
-        return {**self.stats, "generate_s": round(seconds, 3), "completion_tokens_per_s": rate}
+            return self._pool.run_stats(self._generate_s)
+        return {**self.stats, **throughput(self.stats["completion_tokens"], self._generate_s)}
 
     def close(self) -> None:
         if self._pool is not None:
@@ -241,20 +163,11 @@ class HFBackend:
             return
         self._prefix = None
         if getattr(self, "model", None) is not None:
-            del self.model
             self.model = None
-            _free_device_memory()
-
-    # -- preparation ----------------------------------------------------------------------------------------
-
-    def _prepare(self, requests: Sequence[GenerationRequest]) -> list[_Prepared]:
-        return prepare(requests, self.tokenizer, self.options.chat, self.max_context)
+            decode._free_device_memory()
 
     def _render(self, req: GenerationRequest) -> str:
-        return render(self.tokenizer, self.options.chat, req)
-
-    def _room(self, prompt_tokens: int) -> int:
-        return room(self.max_context, prompt_tokens)
+        return _render(self.tokenizer, self.options.chat, req)
 
 
 class BatchRunner:
@@ -264,7 +177,7 @@ class BatchRunner:
     def __init__(self, backend: HFBackend) -> None:
         self.b = backend
 
-    def run_rows(self, rows: list[_Row]) -> None:
+    def run_rows(self, rows: list[decode._Row]) -> None:
         """Generate every row, in batches of at most self.b._batch_rows.
 
         A batch may pause once half its rows are done (see _RowStopper); its unfinished rows then go first in
@@ -274,37 +187,38 @@ class BatchRunner:
         todo = list(rows)
         while todo:
             batch = self._next_batch(todo)
-            oom = False
             try:
                 self._run_batch(batch)
             except Exception as exc:
-                if not _is_oom(exc):
+                if not decode._is_oom(exc):
                     raise
-                oom = True  # handled below, once the traceback (holding the batch's tensors) is gone
-            if not oom:
+            else:
                 paused = [r for r in batch if r.text is None and r.error is None]
                 todo = paused + todo[len(batch) :]
                 if self.b.progress is not None and len(batch) > len(paused):
                     self.b.progress(len(batch) - len(paused))
                 continue
+            # Out of memory: handled here, once the traceback (holding the batch's tensors) is gone.
             if self.b._prefix is not None:
                 self.b._prefix.clear()  # kept keys/values are the first memory to give back
-            _free_device_memory()
+            decode._free_device_memory()
             self.b.stats["oom_retries"] += 1
-            if len(batch) == 1:
-                row = batch[0]
-                row.error = (
-                    f"out of memory generating one sequence of {len(row.ids)} prompt tokens "
-                    f"+ {row.budget} new tokens on {self.b.device}"
+            if len(batch) > 1:
+                self.b._batch_rows = max(1, len(batch) // 2)
+                log.warning(
+                    "out of memory with %d sequences per batch; retrying with %d", len(batch), self.b._batch_rows
                 )
-                todo = todo[1:]
-                if self.b.progress is not None:
-                    self.b.progress(1)
                 continue
-            self.b._batch_rows = max(1, len(batch) // 2)
-            log.warning("out of memory with %d sequences per batch; retrying with %d", len(batch), self.b._batch_rows)
+            row = batch[0]
+            row.error = (
+                f"out of memory generating one sequence of {len(row.ids)} prompt tokens "
+                f"+ {row.budget} new tokens on {self.b.device}"
+            )
+            todo = todo[1:]
+            if self.b.progress is not None:
+                self.b.progress(1)
 
-    def _next_batch(self, todo: list[_Row]) -> list[_Row]:
+    def _next_batch(self, todo: list[decode._Row]) -> list[decode._Row]:
         """The longest run of up to self.b._batch_rows rows from the front of `todo` that can share a call.
 
         A batch runs as many steps as its largest remaining budget, and a sequence that finished early is
@@ -347,17 +261,14 @@ class BatchRunner:
                 return
             self.b.stats["reused_tokens"] -= len(tokens) - 1 - n  # computed here, not reused
 
-    def _run_batch(self, batch: list[_Row]) -> None:
+    def _run_batch(self, batch: list[decode._Row]) -> None:
         """One generate call. Finished rows get their text; paused rows keep their tokens so far."""
         import torch
 
         hf = _transformers()
         inputs = [r.inputs for r in batch]
-        ids, mask = left_pad(inputs, self.b.pad_id)
+        ids, mask = (t.to(self.b.device) for t in decode.left_pad(inputs, self.b.pad_id))
         width = ids.shape[1]
-        ids, mask = ids.to(self.b.device), mask.to(self.b.device)
-        steps = max(r.remaining for r in batch)
-
         kwargs: dict[str, Any] = {}
         if self.b._prefix is not None and self.b._cache_kwarg is not None:
             if self.b.device.type == "cpu" and sum(map(len, inputs)) <= self.b._prefix.free_tokens():
@@ -368,12 +279,12 @@ class BatchRunner:
                 self.b.stats["reused_tokens"] += reused
         # Pausing costs about one step; it gains the waiting rows' places, and on a CPU fewer rows per step.
         pause_tokens = self.b._prefix.free_tokens() if self.b._prefix is not None else 0
-        stopper = _RowStopper(self.b.tokenizer, width, batch, self.b.eos_ids, pause_tokens)
+        stopper = decode._RowStopper(self.b.tokenizer, width, batch, self.b.eos_ids, pause_tokens)
         processors = hf.LogitsProcessorList()
-        if any(r.temperature > 0 for r in batch):
-            processors.append(_RowSampler(width, batch, self.b.device))
+        if any(r.sampling.temperature > 0 for r in batch):
+            processors.append(decode._RowSampler(width, batch, self.b.device))
         config = hf.GenerationConfig(
-            max_new_tokens=steps,
+            max_new_tokens=max(r.remaining for r in batch),
             do_sample=False,  # _RowSampler samples; generate's argmax then takes its one allowed token
             num_beams=1,
             pad_token_id=self.b.pad_id,
@@ -401,11 +312,11 @@ class BatchRunner:
             elif stopper.paused:
                 count = len(new[i])
             else:  # a sequence the stopper never saw finish (defensive: generate ended on its own)
-                count = _fallback_length(new[i], self.b.eos_ids, row.remaining)
+                count = decode._fallback_length(new[i], self.b.eos_ids, row.remaining)
             counts.append(count)
             row.generated = row.generated + new[i][:count]
             if done or not stopper.paused:
-                row.text = _decode_continuation(self.b.tokenizer, row.ids, row.generated)
+                row.text = decode._decode_continuation(self.b.tokenizer, row.ids, row.generated)
         if stopper.paused:
             self.b.stats["pauses"] += 1
         if self.b._prefix is not None:
@@ -413,3 +324,78 @@ class BatchRunner:
             if not self.b._prefix.store(inputs, new, counts, width, returned):
                 log.warning("hf: this model's cache layout is not a plain key/value cache; prefix reuse is off")
                 self.b._prefix = None
+
+
+# Request preparation: checks, chat rendering, tokenising, fitting each prompt into the context.
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A request after validation and tokenisation, and the new tokens that fit after it."""
+
+    ids: list[int] = field(default_factory=list)
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    budget: int = 0
+
+
+def _prepare(
+    requests: Sequence[GenerationRequest], tokenizer: Any, chat: bool, max_context: int | None
+) -> list[_Prepared]:
+    """Each request checked, rendered (chat mode) and tokenised; its budget cut (with a note) to what fits."""
+    prepared = [_Prepared(error=_request_error(r)) for r in requests]
+    texts = [""] * len(requests)
+    for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+        if prep.error is None:
+            try:
+                texts[i] = _render(tokenizer, chat, req)
+            except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
+                prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
+    todo = [i for i, p in enumerate(prepared) if p.error is None]
+    if todo:
+        # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
+        encoded = tokenizer([texts[i] for i in todo], add_special_tokens=not chat, verbose=False)["input_ids"]
+        for i, ids in zip(todo, encoded, strict=True):
+            prepared[i].ids = list(ids)
+    for req, prep in zip(requests, prepared, strict=True):
+        if prep.error is not None:
+            continue
+        space = (1 << 30) if max_context is None else max_context - len(prep.ids)
+        prep.budget = min(req.max_new_tokens, space)
+        if space < 1:
+            prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {max_context}"
+        elif space < req.max_new_tokens:
+            prep.notes = (
+                f"max_new_tokens reduced from {req.max_new_tokens} to {space}: the prompt has "
+                f"{len(prep.ids)} tokens and the context {max_context}",
+            )
+            log.warning("request %s: %s", req.key, prep.notes[0])
+    return prepared
+
+
+def _render(tokenizer: Any, chat: bool, req: GenerationRequest) -> str:
+    """The text to tokenise: the prompt, or in chat mode the messages through the chat template."""
+    if not chat:
+        return req.prompt
+    messages = [{"role": m.role, "content": m.content} for m in req.messages] or [
+        {"role": "system", "content": SYSTEM_INSTRUCTION},
+        {"role": "user", "content": req.prompt},
+    ]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return str(text)
+
+
+def _request_error(req: GenerationRequest) -> str | None:
+    s, n = req.sampling, req.n
+    failures = [  # (failed, message), the first failed one reported
+        (n < 1, f"n must be at least 1 (got {n})"),
+        (req.max_new_tokens < 1, f"max_new_tokens must be at least 1 (got {req.max_new_tokens})"),
+        (s.temperature < 0, f"temperature must be >= 0 (got {s.temperature})"),
+        (
+            s.temperature == 0 and n > 1,
+            f"n={n} samples with temperature 0: greedy decoding gives {n} identical texts; use temperature > 0 or n=1",
+        ),
+        (not 0 < s.top_p <= 1, f"top_p must be in (0, 1] (got {s.top_p})"),
+        (s.top_k < 0, f"top_k must be >= 0 (got {s.top_k})"),
+    ]
+    return next((message for failed, message in failures if failed), None)

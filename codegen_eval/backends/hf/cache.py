@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,8 +11,6 @@ from codegen_eval.backends.hf.load import _transformers
 
 if TYPE_CHECKING:
     import torch
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -96,23 +93,14 @@ class _PrefixCache:
         return _transformers().DynamicCache(layers, config=model.config), reused
 
     def store(
-        self,
-        inputs: Sequence[list[int]],
-        new: Sequence[list[int]],
-        counts: Sequence[int],
-        width: int,
-        cache: Any,
+        self, inputs: Sequence[list[int]], new: Sequence[list[int]], counts: Sequence[int], width: int, cache: Any
     ) -> bool:
         """Keep each row's keys/values: its input + its new tokens but the last (never fed). False: unusable.
 
         `counts[i]` is how many of `new[i]` belong to row i (the rest is padding after it stopped).
         """
-        plain_layer = _transformers().cache_utils.DynamicLayer
-        layers = getattr(cache, "layers", None)
-        if not layers or any(type(layer) is not plain_layer for layer in layers):
-            return False
-        total = width + max(len(t) for t in new) - 1
-        if any(layer.keys.dim() != 4 or layer.keys.shape[2] != total for layer in layers):
+        layers = _plain_layers(cache, width + max(len(t) for t in new) - 1)
+        if layers is None:
             return False
         for i, tokens in enumerate(inputs):
             length = len(tokens) + counts[i] - 1
@@ -153,8 +141,14 @@ class _PrefixCache:
                     del self._index[h]
 
 
-# ----------------------------------------------------------------------------------------------------
-# Helpers.
+def _plain_layers(cache: Any, length: int) -> list[Any] | None:
+    """The cache's layers when it is a plain per-layer key/value cache holding `length` positions, else None."""
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) is not _transformers().cache_utils.DynamicLayer for layer in layers):
+        return None
+    if any(layer.keys is None or layer.keys.dim() != 4 or layer.keys.shape[2] != length for layer in layers):
+        return None
+    return list(layers)
 
 
 def _cache_kwarg(model: Any) -> str | None:
@@ -188,9 +182,5 @@ def _kv_bytes_per_token(model: Any, device: torch.device, token: int, cache_kwar
             model(input_ids=torch.tensor([[token]], device=device), use_cache=True, **{cache_kwarg: cache})
     except Exception:
         return 0
-    layers = getattr(cache, "layers", [])
-    if not layers or any(type(layer) is not hf.cache_utils.DynamicLayer for layer in layers):
-        return 0
-    if any(layer.keys is None or layer.keys.dim() != 4 or layer.keys.shape[2] != 1 for layer in layers):
-        return 0
-    return int(sum(layer.keys.nbytes + layer.values.nbytes for layer in layers))
+    layers = _plain_layers(cache, 1)
+    return int(sum(layer.keys.nbytes + layer.values.nbytes for layer in layers)) if layers else 0

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger(__name__)
+    from codegen_eval.records import SamplingParams
 
 
 @dataclass(slots=True)
 class _Row:
-    """One sequence to generate: one of the n samples of request `req`."""
+    """One sequence to generate: one of the n samples of a request."""
 
-    req: int
     ids: list[int]
     budget: int
-    temperature: float
-    top_p: float
-    top_k: int
+    sampling: SamplingParams  # its seed is the request's: `seed` is this row's own
     seed: int
     stop: tuple[str, ...]
-    generated: list[int] = dataclasses.field(default_factory=list)  # new tokens so far (over paused calls)
+    generated: list[int] = field(default_factory=list)  # new tokens so far (over paused calls)
     text: str | None = None  # set when the row is finished
     error: str | None = None
 
@@ -110,12 +105,13 @@ class _RowSampler:
         import torch
 
         self.start = start
-        sampled = [i for i, r in enumerate(batch) if r.temperature > 0]
+        sampled = [i for i, r in enumerate(batch) if r.sampling.temperature > 0]
         rows = [batch[i] for i in sampled]
+        params = [r.sampling for r in rows]
         self.rows = torch.tensor(sampled, dtype=torch.long, device=device)
-        self.temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
-        self.top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)[:, None]
-        self.top_k = torch.tensor([r.top_k for r in rows], dtype=torch.long, device=device)[:, None]
+        self.temperature = torch.tensor([p.temperature for p in params], dtype=torch.float32, device=device)
+        self.top_p = torch.tensor([p.top_p for p in params], dtype=torch.float32, device=device)[:, None]
+        self.top_k = torch.tensor([p.top_k for p in params], dtype=torch.long, device=device)[:, None]
         self.already = torch.tensor([len(r.generated) for r in rows], dtype=torch.long, device=device)
         width = max(r.budget for r in rows)
         uniforms = torch.zeros((len(rows), width), dtype=torch.float64)
@@ -147,10 +143,6 @@ class _RowSampler:
         out[self.rows] = float("-inf")
         out[self.rows[:, None], token] = 0.0
         return out
-
-
-# ----------------------------------------------------------------------------------------------------
-# Prefix reuse across calls (multi-turn, paused batches): keys/values of earlier sequences by token prefix.
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

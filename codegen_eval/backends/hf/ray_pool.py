@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from codegen_eval.backends.base import throughput
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.ray_session import connect, leave
 from codegen_eval.records import Completion, GenerationRequest
@@ -40,19 +41,15 @@ class HFActor:
         from codegen_eval.backends.hf.backend import HFBackend
 
         self._backend: HFBackend | None = None
-        self._finished = 0
+        self._finished: list[int] = []  # sequences finished, as the backend reports them
         node_id = ray.get_runtime_context().get_node_id()
         try:
             self._backend = HFBackend(model, options)
         except UsageError as e:  # reported by report(): a failed actor constructor reads as a death in Ray
-            usage = type(e) is UsageError
-            self._report = ActorReport(node_id, socket.gethostname(), {}, str(e), usage_error=usage)
+            self._report = ActorReport(node_id, socket.gethostname(), {}, str(e), usage_error=type(e) is UsageError)
             return
-        self._backend.progress = self._count
+        self._backend.progress = self._finished.append
         self._report = ActorReport(node_id, socket.gethostname(), dict(self._backend.provenance()))
-
-    def _count(self, sequences: int) -> None:
-        self._finished += sequences
 
     def report(self) -> ActorReport:
         return self._report
@@ -60,8 +57,8 @@ class HFActor:
     def generate(self, requests: Sequence[GenerationRequest]) -> tuple[list[Completion], int]:
         """The completions of one shard, and how many sequences finished (for the driver's progress)."""
         assert self._backend is not None
-        self._finished = 0
-        return self._backend.generate(requests), self._finished
+        self._finished.clear()
+        return self._backend.generate(requests), sum(self._finished)
 
     def run_stats(self) -> dict[str, int | float | None]:
         assert self._backend is not None
@@ -107,9 +104,8 @@ class RayPool:
         self._connected_here = connect(ray, address, "hf -B ray_address")
         resources = ray.cluster_resources()
         # One GPU per actor where the cluster has GPUs (each actor then sees one as cuda:0), else one CPU.
-        kind, have = (
-            ("GPU", resources.get("GPU", 0)) if resources.get("GPU", 0) >= 1 else ("CPU", resources.get("CPU", 0))
-        )
+        gpus = resources.get("GPU", 0)
+        kind, have = ("GPU", gpus) if gpus >= 1 else ("CPU", resources.get("CPU", 0))
         if have < count:
             raise UsageError(f"hf: ray_actors={count} but the Ray cluster has {have:g} {kind}s (one per actor)")
         demand = {"num_gpus": 1} if kind == "GPU" else {"num_cpus": 1}
@@ -136,7 +132,6 @@ class RayPool:
             reports[refs[ref]] = report
         self._actors = [_Actor(h, reports[h]) for h in handles]
 
-    # -- generation ----------------------------------------------------------------------------------------
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None
     ) -> list[Completion]:
@@ -194,7 +189,6 @@ class RayPool:
             self.lost_actors += 1
         return None
 
-    # -- what ran where ------------------------------------------------------------------------------------
     def provenance(self) -> dict[str, str]:
         """The actors' provenance (a value that differs between them reads `varies: a, b`), plus the nodes used."""
         reports = [a.report for a in self._actors]
@@ -221,12 +215,9 @@ class RayPool:
             for key, value in stats.items():
                 if key not in ("generate_s", "completion_tokens_per_s") and isinstance(value, int):
                     totals[key] = totals.get(key, 0) + value
-        tokens = totals.get("completion_tokens", 0)
-        rate = round(tokens / generate_s, 2) if generate_s > 0 else None
         return {
             **totals,
-            "generate_s": round(generate_s, 3),
-            "completion_tokens_per_s": rate,
+            **throughput(totals.get("completion_tokens", 0), generate_s),
             "ray_lost_actors": self.lost_actors,
             "ray_resent_shards": self.resent_shards,
         }
@@ -241,13 +232,8 @@ class RayPool:
 def _shards(total: int, parts: int) -> list[tuple[int, int]]:
     """`parts` contiguous (start, end) slices of range(total), sizes differing by at most one; none empty."""
     parts = max(1, min(parts, total))
-    size, extra = divmod(total, parts)
-    bounds, start = [], 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        bounds.append((start, end))
-        start = end
-    return bounds
+    size, extra = divmod(total, parts)  # the first `extra` shards take one more
+    return [(i * size + min(i, extra), (i + 1) * size + min(i + 1, extra)) for i in range(parts)]
 
 
 def _short(error: BaseException) -> str:

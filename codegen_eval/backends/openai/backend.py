@@ -1,5 +1,5 @@
-"""The openai ModelBackend: requests spread over worker threads, `n` split when a server ignores it, completions
-assembled from the replies."""
+"""The openai ModelBackend: requests spread over worker threads, `n` split when a server ignores it, request bodies,
+completions assembled from the replies."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from codegen_eval.backends.base import BackendContext, parse_options
-from codegen_eval.backends.openai.client import Client, _Fatal, _parse_url, _Rejected
-from codegen_eval.backends.openai.options import OpenAIOptions, _validate
-from codegen_eval.backends.openai.probe import Slots, check_model, fit_concurrency, server_slots, total_slots
-from codegen_eval.backends.openai.wire import reply_texts, reply_usage, request_body
+from codegen_eval.backends.base import BackendContext, parse_options, throughput
+from codegen_eval.backends.openai.client import Client, OpenAIOptions, _Fatal, _parse_url, _Rejected
+from codegen_eval.backends.openai.probe import Slots, check_model, fit_concurrency, total_slots
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.records import Completion, GenerationRequest, SampleMode
 
@@ -24,9 +23,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Job:
-    """One HTTP request's worth of work: `n` texts for request `index`."""
+    """One HTTP request's worth of work: `n` texts for `request`."""
 
-    index: int
+    request: GenerationRequest
     n: int
     seed: int | None
     texts: list[str] = field(default_factory=list)
@@ -38,23 +37,9 @@ class _Job:
 
 
 class OpenAIBackend:
-    """Any server speaking the OpenAI API (`--model openai:NAME --base-url http://HOST:PORT/v1`).
-
-    - Completion mode (default) posts the raw prompt to /completions: what base code models and the CodeGen
-      protocol need. Chat mode (`-B chat=true`) posts the driver's messages to /chat/completions.
-    - The text recorded is what the server returned, untouched (servers differ on whether a stop string is kept;
-      the benchmark's postprocess is authoritative).
-    - A server that ignores `n` (it returns fewer choices) is detected, and the rest of the samples are asked for
-      one per request, sample j with seed + j, so sampled texts still differ.
-    - Concurrency follows the server when it says how many requests it works on at once (llama.cpp's slots,
-      probe.py) and that is fewer than `concurrency`, unless `-B concurrency=N` was given; either way one warning.
-    - Per run (`run_stats`, recorded in run.json): requests, retries, tokens, tokens/s and the latency of each
-      reply (mean, p50, p95, max).
-    - A request that keeps failing (connection errors, timeouts, 429, 5xx) becomes an error for its item after
-      `retries` further attempts; once one has, later failing requests give up after one attempt until a request
-      succeeds again, so a dead server ends a run quickly (resume retries the failed items). Failures that no
-      retry can fix (401/403, a missing endpoint, a malformed reply) stop the run with one clear line.
-    """
+    """Any server speaking the OpenAI API (`--model openai:NAME --base-url http://HOST:PORT/v1`), as docs/openai.md
+    describes: the raw prompt to /completions (chat mode: messages to /chat/completions), the text kept untouched;
+    a server that ignores `n` asked one sample per request (sample j with seed + j); failures as client.py's."""
 
     name = "openai"
     # The OpenAI API returns the text without the stop string that ended it (vLLM and TGI too, by default).
@@ -63,7 +48,6 @@ class OpenAIBackend:
 
     def __init__(self, model: str, options: Mapping[str, str], context: BackendContext | None = None) -> None:
         self.options = parse_options(OpenAIOptions, options, "openai")
-        _validate(self.options)
         urls = [u.strip() for u in self.options.base_url.split(",") if u.strip()]
         if not urls and os.environ.get("OPENAI_BASE_URL"):
             urls = [os.environ["OPENAI_BASE_URL"]]
@@ -82,29 +66,19 @@ class OpenAIBackend:
         self.served: list[str] = []
         self.slots: dict[str, Slots | None] | None = None  # per endpoint; None: not probed (check_model=false)
         if self.options.check_model:
-            served = check_model(self._client, model)
-            self.served = served.ids
-            self.slots = server_slots(self._client, served)
+            self.served, self.slots = check_model(self._client, model)
         elif not model:
             raise UsageError("backend 'openai' needs a model name: --model openai:NAME")
-        self.concurrency = fit_concurrency(self.options, self.slots, explicit="concurrency" in options)
+        self.concurrency = fit_concurrency(self._client, self.slots, explicit="concurrency" in options)
         self._replies: list[tuple[float, int]] = []  # (seconds, completion tokens) of each reply
         self._generate_s = 0.0  # wall time inside generate()
 
-    @property
-    def _degraded(self) -> bool:
-        """A request ran out of retries and none has succeeded since (failing requests then try once)."""
-        return self._client.degraded
-
-    # -- requests -------------------------------------------------------------------------------------------
-
-    def _run_job(self, r: GenerationRequest, job: _Job) -> None:
-        want = job.n
+    def _run_job(self, job: _Job) -> None:
+        r, want = job.request, job.n
         while len(job.texts) < want:
-            got = len(job.texts)
-            n = 1 if self._split_n else want - got
-            seed = None if job.seed is None else (job.seed + got) & 0x7FFFFFFF
-            reply, url, seconds = self._client.call(request_body(self.model, self.options, r, n, seed), r.key)
+            n = 1 if self._split_n else want - len(job.texts)
+            body = request_body(self.model, self.options, r, n, _seed(job.seed, len(job.texts)))
+            reply, url, seconds = self._client.call(body, r.key)
             texts = reply_texts(reply, self.options.chat, url)
             prompt_tokens, completion_tokens = reply_usage(reply)
             with self._lock:
@@ -118,16 +92,15 @@ class OpenAIBackend:
                 log.warning("openai: %s gave %d choice(s) for n=%d; asking one sample per request", url, len(texts), n)
             job.texts.extend(texts[:n])
 
-    def _worker(self, requests: Sequence[GenerationRequest], jobs: list[_Job], cursor: list[int]) -> None:
+    def _worker(self, todo: Iterator[_Job]) -> None:
         abort = self._client.abort
         while not abort.is_set():
             with self._lock:
-                if cursor[0] >= len(jobs):
-                    return
-                job = jobs[cursor[0]]
-                cursor[0] += 1
+                job = next(todo, None)
+            if job is None:
+                return
             try:
-                self._run_job(requests[job.index], job)
+                self._run_job(job)
                 if self.progress is not None:
                     self.progress(job.n)
             except _Rejected as exc:
@@ -147,17 +120,17 @@ class OpenAIBackend:
             self._generate_s += time.monotonic() - started
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        jobs: list[_Job] = []
-        for index, r in enumerate(requests):
-            seed = r.sampling.seed
+        groups: list[list[_Job]] = []  # each request's jobs
+        for r in requests:
             if self._split_n and r.n > 1:
-                jobs.extend(_Job(index, 1, None if seed is None else (seed + j) & 0x7FFFFFFF) for j in range(r.n))
+                groups.append([_Job(r, 1, _seed(r.sampling.seed, j)) for j in range(r.n)])
             else:
-                jobs.append(_Job(index, r.n, seed))
+                groups.append([_Job(r, r.n, r.sampling.seed)])
+        jobs = [job for group in groups for job in group]
         self._client.abort.clear()
-        cursor = [0]
+        todo = iter(jobs)
         threads = [
-            threading.Thread(target=self._worker, args=(requests, jobs, cursor), daemon=True, name=f"openai-{i}")
+            threading.Thread(target=self._worker, args=(todo,), daemon=True, name=f"openai-{i}")
             for i in range(min(self.concurrency, len(jobs)))
         ]
         for t in threads:
@@ -175,16 +148,12 @@ class OpenAIBackend:
         fatal = next((j.fatal for j in jobs if j.fatal and j.fatal != "aborted"), None)
         if fatal is not None:
             raise BackendError(f"openai: {fatal}")
-        return self._completions(len(requests), jobs)
+        return self._completions(groups)
 
-    def _completions(self, count: int, jobs: list[_Job]) -> list[Completion]:
+    def _completions(self, groups: list[list[_Job]]) -> list[Completion]:
         """One Completion per request from its jobs (an error if any of them failed); the counts added to stats."""
         out: list[Completion] = []
-        by_request: dict[int, list[_Job]] = {}
-        for job in jobs:
-            by_request.setdefault(job.index, []).append(job)
-        for index in range(count):
-            parts = by_request[index]
+        for parts in groups:
             error = next((j.error for j in parts if j.error), None)
             prompt_tokens = sum(j.prompt_tokens for j in parts)
             completion_tokens = sum(j.completion_tokens for j in parts)
@@ -224,10 +193,8 @@ class OpenAIBackend:
         with self._lock:
             out: dict[str, int | float | None] = dict(self.stats)
             replies = list(self._replies)
-        tokens = self.stats["completion_tokens"]
         out.update(concurrency=self.concurrency, server_slots=total_slots(self.slots), replies=len(replies))
-        out.update(generate_s=round(self._generate_s, 3))
-        out.update(completion_tokens_per_s=round(tokens / self._generate_s, 2) if self._generate_s > 0 else None)
+        out.update(throughput(self.stats["completion_tokens"], self._generate_s))
         out.update(reply_stats(replies))
         return out
 
@@ -235,6 +202,62 @@ class OpenAIBackend:
         self._client.close()
         if self.stats["http_requests"]:
             log.info("openai: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
+
+
+def request_body(model: str, options: OpenAIOptions, r: GenerationRequest, n: int, seed: int | None) -> dict[str, Any]:
+    s = r.sampling
+    body: dict[str, Any] = {"model": model, "max_tokens": r.max_new_tokens, "n": n, "temperature": s.temperature}
+    body["top_p"] = s.top_p
+    if s.top_k > 0:
+        body["top_k"] = s.top_k  # not OpenAI's, but vLLM and others take it; strict servers reject it
+    if seed is not None:
+        body["seed"] = seed
+    if options.chat:
+        body["messages"] = [{"role": m.role, "content": m.content} for m in r.messages]
+    else:
+        body["prompt"] = r.prompt
+        stop = list(r.stop)[: options.max_stop or None]
+        if stop:
+            body["stop"] = stop
+    return body
+
+
+def reply_texts(reply: Mapping[str, Any], chat: bool, url: str) -> list[str]:
+    choices = reply.get("choices")
+    if not isinstance(choices, list):
+        raise _Fatal(f"malformed response from {url}: no 'choices' list")
+    indexed: list[tuple[int, str]] = []
+    for position, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise _Fatal(f"malformed response from {url}: a choice is not an object")
+        if chat:
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else None
+            text = "" if text is None and isinstance(message, dict) else text  # a reply with no text content
+        else:
+            text = choice.get("text")
+        if not isinstance(text, str):
+            raise _Fatal(f"malformed response from {url}: a choice has no text")
+        index = choice.get("index", position)
+        indexed.append((index if isinstance(index, int) else position, text))
+    return [text for _, text in sorted(indexed, key=lambda p: p[0])]
+
+
+def reply_usage(reply: Mapping[str, Any]) -> tuple[int, int]:
+    """(prompt tokens, completion tokens) a reply reports; 0 for what it does not."""
+    usage = reply.get("usage")
+    if not isinstance(usage, dict):
+        return 0, 0
+    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _seed(seed: int | None, sample: int) -> int | None:
+    """The seed of a request whose texts start at sample index `sample` (seed + j, kept within 31 bits)."""
+    return None if seed is None else (seed + sample) & 0x7FFFFFFF
 
 
 def _quantile(ordered: Sequence[float], q: float, digits: int) -> float | None:

@@ -1,5 +1,5 @@
-"""HTTP for the openai backend: endpoints, kept-alive connections, round-robin routing, retries with backoff, the
-failure classes and JSON replies."""
+"""HTTP for the openai backend: its `-B` options, endpoints, kept-alive connections, round-robin routing, retries
+with backoff, the failure classes and JSON replies."""
 
 from __future__ import annotations
 
@@ -14,10 +14,41 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from codegen_eval.backends.openai.options import OpenAIOptions
 from codegen_eval.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIOptions:
+    """`-B key=value` options of the openai backend."""
+
+    # Comma-separated base URLs (http://host:port/v1); requests are spread over them. Default: $OPENAI_BASE_URL.
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key (the key is never recorded)
+    chat: bool = False  # /v1/chat/completions with the driver's messages (instruct models; not paper-comparable)
+    concurrency: int = 16  # requests in flight
+    timeout: float = 300.0  # seconds to wait for one response (a non-streamed reply arrives only when done)
+    connect_timeout: float = 10.0
+    retries: int = 6  # further attempts after a connection error, timeout, 429 or 5xx
+    backoff: float = 0.5  # first wait in seconds; doubles per consecutive failure of an endpoint, with jitter
+    max_backoff: float = 30.0
+    check_model: bool = True  # ask GET /models at start that the model is served
+    max_stop: int = 0  # send at most this many stop strings (OpenAI's API takes 4); 0: all
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.concurrency >= 1, "concurrency must be at least 1"),
+            (self.timeout > 0 and self.connect_timeout > 0, "timeouts must be positive"),
+            (self.retries >= 0, "retries must be >= 0"),
+            (self.backoff >= 0 and self.max_backoff >= self.backoff, "need 0 <= backoff <= max_backoff"),
+            (self.max_stop >= 0, "max_stop must be >= 0"),
+            (bool(self.api_key_env.strip()), "api_key_env must name an environment variable"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(f"backend 'openai': {message}")
+
 
 # Statuses worth another try: the server is overloaded, restarting or briefly broken.
 _TRANSIENT = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -26,12 +57,6 @@ _MAX_RETRY_AFTER_S = 600.0
 
 class _Fatal(Exception):
     """A failure that no retry can fix and that concerns every request (bad key, missing endpoint, garbage)."""
-
-
-class _Transient(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class _Rejected(Exception):
@@ -138,28 +163,22 @@ class Client:
         self.abort = threading.Event()
         self.stats = {"http_requests": 0, "retries": 0}
 
-    # -- connections ----------------------------------------------------------------------------------------
-
     def _connection(self, ep: _Endpoint, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
         with self.lock:
-            if ep.idle:
-                conn = ep.idle.pop()
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout)
-                return conn, False
-        cls = http.client.HTTPSConnection if ep.scheme == "https" else http.client.HTTPConnection
-        conn = cls(ep.host, ep.port, timeout=min(self.options.connect_timeout, timeout))
-        conn.connect()
+            conn = ep.idle.pop() if ep.idle else None
+        fresh = conn is None
+        if conn is None:
+            cls = http.client.HTTPSConnection if ep.scheme == "https" else http.client.HTTPConnection
+            conn = cls(ep.host, ep.port, timeout=min(self.options.connect_timeout, timeout))
+            conn.connect()
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
-        return conn, True
+        return conn, fresh
 
     def exchange(
-        self, ep: _Endpoint, method: str, path: str, body: bytes | None, timeout: float, under_prefix: bool = True
+        self, ep: _Endpoint, method: str, target: str, body: bytes | None, timeout: float
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        """One exchange on a kept-alive connection; a stale idle connection is replaced once, silently.
-        `path` follows the endpoint's prefix (/v1), or with under_prefix=False stands on its own."""
-        target = ep.prefix + path if under_prefix else path
+        """One exchange on a kept-alive connection; a stale idle connection is replaced once, silently."""
         headers = {"Accept": "application/json", "User-Agent": "codegen-eval"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -201,8 +220,6 @@ class Client:
         for ep in self.endpoints:
             self.drop_idle(ep)
 
-    # -- routing and retries --------------------------------------------------------------------------------
-
     def _pick(self) -> _Endpoint:
         """The next endpoint that is up (round robin); if none, wait for the first to come back."""
         while True:
@@ -233,17 +250,6 @@ class Client:
                 ep.failures += 1
             ep.down_until = max(ep.down_until, now + self._jitter(ep.failures - 1))
 
-    def _hold(self, ep: _Endpoint, seconds: float) -> None:
-        """The server said when to come back (Retry-After): no request goes there before."""
-        with self.lock:
-            ep.down_until = max(ep.down_until, time.monotonic() + seconds)
-
-    def _succeeded(self, ep: _Endpoint) -> None:
-        with self.lock:
-            ep.failures = 0
-            ep.down_until = 0.0
-            self.degraded = False
-
     def call(self, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str, float]:
         """POST with retries; returns the parsed reply, the URL that gave it and the seconds that exchange took
         (the successful attempt's, from sending to the last byte of the reply).
@@ -260,32 +266,34 @@ class Client:
             with self.lock:
                 self.stats["http_requests"] += 1
                 self.stats["retries"] += attempt > 0
+            started = time.monotonic()
             try:
-                started = time.monotonic()
-                status, headers, data = self.exchange(ep, "POST", self.path, payload, self.options.timeout)
-                if status == 200:
-                    seconds = time.monotonic() - started
-                    reply = _json_object(data, url)
-                    self._succeeded(ep)
-                    return reply, url, seconds
-                detail = _server_detail(data)
-                if status in _TRANSIENT or status >= 500:
-                    raise _Transient(f"HTTP {status} from {url}: {detail}", _retry_after(headers.get("Retry-After")))
-                if status in (401, 403):
-                    raise _Fatal(f"{url} answered {status} ({detail}); is ${self.options.api_key_env} valid?")
-                if status in (404, 405):
-                    raise _Fatal(f"{url} answered {status} ({detail}); does the server offer {self.path}?")
-                raise _Rejected(f"HTTP {status} from {url}: {detail}")
-            except _Transient as exc:
-                # An HTTP-level failure may concern this request only: it backs off on its own schedule.
-                last, pause = str(exc), self._jitter(attempt)
-                if exc.retry_after is not None:
-                    self._hold(ep, exc.retry_after)
-                    pause = 0.0  # the endpoint's hold is the wait
+                status, headers, data = self.exchange(ep, "POST", ep.prefix + self.path, payload, self.options.timeout)
             except (OSError, http.client.HTTPException) as exc:
                 last, pause = f"{url}: {_describe(exc, self.options.timeout)}", 0.0
                 self._unreachable(ep)
                 self.drop_idle(ep)
+            else:
+                if status == 200:
+                    seconds = time.monotonic() - started
+                    reply = _json_object(data, url)
+                    with self.lock:
+                        ep.failures, ep.down_until, self.degraded = 0, 0.0, False
+                    return reply, url, seconds
+                detail = _server_detail(data)
+                if status in (401, 403):
+                    raise _Fatal(f"{url} answered {status} ({detail}); is ${self.options.api_key_env} valid?")
+                if status in (404, 405):
+                    raise _Fatal(f"{url} answered {status} ({detail}); does the server offer {self.path}?")
+                if status not in _TRANSIENT and status < 500:
+                    raise _Rejected(f"HTTP {status} from {url}: {detail}")
+                # An HTTP-level failure may concern this request only: it backs off on its own schedule.
+                last, pause = f"HTTP {status} from {url}: {detail}", self._jitter(attempt)
+                retry_after = _retry_after(headers.get("Retry-After"))
+                if retry_after is not None:  # the server said when to come back: no request goes there before
+                    with self.lock:
+                        ep.down_until = max(ep.down_until, time.monotonic() + retry_after)
+                    pause = 0.0  # the endpoint's hold is the wait
             attempt += 1
             if attempt >= attempts:
                 with self.lock:

@@ -8,11 +8,10 @@ import http.client
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from codegen_eval.backends.openai.client import Client, _describe, _Endpoint, _Fatal, _json_object, _server_detail
-from codegen_eval.backends.openai.options import OpenAIOptions
 from codegen_eval.errors import BackendError, UsageError
 
 log = logging.getLogger(__name__)
@@ -20,24 +19,15 @@ log = logging.getLogger(__name__)
 _CHECK_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Served:
-    """What GET /models said: every model id served, and the entries of each endpoint that answered (by base URL;
-    none for one without /models)."""
-
-    ids: list[str] = field(default_factory=list)
-    entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-def check_model(client: Client, model: str) -> Served:
-    """GET /models on every endpoint: the model must be served by each one that answers."""
-    reachable: list[_Endpoint] = []
+def check_model(client: Client, model: str) -> tuple[list[str], dict[str, Slots | None]]:
+    """GET /models on every endpoint: the model must be served by each one that answers. Returns every model id
+    served, and the slots of each endpoint that answered (by base URL): None where it does not tell them."""
     served: list[str] = []
     entries: dict[str, list[dict[str, Any]]] = {}
     problems: list[str] = []
     for ep in client.endpoints:
         try:
-            status, _, data = client.exchange(ep, "GET", "/models", None, timeout=_CHECK_TIMEOUT_S)
+            status, _, data = client.exchange(ep, "GET", ep.prefix + "/models", None, timeout=_CHECK_TIMEOUT_S)
         except (OSError, http.client.HTTPException) as exc:
             problems.append(f"{ep.base}: {_describe(exc, _CHECK_TIMEOUT_S)}")
             ep.down_until = time.monotonic() + client.options.backoff
@@ -51,7 +41,6 @@ def check_model(client: Client, model: str) -> Served:
             if not ep.prefix.endswith("/v1"):
                 raise BackendError(f"openai: {ep.base}/models not found (404); did you mean {ep.base}/v1?")
             log.warning("openai: %s has no /models endpoint; cannot check the model name", ep.base)
-            reachable.append(ep)
             entries[ep.base] = []
             continue
         if status != 200:
@@ -59,7 +48,6 @@ def check_model(client: Client, model: str) -> Served:
         entries[ep.base] = _model_entries(data, f"{ep.base}/models")
         ids = [str(e["id"]) for e in entries[ep.base] if "id" in e]
         served.extend(i for i in ids if i not in served)
-        reachable.append(ep)
         if not model:
             raise UsageError(
                 f"backend 'openai' needs a model name: --model openai:NAME (served at {ep.base}: "
@@ -70,13 +58,13 @@ def check_model(client: Client, model: str) -> Served:
             hint = f"did you mean '{close[0]}'? " if close else ""
             listed = ", ".join(ids[:10]) + (", …" if len(ids) > 10 else "")
             raise BackendError(f"openai: model '{model}' is not served at {ep.base} ({hint}served: {listed or 'none'})")
-    if not reachable:
+    if not entries:  # no endpoint answered
         raise BackendError(f"openai: cannot reach the server: {'; '.join(problems)}")
     for problem in problems:
         log.warning("openai: %s (requests go to the other servers until it answers)", problem)
     if not model:
         raise UsageError("backend 'openai' needs a model name: --model openai:NAME")
-    return Served(served, entries)
+    return served, {ep.base: _slots(client, ep, entries[ep.base]) for ep in client.endpoints if ep.base in entries}
 
 
 def _model_entries(data: bytes, url: str) -> list[dict[str, Any]]:
@@ -90,7 +78,6 @@ def _model_entries(data: bytes, url: str) -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)]
 
 
-# ----------------------------------------------------------------------------------------------------------
 # Server slots: how many requests a server decodes at once. llama.cpp's server has a fixed number of slots (one
 # unless started with --parallel) and queues the rest, so requests beyond that only wait there, with their time
 # counting against the backend's timeout, and interleaving them defeats its prompt cache. vLLM, TGI and
@@ -103,12 +90,6 @@ class Slots:
 
     count: int
     source: str  # e.g. "http://127.0.0.1:8080/props total_slots"
-
-
-def server_slots(client: Client, served: Served) -> dict[str, Slots | None]:
-    """Each endpoint that answered GET /models: its slots when it tells them, else None."""
-    answered = [ep for ep in client.endpoints if ep.base in served.entries]
-    return {ep.base: _slots(client, ep, served.entries[ep.base]) for ep in answered}
 
 
 def _slots(client: Client, ep: _Endpoint, entries: list[dict[str, Any]]) -> Slots | None:
@@ -132,14 +113,9 @@ def _slots(client: Client, ep: _Endpoint, entries: list[dict[str, Any]]) -> Slot
 def _get_json(client: Client, ep: _Endpoint, path: str) -> object:
     """A GET's JSON reply, or None for anything else (404, not JSON, no answer): these are hints, not checks."""
     try:
-        status, _, data = client.exchange(ep, "GET", path, None, timeout=_CHECK_TIMEOUT_S, under_prefix=False)
-    except (OSError, http.client.HTTPException):
-        return None
-    if status != 200:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
+        status, _, data = client.exchange(ep, "GET", path, None, timeout=_CHECK_TIMEOUT_S)
+        return json.loads(data) if status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
         return None
 
 
@@ -150,29 +126,23 @@ def total_slots(slots: dict[str, Slots | None] | None) -> int | None:
     return sum(s.count for s in slots.values() if s is not None)
 
 
-def fit_concurrency(options: OpenAIOptions, slots: dict[str, Slots | None] | None, explicit: bool) -> int:
+def fit_concurrency(client: Client, slots: dict[str, Slots | None] | None, explicit: bool) -> int:
     """The concurrency to use: the configured one, or the servers' slots when they are fewer and the user did not
     ask for more (either way, a warning says what queueing there costs)."""
-    configured, available = options.concurrency, total_slots(slots)
+    configured, available = client.options.concurrency, total_slots(slots)
     if available is None or available >= configured:
         return configured
     told = "; ".join(s.source for s in (slots or {}).values() if s is not None)
     at_once = f"{available} request{'s' if available > 1 else ''} at a time ({told})"
     if explicit:
         log.warning(
-            "openai: the server works on %s, but -B concurrency=%d sends %d: the rest queue there, their wait "
-            "counting against -B timeout=%gs, and interleaving them defeats its prompt cache",
-            at_once,
-            configured,
-            configured,
-            options.timeout,
+            f"openai: the server works on {at_once}, but -B concurrency={configured} sends {configured}: the rest "
+            f"queue there, their wait counting against -B timeout={client.options.timeout:g}s, and interleaving them "
+            "defeats its prompt cache"
         )
         return configured
     log.warning(
-        "openai: the server works on %s; sending %d at a time, not %d (more would only queue there, their wait "
-        "counting against the timeout, and defeat its prompt cache; -B concurrency=N overrides)",
-        at_once,
-        available,
-        configured,
+        f"openai: the server works on {at_once}; sending {available} at a time, not {configured} (more would only "
+        "queue there, their wait counting against the timeout, and defeat its prompt cache; -B concurrency=N overrides)"
     )
     return available
