@@ -375,7 +375,7 @@ def parse_metric(text: str) -> int:
     t = text.strip().lower()
     if t in ("pass_rate", "pass-rate", "passrate"):
         return 1
-    if t.startswith("pass@") and t[5:].isdigit() and int(t[5:]) >= 1:
+    if t.startswith("pass@") and t[5:].isdecimal() and int(t[5:]) >= 1:
         return int(t[5:])
     raise UsageError(f"--metric must be pass@K or pass_rate (got {text!r})")
 

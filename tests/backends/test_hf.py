@@ -294,6 +294,7 @@ def test_dtype_option(tiny_codegen: Path) -> None:
         ({"temprature": "0.2"}, "has no option 'temprature'"),
         ({"dtype": "int8"}, "dtype"),
         ({"batch_size": "lots"}, "batch_size"),
+        ({"batch_size": "²"}, "batch_size"),
         ({"batch_size": "0"}, "batch_size"),
         ({"chat": "maybe"}, "chat"),
         ({"device": "toaster"}, "device"),

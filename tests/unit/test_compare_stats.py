@@ -290,7 +290,7 @@ def test_parse_metric() -> None:
     assert parse_metric("pass@1") == 1
     assert parse_metric("pass@10") == 10
     assert parse_metric("pass_rate") == 1
-    for bad in ("pass@0", "pass@", "pass@x", "rate"):
+    for bad in ("pass@0", "pass@", "pass@x", "pass@²", "rate"):
         with pytest.raises(UsageError):
             parse_metric(bad)
 
