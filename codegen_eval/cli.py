@@ -13,35 +13,13 @@ import click
 from click.core import ParameterSource
 
 from codegen_eval import __version__
-from codegen_eval.config import RunConfig, from_mapping, load_yaml, parse_executor, parse_k, parse_kv
+from codegen_eval.config import FIELDS, RunConfig, from_mapping, load_yaml, parse_executor, parse_k, parse_kv
 from codegen_eval.errors import SandboxError, UsageError
 
 log = logging.getLogger("codegen_eval")
 
-# CLI parameter name -> RunConfig field, for options shared by run and generate.
-_FIELD_OF = {
-    "bench": "bench",
-    "model": "model",
-    "n": "n",
-    "k": "k",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "seed": "seed",
-    "max_new_tokens": "max_new_tokens",
-    "limit": "limit",
-    "problems": "problems",
-    "turns": "turns",
-    "data_dir": "data_dir",
-    "postprocess": "postprocess",
-    "sandbox": "sandbox",
-    "workers": "workers",
-    "timeout": "timeout",
-    "memory_mb": "memory_mb",
-    "unsandboxed": "allow_unsandboxed",
-    "output_dir": "output_dir",
-    "record_programs": "record_programs",
-}
+# A run option sets the RunConfig field of its name, but these; `--executor` is handled apart (build_config).
+_RENAMED = {"unsandboxed": "allow_unsandboxed"}
 
 
 _EXECUTOR_OPTIONS = (
@@ -96,12 +74,7 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (repeatable; same as -B base_url=A,B).",
         ),
         click.option(
-            "-O",
-            "--bench-opt",
-            "bench_opt",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Benchmark option (repeatable).",
+            "-O", "--bench-opt", "bench_opt", multiple=True, metavar="KEY=VALUE", help="Benchmark option (repeatable)."
         ),
         click.option("-n", "n", type=int, default=1, show_default=True, help="Samples per problem."),
         click.option("-k", "k", default="1", show_default=True, help="Comma-separated k for pass@k."),
@@ -171,8 +144,9 @@ def build_config(ctx: click.Context, params: dict[str, Any]) -> tuple[RunConfig,
     if params.get("config_file") is not None:
         values.update(load_yaml(params["config_file"]))
     explicit = False
-    for name, field in _FIELD_OF.items():
-        if name not in params:
+    for name in params:
+        field = _RENAMED.get(name, name)
+        if field not in FIELDS or field == "executor":
             continue
         source = ctx.get_parameter_source(name)
         if source is ParameterSource.COMMANDLINE or field not in values:
@@ -215,7 +189,6 @@ def cli(verbose: int) -> None:
 
 
 def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
-    from codegen_eval.report import summary_table
     from codegen_eval.runner import Run, execute_run
     from codegen_eval.sweep import is_sweep, parse_temperatures
     from codegen_eval.turns import is_turns_pair
@@ -230,26 +203,33 @@ def _do_run(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...])
         _do_run_both(ctx, {**params, "turns": "multi"}, stages)
         return
     config, explicit = build_config(ctx, params)
-    if params.get("resume") is not None:
+    if resume is not None:
         chosen = config.executor if params.get("executor") or params.get("executor_opt") else None
-        run = Run.resume(params["resume"], config if explicit else None, progress=params["progress"], executor=chosen)
+        run = Run.resume(resume, config if explicit else None, progress=params["progress"], executor=chosen)
     else:
         run = Run.plan(config, progress=params["progress"])  # the directory is made once the run starts
     result = execute_run(run, stages)
     if params.get("json_out"):
         _echo_json(_result_json(result))
         return
-    if result.summary:
-        click.echo(summary_table(result.summary))
-    click.echo(f"run directory: {result.path}")
+    _echo_result(result)
 
 
-def _result_json(result: Any, **extra: Any) -> dict[str, Any]:
+def _result_json(result: Any) -> dict[str, Any]:
     """`--json`: a runner.RunResult as scripts read it (RunSummary.script_json; no summary: generate only)."""
     if result.summary is None:
-        return {"run_dir": str(result.path), **extra}
-    out: dict[str, Any] = result.summary.script_json(run_dir=str(result.path), **extra)
+        return {"run_dir": str(result.path)}
+    out: dict[str, Any] = result.summary.script_json(run_dir=str(result.path))
     return out
+
+
+def _echo_result(result: Any, end: str = "") -> None:
+    """A runner.RunResult's table (when it was scored) and its directory."""
+    from codegen_eval.report import summary_table
+
+    if result.summary:
+        click.echo(summary_table(result.summary))
+    click.echo(f"run directory: {result.path}{end}")
 
 
 def _echo_json(data: Any) -> None:
@@ -260,7 +240,7 @@ def _echo_json(data: Any) -> None:
 
 
 def _do_run_both(ctx: click.Context, params: dict[str, Any], stages: tuple[str, ...]) -> None:
-    from codegen_eval.report import compare_text, summary_table
+    from codegen_eval.report import compare_text
     from codegen_eval.turns import run_both_turns
 
     config, explicit = build_config(ctx, params)
@@ -275,9 +255,7 @@ def _do_run_both(ctx: click.Context, params: dict[str, Any], stages: tuple[str, 
         _echo_json(both)
         return
     for variant in (result.single, result.multi):
-        if variant.summary:
-            click.echo(summary_table(variant.summary))
-        click.echo(f"run directory: {variant.path}\n")
+        _echo_result(variant, "\n")
     if result.comparison is not None:
         click.echo("single-turn (A) vs multi-turn (B):")
         click.echo(compare_text(result.comparison))
@@ -287,7 +265,6 @@ def _do_run_both(ctx: click.Context, params: dict[str, Any], stages: tuple[str, 
 def _do_run_sweep(
     ctx: click.Context, params: dict[str, Any], temperatures: tuple[float, ...] | None, stages: tuple[str, ...]
 ) -> None:
-    from codegen_eval.report import summary_table
     from codegen_eval.sweep import SWEEP_JSON, run_sweep, sweep_markdown
 
     if params.get("turns") == "both":
@@ -303,9 +280,7 @@ def _do_run_sweep(
         _echo_json(out)
         return
     for result in results:
-        if result.summary:
-            click.echo(summary_table(result.summary))
-        click.echo(f"run directory: {result.path}\n")
+        _echo_result(result, "\n")
     if summary is not None:
         click.echo(sweep_markdown(summary))
     click.echo(f"sweep: {base / SWEEP_JSON}")
@@ -350,23 +325,7 @@ def generate(ctx: click.Context, /, **params: Any) -> None:
 @click.option("--progress/--no-progress", default=True)
 @click.option("--json", "json_out", is_flag=True, default=False, help=_JSON_HELP)
 def evaluate(
-    samples: Path,
-    bench: str,
-    k: str,
-    sandbox: str,
-    workers: int,
-    executor: str | None,
-    executor_opt: tuple[str, ...],
-    timeout: float | None,
-    memory_mb: int,
-    data_dir: str | None,
-    turns: str,
-    unsandboxed: bool,
-    ignore_incomplete: bool,
-    output_dir: str | None,
-    record_programs: bool,
-    progress: bool,
-    json_out: bool,
+    samples: Path, k: str, executor: str | None, executor_opt: tuple[str, ...], json_out: bool, **params: Any
 ) -> None:
     """Score an existing samples file (human-eval, evalplus, bigcode or codegen-eval format).
 
@@ -375,24 +334,8 @@ def evaluate(
     """
     from codegen_eval.evaluate import evaluate_file
 
-    ks = parse_k(k)
-    summary, results_path, run_path = evaluate_file(
-        samples,
-        bench=bench,
-        ks=ks,
-        sandbox=sandbox,
-        workers=workers,
-        executor=_executor_config(executor, executor_opt),
-        timeout=timeout,
-        memory_mb=memory_mb,
-        data_dir=data_dir,
-        turns=turns,
-        unsandboxed=unsandboxed,
-        ignore_incomplete=ignore_incomplete,
-        output_dir=output_dir,
-        record_programs=record_programs,
-        progress=progress,
-    )
+    executor_config = _executor_config(executor, executor_opt)
+    summary, results_path, run_path = evaluate_file(samples, ks=parse_k(k), executor=executor_config, **params)
     if json_out:
         _echo_json(summary.script_json(run_dir=str(run_path), results=str(results_path)))
         return
@@ -463,16 +406,7 @@ def compare(run_a: Path, run_b: Path, fmt: str, output: Path | None) -> None:
 @click.option("--scorer", default="pass", show_default=True, help="Scorer (MTPB also has reference, strict).")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the verdict as JSON.")
-def check(
-    run_dir: Path,
-    baseline: Path,
-    max_drop: float,
-    alpha: float,
-    metric: str,
-    scorer: str,
-    junit: Path | None,
-    json_out: Path | None,
-) -> None:
+def check(run_dir: Path, baseline: Path, junit: Path | None, json_out: Path | None, **gate_options: Any) -> None:
     """CI regression gate: exit 1 when RUN's metric is below the baseline's by more than --max-drop AND the drop
     is significant at --alpha; 0 otherwise; 2 on bad input."""
     import json
@@ -481,7 +415,7 @@ def check(
     from codegen_eval.report import junit_xml
 
     run_data, base_data = load_run(run_dir), load_run(baseline)
-    result = gate(run_data, base_data, metric=metric, scorer=scorer, max_drop=max_drop, alpha=alpha)
+    result = gate(run_data, base_data, **gate_options)  # metric, scorer, max_drop, alpha
     if junit is not None:
         junit.write_text(junit_xml(run_data, result, base_data))
     if json_out is not None:
@@ -580,13 +514,9 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)
-    except UsageError as e:
+    except (UsageError, OSError) as e:  # OSError: files the user named (output dir on a read-only disk, etc.)
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except SandboxError as e:
         click.echo(f"sandbox error: {e}", err=True)
-        sys.exit(2)
-    except OSError as e:
-        # Files the user named (output dir on a read-only disk, etc.)
-        click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,17 +25,8 @@ NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk",
 # Batch size and prefix reuse qualify because batched greedy output equals one-prompt output (tested).
 OPERATIONAL_BACKEND_OPTIONS: Mapping[str, frozenset[str]] = {
     "openai": frozenset(
-        {
-            "base_url",
-            "api_key_env",
-            "concurrency",
-            "timeout",
-            "connect_timeout",
-            "retries",
-            "backoff",
-            "max_backoff",
-            "check_model",
-        }
+        {"base_url", "api_key_env", "check_model", "concurrency"}  # where the server is, how hard to push it
+        | {"timeout", "connect_timeout", "retries", "backoff", "max_backoff"}  # how long to wait
     ),
     # ray_*: where the (identical) actors run; sharding changes no output (tests/backends/test_hf_ray.py)
     "hf": frozenset({"batch_size", "prefix_cache_mb", "ray_actors", "ray_address"}),
@@ -151,10 +143,7 @@ def from_mapping(values: Mapping[str, Any], source: str) -> RunConfig:
             close = difflib.get_close_matches(key, FIELDS, n=1)
             hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         raise UsageError(f"{source}: unknown config key(s): {', '.join(hints)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        kwargs[key] = _convert(key, value, source)
-    return RunConfig(**kwargs)
+    return RunConfig(**{key: _convert(key, value, source) for key, value in values.items()})
 
 
 def _convert(key: str, value: Any, source: str) -> Any:
@@ -186,16 +175,9 @@ def _option_str(value: Any) -> str:
 
 
 def _optional_type(key: str) -> type:
-    return {
-        "temperature": float,
-        "top_p": float,
-        "max_new_tokens": int,
-        "limit": int,
-        "problems": str,
-        "data_dir": str,
-        "timeout": float,
-        "output_dir": str,
-    }[key]
+    """The type of a field whose default is None: the one that is not None in its annotation."""
+    hint = typing.get_type_hints(RunConfig)[key]
+    return next(t for t in typing.get_args(hint) if t is not type(None))  # type: ignore[no-any-return]
 
 
 def parse_executor(value: Any, source: str = "--executor") -> tuple[tuple[str, str], ...]:
@@ -220,10 +202,9 @@ def parse_k(value: Any, source: str = "-k") -> tuple[int, ...]:
     else:
         raise UsageError(f"{source}: k must be a list of integers, got {value!r}")
     try:
-        ks = tuple(sorted({int(v) for v in items}))
+        return tuple(sorted({int(v) for v in items}))
     except (TypeError, ValueError):
         raise UsageError(f"{source}: k must be integers, got {value!r}") from None
-    return ks
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

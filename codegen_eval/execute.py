@@ -5,21 +5,18 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol, runtime_checkable
 
 from codegen_eval.benchmarks.base import Benchmark
 from codegen_eval.executors.base import Executor
-from codegen_eval.executors.local import LocalExecutor
-from codegen_eval.records import ExecutionJob, ExecutionResult, Outcome, Problem, Sample
+from codegen_eval.records import ExecutionJob, Outcome, Problem, Sample
 from codegen_eval.rundir import ExecutionRecord
-from codegen_eval.sandbox.base import Sandbox
 
 STDERR_TAIL = 2000
 
 
 def execute(
     benchmark: Benchmark,
-    runner: Executor | Sandbox,
+    executor: Executor,
     problems: Mapping[str, Problem],
     samples: Sequence[Sample],
     nonce: str,
@@ -27,8 +24,8 @@ def execute(
     on_program: Callable[[str, str], None] | None = None,
 ) -> int:
     """Judge `samples`; returns how many distinct programs actually ran (after dedup). `on_program(sha256, text)`
-    is called once per distinct program before it runs (--record-programs stores it). `runner` is an open
-    executor (executors/: local, ray) or an open sandbox (run here, as the local executor does)."""
+    is called once per distinct program before it runs (--record-programs stores it). `executor` is open
+    (executors/: local, ray)."""
     by_key: dict[str, list[Sample]] = defaultdict(list)
     jobs: dict[str, ExecutionJob] = {}
     shas: dict[str, str] = {}  # key -> the content address of the program text (executions.jsonl, --record-programs)
@@ -44,8 +41,14 @@ def execute(
             jobs[key] = job
             shas[key] = program_sha256(job.program)
 
-    def finish(key: str, result: ExecutionResult) -> None:
-        program_sha = shas[key]
+    def feed() -> Iterator[tuple[str, ExecutionJob]]:
+        for key, job in jobs.items():
+            if on_program is not None:
+                on_program(shas[key], job.program)
+            yield key, job
+
+    # The executor pulls jobs only as it has room, so an interrupt loses little and memory stays flat.
+    for key, result in executor.stream(feed()):
         for s in by_key[key]:
             verdict = benchmark.judge(problems[s.problem_id], s, result, nonce)
             on_record(
@@ -63,28 +66,10 @@ def execute(
                     stderr_bytes=result.stderr_bytes,
                     stdout_truncated=result.stdout_truncated,
                     stderr_truncated=result.stderr_truncated,
-                    program_sha256=program_sha,
+                    program_sha256=shas[key],
                 )
             )
-
-    def feed() -> Iterator[tuple[str, ExecutionJob]]:
-        for key, job in jobs.items():
-            if on_program is not None:
-                on_program(shas[key], job.program)
-            yield key, job
-
-    # The executor pulls jobs only as it has room, so an interrupt loses little and memory stays flat.
-    executor = runner if isinstance(runner, RunsJobs) else LocalExecutor(runner)
-    for key, result in executor.stream(feed()):
-        finish(key, result)
     return len(jobs)
-
-
-@runtime_checkable
-class RunsJobs(Protocol):
-    """What execute() needs of an executor (a plain Sandbox has no `stream`)."""
-
-    def stream(self, jobs: Iterator[tuple[str, ExecutionJob]]) -> Iterator[tuple[str, ExecutionResult]]: ...
 
 
 def program_sha256(program: str) -> str:

@@ -9,15 +9,7 @@ from dataclasses import dataclass, field, replace
 from codegen_eval.backends.base import ModelBackend
 from codegen_eval.benchmarks.base import FullBenchmark
 from codegen_eval.chat import SYSTEM_INSTRUCTION, extract_code
-from codegen_eval.records import (
-    ChatMessage,
-    Completion,
-    GenerationRequest,
-    Problem,
-    Sample,
-    SamplingParams,
-    TurnOutput,
-)
+from codegen_eval.records import ChatMessage, Completion, GenerationRequest, Problem, Sample, SamplingParams, TurnOutput
 
 
 @dataclass(slots=True)
@@ -82,8 +74,8 @@ def _run_chunk(
             raise RuntimeError(
                 f"backend {backend.name} returned {len(completions)} completions for {len(requests)} requests"
             )
-        for group, request, completion in zip(groups, requests, completions, strict=True):
-            _apply(benchmark, group, request, completion, turn, plan, mode)
+        for group, completion in zip(groups, completions, strict=True):
+            _apply(benchmark, group, completion, turn, plan, mode)
     for t in chunk:
         on_sample(Sample(t.problem.id, t.index, tuple(t.outputs), mode=mode, error=t.error))
 
@@ -141,15 +133,14 @@ def _request(
 def _apply(
     benchmark: FullBenchmark,
     group: list[_Trajectory],
-    request: GenerationRequest,
     completion: Completion,
     turn: int,
     plan: GenerationPlan,
     mode: str,
 ) -> None:
     error = completion.error
-    if error is None and len(completion.texts) != request.n:
-        error = f"backend returned {len(completion.texts)} texts for n={request.n}"
+    if error is None and len(completion.texts) != len(group):  # the request asked for n = len(group)
+        error = f"backend returned {len(completion.texts)} texts for n={len(group)}"
     for i, t in enumerate(group):
         if error is not None:
             t.error = f"turn {turn + 1}: {error}"

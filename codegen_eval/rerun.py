@@ -12,9 +12,8 @@ from codegen_eval.errors import UsageError
 from codegen_eval.execute import program_sha256
 from codegen_eval.records import ExecutionJob
 from codegen_eval.rundir import RunDir
-from codegen_eval.runner import Run
+from codegen_eval.runner import Run, sandbox_settings
 from codegen_eval.sandbox import SANDBOXES
-from codegen_eval.sandbox.base import SandboxSettings
 
 
 def rerun(path: Path, problem_id: str, index: int, show_program: bool = False) -> int:
@@ -58,13 +57,7 @@ def rerun(path: Path, problem_id: str, index: int, show_program: bool = False) -
     if rebuilt_sha != sha:
         click.echo("note: the stored program differs from what this version would build from the sample", err=True)
 
-    settings = SandboxSettings(
-        workers=1,
-        timeout_s=config.timeout or 3.0,
-        memory_mb=config.memory_mb,
-        allow_unsandboxed=config.allow_unsandboxed,
-        preload=run.benchmark.preload,
-    )
+    settings = sandbox_settings(run, workers=1)
     with SANDBOXES.load(config.sandbox)(settings) as sandbox:
         result = sandbox.run(ExecutionJob(program=text, timeout_s=job.timeout_s, memory_mb=job.memory_mb))
     verdict = run.benchmark.judge(problem, sample, result, nonce)

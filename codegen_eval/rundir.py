@@ -3,6 +3,7 @@ summary.json. JSONL files are appended as work completes; summaries are replaced
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -95,41 +96,35 @@ class ExecutionRecord:
     program_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "problem_id": self.problem_id,
-            "index": self.index,
-            "outcome": self.outcome.value,
-            "detail": self.detail,
-            "scores": dict(self.scores),
-            "exit": self.exit.value if self.exit else None,
-            "exit_code": self.exit_code,
-            "duration_s": round(self.duration_s, 4),
-            "stderr_tail": self.stderr_tail,
-            "stdout_bytes": self.stdout_bytes,
-            "stderr_bytes": self.stderr_bytes,
-            "stdout_truncated": self.stdout_truncated,
-            "stderr_truncated": self.stderr_truncated,
-            "program_sha256": self.program_sha256,
-        }
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d.update(
+            outcome=self.outcome.value,
+            scores=dict(self.scores),
+            exit=self.exit.value if self.exit else None,
+            duration_s=round(self.duration_s, 4),
+        )
+        return d
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> ExecutionRecord:
+        plain = {name: type(default)(d.get(name, default)) for name, default in _PLAIN_DEFAULTS.items()}
         return ExecutionRecord(
             problem_id=str(d["problem_id"]),
             index=int(d["index"]),
             outcome=Outcome(d["outcome"]),
-            detail=str(d.get("detail", "")),
             scores=tuple((str(k), bool(v)) for k, v in dict(d.get("scores") or {}).items()),
             exit=ExitKind(d["exit"]) if d.get("exit") else None,
             exit_code=d.get("exit_code"),
-            duration_s=float(d.get("duration_s", 0.0)),
-            stderr_tail=str(d.get("stderr_tail", "")),
-            stdout_bytes=int(d.get("stdout_bytes", 0)),
-            stderr_bytes=int(d.get("stderr_bytes", 0)),
-            stdout_truncated=bool(d.get("stdout_truncated", False)),
-            stderr_truncated=bool(d.get("stderr_truncated", False)),
-            program_sha256=str(d.get("program_sha256", "")),
+            **plain,
         )
+
+
+# ExecutionRecord's plain fields, read back as their default's type; absent (an older file): the default.
+_PLAIN_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in dataclasses.fields(ExecutionRecord)
+    if f.name not in ("problem_id", "index", "outcome", "scores", "exit", "exit_code")
+}
 
 
 def sample_to_json(s: Sample) -> dict[str, Any]:
@@ -153,6 +148,19 @@ def sample_from_json(d: Mapping[str, Any], where: str) -> Sample:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{where}: not a codegen-eval sample record ({e!r})") from None
+
+
+def _read_object(path: Path, missing: str, what: str) -> dict[str, Any]:
+    """A JSON file holding one object; UsageError `missing` when there is no file, `path: what` when no object."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(missing) from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: malformed JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: {what}")
+    return data
 
 
 def make_dirs(path: Path, *, unique: bool) -> tuple[Path, list[Path]]:
@@ -192,10 +200,8 @@ class RunDir:
     @staticmethod
     def create(path: Path, *, unique: bool) -> RunDir:
         """A new run directory (see make_dirs); an existing one is refused if it holds a run."""
-        if (path / RUN_JSON).exists() and not unique:
-            raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
         actual, made = make_dirs(path, unique=unique)
-        if (actual / RUN_JSON).exists():  # a run made there at the same moment
+        if (actual / RUN_JSON).exists():  # a run there already, or one made there at the same moment
             raise UsageError(f"{actual} already holds a run; continue it with --resume {actual}")
         return RunDir(actual, made)
 
@@ -222,15 +228,8 @@ class RunDir:
         return self.path / RUN_JSON
 
     def read_meta(self) -> RunMeta:
-        try:
-            meta = json.loads(self.run_json.read_text())
-        except FileNotFoundError:
-            raise UsageError(f"{self.path} is not a run directory (no {RUN_JSON})") from None
-        except json.JSONDecodeError as e:
-            raise UsageError(f"{self.run_json}: malformed JSON ({e})") from None
-        if not isinstance(meta, dict):
-            raise UsageError(f"{self.run_json}: not a run record")
-        return RunMeta.from_json(meta)
+        missing = f"{self.path} is not a run directory (no {RUN_JSON})"
+        return RunMeta.from_json(_read_object(self.run_json, missing, "not a run record"))
 
     def write_meta(self, meta: RunMeta) -> None:
         self._note_new(self.run_json)
@@ -303,16 +302,8 @@ class RunDir:
 
     def read_summary(self) -> RunSummary:
         """summary.json; a UsageError naming the run directory unless it has per-problem counts (RunSummary)."""
-        path = self.path / SUMMARY
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UsageError(f"{self.path}: no {SUMMARY} (the run has not finished)") from None
-        except json.JSONDecodeError as e:
-            raise UsageError(f"{path}: malformed JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise UsageError(f"{path}: not a summary")
-        return RunSummary.from_json(data, self.path)
+        missing = f"{self.path}: no {SUMMARY} (the run has not finished)"
+        return RunSummary.from_json(_read_object(self.path / SUMMARY, missing, "not a summary"), self.path)
 
     def close(self) -> None:
         for handle in self._handles.values():

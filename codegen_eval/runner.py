@@ -133,12 +133,7 @@ class Run:
     """One run directory and the objects needed to fill it."""
 
     def __init__(
-        self,
-        config: RunConfig,
-        rundir: RunDir,
-        meta: RunMeta,
-        progress: bool,
-        benchmark: FullBenchmark | None = None,
+        self, config: RunConfig, rundir: RunDir, meta: RunMeta, progress: bool, benchmark: FullBenchmark | None = None
     ) -> None:
         self.config = config
         self.rundir = rundir
@@ -368,7 +363,6 @@ class _Metered:
         self._bar = bar
         self._start = time.monotonic()
         self._requests = 0
-        self._tokens = 0
         self.tokens = 0  # completion tokens the backend reported, for summary.json
         self._reported = 0  # sequences the backend reported during the current call
         self._lock = threading.Lock()  # the openai backend reports from its worker threads
@@ -389,12 +383,11 @@ class _Metered:
             if rest > 0:
                 self._bar.update(rest)
         self._requests += len(requests)
-        self._tokens += sum(c.completion_tokens for c in out)
-        self.tokens = self._tokens
+        self.tokens += sum(c.completion_tokens for c in out)
         elapsed = max(time.monotonic() - self._start, 1e-9)
         postfix = {"req/s": f"{self._requests / elapsed:.1f}"}
-        if self._tokens:
-            postfix["tok/s"] = f"{self._tokens / elapsed:.0f}"
+        if self.tokens:
+            postfix["tok/s"] = f"{self.tokens / elapsed:.0f}"
         self._bar.set_postfix(postfix, refresh=False)
         return out
 
@@ -430,12 +423,8 @@ def _resumed_config(path: Path, stored: RunConfig, overrides: RunConfig) -> RunC
 def _make_backend(run: Run) -> ModelBackend:
     name, model = resolve_model(run.config.model)
     factory = BACKENDS.load(name)
-    reference: dict[str, tuple[str, ...]] = {}
-    if name == "reference":
-        for p in run.problems:
-            ref = run.benchmark.reference(p)
-            if ref is not None:
-                reference[p.id] = ref
+    refs = {p.id: run.benchmark.reference(p) for p in run.problems} if name == "reference" else {}
+    reference = {problem_id: ref for problem_id, ref in refs.items() if ref is not None}
     context = BackendContext(reference=reference, problem_ids=tuple(p.id for p in run.all_problems))
     return factory(model, dict(run.config.backend_options), context)
 
@@ -487,16 +476,21 @@ def _generation(run: Run, todo: list[tuple[Problem, list[int]]]) -> None:
         backend.close()
 
 
-def _execution(run: Run, samples: list[Sample]) -> None:
+def sandbox_settings(run: Run, workers: int) -> SandboxSettings:
+    """The run's sandbox limits (also what `rerun` executes under)."""
     c = run.config
-    settings = SandboxSettings(
-        workers=c.workers,
+    return SandboxSettings(
+        workers=workers,
         timeout_s=c.timeout or 3.0,
         memory_mb=c.memory_mb,
         allow_unsandboxed=c.allow_unsandboxed,
         preload=run.benchmark.preload,
     )
-    with open_executor(dict(c.executor), c.sandbox, settings) as executor:
+
+
+def _execution(run: Run, samples: list[Sample]) -> None:
+    c = run.config
+    with open_executor(dict(c.executor), c.sandbox, sandbox_settings(run, c.workers)) as executor:
         run.meta = run.meta.updated(sandbox=executor.sandbox_info())
         _record_executor(run, executor)
         with run.bar(len(samples), "execute", "prog") as bar:
@@ -534,11 +528,8 @@ def guarded(run: Run) -> Iterator[None]:
             run.finish("interrupted")
             log.warning("interrupted; continue with `codegen-eval run --resume %s`", run.rundir.path)
         raise
-    except UsageError as e:
-        run.fail(str(e))
-        raise
     except BaseException as e:
-        run.fail(f"{type(e).__name__}: {e}")
+        run.fail(str(e) if isinstance(e, UsageError) else f"{type(e).__name__}: {e}")
         raise
 
 
@@ -577,23 +568,16 @@ def read_samples_file(run: Run, path: Path, ignore_incomplete: bool) -> ReplayDa
     return data
 
 
-def ingest_samples(run: Run, path: Path, data: ReplayData) -> dict[str, int]:
-    """Append a parsed samples file to the (open) run; returns samples per problem."""
+def ingest_samples(run: Run, path: Path, data: ReplayData) -> None:
+    """Append a parsed samples file to the (open) run."""
     from codegen_eval.records import TurnOutput
 
     have = {(s.problem_id, s.index) for s in run.rundir.samples()}
-    counts: dict[str, int] = {}
     for p in run.problems:
-        texts = data.samples[p.id]
-        counts[p.id] = len(texts)
-        for i, turns in enumerate(texts):
+        for i, turns in enumerate(data.samples[p.id]):
             if (p.id, i) in have:
                 continue
             outs = tuple(TurnOutput(raw=t, text=t) for t in turns)
             run.rundir.append_sample(Sample(p.id, i, outs, mode=data.mode))
     backend = {"backend": "replay", "path": str(path.resolve()), "format": data.format, "sha256": data.sha256}
     run.meta = run.meta.updated(backend=backend, sample_mode=data.mode)
-    return counts
-
-
-ProgressFactory = Callable[[int, str], Any]

@@ -77,14 +77,6 @@ class SweepSummary:
         }
 
 
-def summarize(temperatures: Sequence[float], results: Sequence[RunResult]) -> SweepSummary:
-    blocks = []
-    for t, result in zip(temperatures, results, strict=True):
-        assert result.summary is not None
-        blocks.append((t, result.path.name, result.summary.scorers["pass"]))
-    return summarize_scores(blocks)
-
-
 def summarize_scores(runs: Sequence[tuple[float, str, ScoreBlock]]) -> SweepSummary:
     """(temperature, run directory name, its pass scorer) per run -> the table and the best temperature per k
     (also what `report` shows for the runs of a sweep)."""
@@ -160,8 +152,13 @@ def run_sweep(
         runs = [run.relocate(base / variant_name(t)) for run, t in zip(planned, temps, strict=True)]
     results = [execute_run(run, stages) for run in runs]
     summary = None
-    if "execute" in stages and all(r.summary is not None for r in results):
-        summary = summarize(temps, results)
+    scored = [
+        (t, r.path.name, r.summary.scorers["pass"])
+        for t, r in zip(temps, results, strict=True)
+        if r.summary is not None
+    ]
+    if "execute" in stages and len(scored) == len(results):
+        summary = summarize_scores(scored)
         write_json_atomic(base / SWEEP_JSON, {**summary.to_json(), "config": config.to_dict()})
         (base / SWEEP_MD).write_text(sweep_markdown(summary))
     return base, results, summary

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +15,21 @@ _FORMATS = click.Choice(["markdown", "json"])
 
 def _show(
     result: Any,
+    notes: Sequence[str],
     markdown: Callable[[Any], str],
     plot: Callable[[Any], bytes],
     fmt: str,
     png: Path | None,
     output: Path | None,
 ) -> None:
-    """An analysis's table (markdown or JSON) to `output` or stdout, its plot to `png`, then its caveats."""
+    """An analysis's table (markdown or JSON) to `output` or stdout, its plot to `png`, then its caveats: JSON
+    carries its notes inside; the statistical caveat is also said on stderr, where a reader sees it."""
     if png is not None:
-        _write_png(plot(result), png)
+        png.write_bytes(plot(result))
+        click.echo(f"wrote {png}", err=True)
     from codegen_eval.cli import emit  # codegen_eval.cli imports this module last, so not at the top
 
     emit(markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n", output)
-    _caveats(result.notes, fmt)
-
-
-def _write_png(data: bytes, path: Path) -> None:
-    path.write_bytes(data)
-    click.echo(f"wrote {path}", err=True)
-
-
-def _caveats(notes: list[str] | tuple[str, ...], fmt: str) -> None:
-    """JSON carries its notes inside; the statistical caveat is also said on stderr, where a reader sees it."""
     if fmt == "json":
         for note in notes:
             if note.startswith("caveat:"):
@@ -58,12 +51,11 @@ def difficulty(runs: tuple[Path, ...], fmt: str, png: Path | None, scorer: str, 
     """Bucket MTPB problems easy / medium / hard by their mean pass rate over RUNS, then single- vs multi-turn
     pass rate per bucket for each single-turn run and its multi-turn run, with bootstrap CIs."""
     from codegen_eval.analyses.difficulty import difficulty_markdown, difficulty_split
+    from codegen_eval.analyses.plots import difficulty_plot
     from codegen_eval.compare import load_run
 
     split = difficulty_split([load_run(p) for p in runs], scorer)
-    from codegen_eval.analyses.plots import difficulty_plot
-
-    _show(split, difficulty_markdown, difficulty_plot, fmt, png, output)
+    _show(split, split.notes, difficulty_markdown, difficulty_plot, fmt, png, output)
 
 
 @analyze.command()
@@ -75,14 +67,13 @@ def difficulty(runs: tuple[Path, ...], fmt: str, png: Path | None, scorer: str, 
 def scaling(runs: tuple[Path, ...], fmt: str, png: Path | None, scorer: str, output: Path | None) -> None:
     """Pass rate (HumanEval pass@k, MTPB multi and single) of RUNS against model size, the parameter count
     recorded in each run's provenance (runs without it: listed as size unknown, not plotted)."""
+    from codegen_eval.analyses.plots import scaling_plot
     from codegen_eval.analyses.scaling import scaling as scaling_analysis
     from codegen_eval.analyses.scaling import scaling_markdown
     from codegen_eval.compare import load_run
 
     result = scaling_analysis([load_run(p) for p in runs], scorer)
-    from codegen_eval.analyses.plots import scaling_plot
-
-    _show(result, scaling_markdown, scaling_plot, fmt, png, output)
+    _show(result, result.notes, scaling_markdown, scaling_plot, fmt, png, output)
 
 
 @analyze.command()
@@ -108,20 +99,17 @@ def perplexity(
     model: str,
     backend_opt: tuple[str, ...],
     base_url: str | None,
-    bench: str,
     bench_opt: tuple[str, ...],
     data_dir: str | None,
-    problems: str | None,
-    limit: int | None,
-    items_per_group: int | None,
-    history: Path | None,
     fmt: str,
     png: Path | None,
     output: Path | None,
+    **selection: Any,
 ) -> None:
     """The model's perplexity of the turn instructions under the multi-turn history vs in the single-turn
     concatenation, per problem and averaged (the paper's prompt perplexity)."""
     from codegen_eval.analyses.perplexity import make_scorer, measure, perplexity_markdown
+    from codegen_eval.analyses.plots import perplexity_plot
     from codegen_eval.benchmarks.base import BenchmarkSettings
     from codegen_eval.config import parse_kv
 
@@ -129,23 +117,5 @@ def perplexity(
     if base_url:
         options["base_url"] = base_url
     settings = BenchmarkSettings(data_dir=Path(data_dir) if data_dir else None, options=dict(parse_kv(bench_opt, "-O")))
-    scorer = make_scorer(model, options)
-    result = measure(
-        bench,
-        settings,
-        scorer,
-        model=model,
-        problems=problems,
-        limit=limit,
-        items_per_group=items_per_group,
-        history=history,
-    )
-    if png is not None:
-        from codegen_eval.analyses.plots import perplexity_plot
-
-        _write_png(perplexity_plot(result), png)
-    text = perplexity_markdown(result) if fmt == "markdown" else json.dumps(result.to_json(), indent=2) + "\n"
-    from codegen_eval.cli import emit
-
-    emit(text, output)
-    _caveats(result.notes(), fmt)
+    result = measure(settings=settings, scorer=make_scorer(model, options), model=model, **selection)
+    _show(result, result.notes(), perplexity_markdown, perplexity_plot, fmt, png, output)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from codegen_eval.analyses import record_json
 from codegen_eval.compare import LoadedRun, turn_pairs
 from codegen_eval.errors import UsageError
 from codegen_eval.metrics import bootstrap_ci, delta_ci
@@ -26,6 +27,11 @@ RULE = (
 FEW_GROUPS = 20  # a bucket with fewer problem groups than this prints the caveat
 
 
+def _pair(value: Any) -> tuple[float, float]:
+    lo, hi = value
+    return float(lo), float(hi)
+
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     name: str
@@ -38,8 +44,7 @@ class Bucket:
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Bucket:
-        lo, hi = d["mean_pass_rate_range"]
-        return Bucket(str(d["name"]), tuple(str(g) for g in d["groups"]), float(lo), float(hi))
+        return Bucket(str(d["name"]), tuple(str(g) for g in d["groups"]), *_pair(d["mean_pass_rate_range"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,33 +62,13 @@ class BucketScore:
     gain_ci95: tuple[float, float]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "bucket": self.bucket,
-            "groups": self.groups,
-            "single": self.single,
-            "single_ci95": list(self.single_ci95),
-            "multi": self.multi,
-            "multi_ci95": list(self.multi_ci95),
-            "gain": self.gain,
-            "gain_ci95": list(self.gain_ci95),
-        }
+        return record_json(self)
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> BucketScore:
-        def ci(key: str) -> tuple[float, float]:
-            lo, hi = d[key]
-            return (float(lo), float(hi))
-
-        return BucketScore(
-            bucket=str(d["bucket"]),
-            groups=int(d["groups"]),
-            single=float(d["single"]),
-            single_ci95=ci("single_ci95"),
-            multi=float(d["multi"]),
-            multi_ci95=ci("multi_ci95"),
-            gain=float(d["gain"]),
-            gain_ci95=ci("gain_ci95"),
-        )
+        fields: dict[str, Any] = {key: float(d[key]) for key in ("single", "multi", "gain")}
+        fields.update({f"{key}_ci95": _pair(d[f"{key}_ci95"]) for key in list(fields)})
+        return BucketScore(bucket=str(d["bucket"]), groups=int(d["groups"]), **fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +85,7 @@ class PairSplit:
         return f"{self.multi_model}: {names}" if self.single_model == self.multi_model else names
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "single": self.single,
-            "multi": self.multi,
-            "single_model": self.single_model,
-            "multi_model": self.multi_model,
-            "buckets": [b.to_json() for b in self.buckets],
-        }
+        return record_json(self)
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> PairSplit:
@@ -124,15 +103,7 @@ class DifficultySplit:
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "analysis": "difficulty_split",
-            "bench": self.bench,
-            "runs": list(self.runs),
-            "rule": self.rule,
-            "buckets": [b.to_json() for b in self.buckets],
-            "pairs": [p.to_json() for p in self.pairs],
-            "notes": list(self.notes),
-        }
+        return {"analysis": "difficulty_split", **record_json(self)}
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> DifficultySplit:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from codegen_eval.analyses import record_json
 from codegen_eval.benchmarks.base import BenchmarkSettings, FullBenchmark
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.metrics import bootstrap_ci, delta_ci
@@ -56,11 +57,8 @@ class Context:
     spans: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One item under one variant: its contexts, scored together (log-likelihoods and token counts add up)."""
-
-    contexts: tuple[Context, ...]
+# One item under one variant: its contexts, scored together (log-likelihoods and token counts add up).
+Job = tuple[Context, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +71,13 @@ class SpanScore:
     @property
     def perplexity(self) -> float:
         return math.exp(-self.logprob / self.tokens) if self.tokens else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"logprob": self.logprob, "tokens": self.tokens, "perplexity": self.perplexity}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> SpanScore:
+        return SpanScore(float(d["logprob"]), int(d["tokens"]))
 
 
 class PromptScorer(Protocol):
@@ -100,7 +105,7 @@ def multi_turn_job(benchmark: FullBenchmark, problem: Problem, history: Sequence
         if start < 0:
             raise UsageError(f"{problem.id}: turn {t + 1}'s instruction is not in its rendered prompt")
         contexts.append(Context(text, ((start, start + len(turn.instruction)),)))
-    return Job(tuple(contexts))
+    return tuple(contexts)
 
 
 def single_turn_job(single: FullBenchmark, problem: Problem) -> Job:
@@ -115,7 +120,7 @@ def single_turn_job(single: FullBenchmark, problem: Problem) -> Job:
             raise UsageError(f"{problem.id}: turn {t + 1}'s instruction is not in the single-turn prompt")
         spans.append((start, start + len(turn.instruction)))
         cursor = start + len(turn.instruction)
-    return Job((Context(text, tuple(spans)),))
+    return (Context(text, tuple(spans)),)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -163,23 +168,12 @@ class ItemPerplexity:
     single: SpanScore
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "problem_id": self.problem_id,
-            "group": self.group,
-            "multi": {"logprob": self.multi.logprob, "tokens": self.multi.tokens, "perplexity": self.multi.perplexity},
-            "single": {
-                "logprob": self.single.logprob,
-                "tokens": self.single.tokens,
-                "perplexity": self.single.perplexity,
-            },
-        }
+        return record_json(self)
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> ItemPerplexity:
-        def score(v: Mapping[str, Any]) -> SpanScore:
-            return SpanScore(float(v["logprob"]), int(v["tokens"]))
-
-        return ItemPerplexity(str(d["problem_id"]), str(d["group"]), score(d["multi"]), score(d["single"]))
+        multi, single = SpanScore.from_json(d["multi"]), SpanScore.from_json(d["single"])
+        return ItemPerplexity(str(d["problem_id"]), str(d["group"]), multi, single)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +187,7 @@ class VariantSummary:
     tokens: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "ci95": list(self.ci95), "token_level": self.token_level, "tokens": self.tokens}
+        return record_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +415,7 @@ class HFScorer:
         results: list[SpanScore | str] = [SpanScore(0.0, 0)] * len(jobs)
         sequences: list[_Sequence] = []
         for j, job in enumerate(jobs):
-            encoded = sorted((self.encode(c) for c in job.contexts), key=lambda e: -len(e[0]))
+            encoded = sorted((self.encode(c) for c in job), key=lambda e: -len(e[0]))
             if limit is not None and encoded and len(encoded[0][0]) > limit:
                 results[j] = f"a context of {len(encoded[0][0])} tokens exceeds the model's {limit}"
                 continue
@@ -518,11 +512,8 @@ class OpenAIScorer:
     def score(self, jobs: Sequence[Job]) -> list[SpanScore | str]:
         out: list[SpanScore | str] = []
         for job in jobs:
-            logprob, tokens = 0.0, 0
-            for context in job.contexts:
-                lp, n = self._score_context(context)
-                logprob, tokens = logprob + lp, tokens + n
-            out.append(SpanScore(logprob, tokens))
+            scored = [self._score_context(context) for context in job]
+            out.append(SpanScore(sum((lp for lp, _ in scored), 0.0), sum(n for _, n in scored)))
         return out
 
     def _score_context(self, context: Context) -> tuple[float, int]:

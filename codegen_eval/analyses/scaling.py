@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from codegen_eval.analyses import record_json
 from codegen_eval.compare import LoadedRun
 from codegen_eval.errors import UsageError
 from codegen_eval.summaries import PRIMARY
@@ -30,16 +31,7 @@ class ScalingPoint:
     groups: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "model": self.model,
-            "parameters": self.parameters,
-            "benchmark": self.benchmark,
-            "metric": self.metric,
-            "value": self.value,
-            "ci95": None if self.ci95 is None else list(self.ci95),
-            "groups": self.groups,
-        }
+        return record_json(self)
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> ScalingPoint:
@@ -70,7 +62,7 @@ class ScalingResult:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"analysis": "scaling", "points": [p.to_json() for p in self.points], "notes": list(self.notes)}
+        return {"analysis": "scaling", **record_json(self)}
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> ScalingResult:

@@ -5,10 +5,7 @@ from codegen_eval.registry import Registry
 
 BENCHMARKS: Registry[Benchmark] = Registry(
     "benchmark",
-    {
-        "humaneval": "codegen_eval.benchmarks.humaneval:HumanEval",
-        "mtpb": "codegen_eval.benchmarks.mtpb:MTPB",
-    },
+    {"humaneval": "codegen_eval.benchmarks.humaneval:HumanEval", "mtpb": "codegen_eval.benchmarks.mtpb:MTPB"},
 )
 
 

@@ -7,15 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from codegen_eval.records import (
-    ExecutionJob,
-    ExecutionResult,
-    Problem,
-    Sample,
-    SamplingParams,
-    TurnOutput,
-    Verdict,
-)
+from codegen_eval.records import ExecutionJob, ExecutionResult, Problem, Sample, SamplingParams, TurnOutput, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +42,9 @@ class Benchmark(Protocol):
 
     def load(self) -> list[Problem]:
         """All problems, in a stable order. Raises UsageError on unusable data."""
-        ...
 
     def render(self, problem: Problem, turn: int, history: Sequence[TurnOutput]) -> str:
         """The full context the model continues at `turn`, given postprocessed earlier turns."""
-        ...
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str: ...
 
@@ -70,31 +60,24 @@ class FullBenchmark(Benchmark, Protocol):
 
     def default_sampling(self, n: int) -> SamplingParams:
         """Sampling used when the user sets none (recorded in run.json as resolved values)."""
-        ...
 
     def instruction(self, problem: Problem, turn: int) -> str:
         """The user message for `turn` in chat mode (instruct models)."""
-        ...
 
     def subsets(self) -> Mapping[str, frozenset[str]]:
         """Named subsets of problem groups reported beside the full score (e.g. MTPB's scorable subset)."""
-        ...
 
     def stop_hints(self, problem: Problem, turn: int) -> StopHints:
         """Where the backend may stop generating `turn`, no earlier than postprocess would cut."""
-        ...
 
     def reference(self, problem: Problem) -> tuple[str, ...] | None:
         """Known-good raw text per turn, or None if the benchmark has none for this problem."""
-        ...
 
     def provenance(self) -> Mapping[str, str]:
         """Data source, sha256, version and every prompt/scoring choice, for run.json."""
-        ...
 
     def data_warnings(self, problems: Sequence[Problem]) -> list[str]:
         """Known defects of the data that concern `problems` (the selected ones), worded for a warning."""
-        ...
 
 
 class BenchmarkBase:
@@ -192,12 +175,10 @@ def classify_failure(result: ExecutionResult) -> Verdict:
 
     if result.kind is ExitKind.TIMEOUT:
         return Verdict(Outcome.TIMEOUT, f"exceeded the time limit after {result.duration_s:.1f}s")
-    if result.kind is ExitKind.MEMORY_LIMIT:
-        return Verdict(Outcome.MEMORY_LIMIT, "exceeded the memory limit")
-    if result.kind is ExitKind.OUTPUT_LIMIT:
-        return Verdict(Outcome.OUTPUT_LIMIT, "exceeded the output limit")
-    if result.kind is ExitKind.PROCESS_LIMIT:
-        return Verdict(Outcome.PROCESS_LIMIT, "exceeded the process limit")
+    # A limit's Outcome has the name of its ExitKind.
+    limit = {ExitKind.MEMORY_LIMIT: "memory", ExitKind.OUTPUT_LIMIT: "output", ExitKind.PROCESS_LIMIT: "process"}
+    if result.kind in limit:
+        return Verdict(Outcome(result.kind.value), f"exceeded the {limit[result.kind]} limit")
     if result.kind is ExitKind.SIGNALED:
         import signal as _signal
 

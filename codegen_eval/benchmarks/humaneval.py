@@ -20,7 +20,6 @@ from codegen_eval.records import (
     Outcome,
     Problem,
     Sample,
-    SamplingParams,
     Turn,
     TurnOutput,
     Verdict,
@@ -58,8 +57,7 @@ class HumanEval(BenchmarkBase):
 
     def __init__(self, settings: BenchmarkSettings) -> None:
         self.settings = settings
-        known = {"stop"}
-        unknown = sorted(set(settings.options) - known)
+        unknown = sorted(set(settings.options) - {"stop"})
         if unknown:
             raise UsageError(f"benchmark 'humaneval' has no option {unknown[0]!r} (options: stop)")
         self.stop = STOP_SEQUENCES
@@ -90,12 +88,7 @@ class HumanEval(BenchmarkBase):
             d = json.loads(line)
             task = HumanEvalTask(d["task_id"], d["prompt"], d["canonical_solution"], d["test"], d["entry_point"])
             problems.append(
-                Problem(
-                    id=task.task_id,
-                    group=task.task_id,
-                    turns=(Turn(task.prompt, MAX_NEW_TOKENS),),
-                    payload=task,
-                )
+                Problem(id=task.task_id, group=task.task_id, turns=(Turn(task.prompt, MAX_NEW_TOKENS),), payload=task)
             )
         return problems
 
@@ -103,10 +96,6 @@ class HumanEval(BenchmarkBase):
     def _task(problem: Problem) -> HumanEvalTask:
         assert isinstance(problem.payload, HumanEvalTask)
         return problem.payload
-
-    def default_sampling(self, n: int) -> SamplingParams:
-        # Greedy for a single sample; the Codex paper's T=0.8, top-p 0.95 when estimating pass@k from n samples.
-        return SamplingParams(temperature=0.0, top_p=1.0) if n == 1 else SamplingParams(0.8, 0.95)
 
     def render(self, problem: Problem, turn: int, history: Sequence[TurnOutput]) -> str:
         return self._task(problem).prompt  # verbatim

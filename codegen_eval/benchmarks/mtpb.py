@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from codegen_eval.benchmarks.base import BenchmarkBase, BenchmarkSettings, FullBenchmark, StopHints
 from codegen_eval.data import DatasetSpec, asset_path, resolve_dataset
@@ -37,6 +37,7 @@ from codegen_eval.records import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 UPSTREAM_REPO = "salesforce/CodeGen"
 UPSTREAM_COMMIT = "6f09e495f41e006375055239e4bcb18539f3a38b"
@@ -228,7 +229,7 @@ def _validate(raw: object, where: str) -> MtpbRecord:
         raise UsageError(f"{where}: MTPB problem has no numeric 'id' (got {pid!r})")
     label = f"MTPB problem {pid}" + (f" ({raw['name']})" if isinstance(raw.get("name"), str) else "")
 
-    def need(key: str, kind: type, what: str) -> object:
+    def need(key: str, kind: type[T], what: str) -> T:
         value = raw.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise UsageError(f"{where}: {label}: field '{key}' must be {what} (got {value!r:.60})")
@@ -242,8 +243,6 @@ def _validate(raw: object, where: str) -> MtpbRecord:
     templates = need("prompts", list, "a list of prompt templates")
     inputs = need("inputs", list, f"a list of {N_CASES} test-case inputs")
     outputs = need("outputs", list, f"a list of {N_CASES} expected outputs")
-    assert isinstance(templates, list) and isinstance(inputs, list) and isinstance(outputs, list)
-    assert isinstance(name, str) and isinstance(category, str)
     if not templates or not all(isinstance(t, str) for t in templates):
         raise UsageError(f"{where}: {label}: 'prompts' must be a non-empty list of strings")
     if len(inputs) != N_CASES or not all(
@@ -252,14 +251,10 @@ def _validate(raw: object, where: str) -> MtpbRecord:
         raise UsageError(f"{where}: {label}: 'inputs' must hold exactly {N_CASES} objects (got {len(inputs)} entries)")
     if len(outputs) < N_CASES:
         raise UsageError(f"{where}: {label}: {len(outputs)} outputs for {N_CASES} inputs")
-    if "max_gen_length" in raw:
-        budget = need("max_gen_length", int, "a positive integer")
-        assert isinstance(budget, int)
-        if budget <= 0:
-            raise UsageError(f"{where}: {label}: 'max_gen_length' must be positive (got {budget})")
-        given = True
-    else:
-        budget, given = DEFAULT_MAX_GEN_LENGTH, False
+    given = "max_gen_length" in raw
+    budget = need("max_gen_length", int, "a positive integer") if given else DEFAULT_MAX_GEN_LENGTH
+    if budget <= 0:
+        raise UsageError(f"{where}: {label}: 'max_gen_length' must be positive (got {budget})")
 
     for c, case in enumerate(inputs):
         for t, template in enumerate(templates):
@@ -289,11 +284,7 @@ _KNOWN_FIELDS = {"id", "name", "description", "category", "prompts", "inputs", "
 
 
 def _quirks(
-    pid: str,
-    templates: list[str],
-    inputs: list[dict[str, object]],
-    outputs: list[object],
-    raw: dict[str, object],
+    pid: str, templates: list[str], inputs: list[dict[str, object]], outputs: list[object], raw: dict[str, object]
 ) -> list[Quirk]:
     """Defects of the published data that do not stop a run, worded for a warning."""
     quirks = []
@@ -631,12 +622,10 @@ class MtpbSingleTurn:
 
     def __init__(self, eos_markers: tuple[str, ...], truncation: str) -> None:
         self.truncation = truncation
-        if truncation == "relaxed":
-            # Measured: under the #-line cut every single-turn continuation of a small model was empty,
-            # because it first writes another `# ...` line; several functions in one answer are normal too.
-            self.rules = TruncationRules(second_def=False, comment_line=False, eos_markers=eos_markers)
-        else:
-            self.rules = TruncationRules(eos_markers=eos_markers)
+        # Relaxed: measured, under the #-line cut every single-turn continuation of a small model was empty,
+        # because it first writes another `# ...` line; several functions in one answer are normal too.
+        full = truncation != "relaxed"
+        self.rules = TruncationRules(second_def=full, comment_line=full, eos_markers=eos_markers)
 
     def render(self, problem: Problem) -> str:
         return render_single(_case(problem))
@@ -670,15 +659,10 @@ def _scores(reference: bool, strict: bool) -> tuple[tuple[str, bool], ...]:
 
 
 def _failure_outcome(result: ExecutionResult, finished: bool) -> Outcome:
-    limits = {
-        ExitKind.TIMEOUT: Outcome.TIMEOUT,
-        ExitKind.MEMORY_LIMIT: Outcome.MEMORY_LIMIT,
-        ExitKind.OUTPUT_LIMIT: Outcome.OUTPUT_LIMIT,
-        ExitKind.PROCESS_LIMIT: Outcome.PROCESS_LIMIT,
-        ExitKind.SIGNALED: Outcome.KILLED,
-    }
-    if result.kind in limits:
-        return limits[result.kind]
+    if result.kind is ExitKind.SIGNALED:
+        return Outcome.KILLED
+    if result.kind is not ExitKind.EXITED:
+        return Outcome(result.kind.value)  # a limit: the outcome of the same name
     if result.exit_code != 0 or not finished:
         return Outcome.ERROR
     return Outcome.FAILED

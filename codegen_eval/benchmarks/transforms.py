@@ -29,11 +29,9 @@ class SingleTurnForm(Protocol):
 
     def render(self, problem: Problem) -> str:
         """The one prompt; the program scored is this prompt followed by the model's text."""
-        ...
 
     def instruction(self, problem: Problem) -> str:
         """The one user message in chat mode."""
-        ...
 
     def postprocess(self, problem: Problem, raw: str) -> str: ...
 
@@ -41,7 +39,6 @@ class SingleTurnForm(Protocol):
 
     def provenance(self) -> Mapping[str, str]:
         """Entries that replace or extend the benchmark's own provenance."""
-        ...
 
 
 @runtime_checkable

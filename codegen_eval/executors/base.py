@@ -23,18 +23,13 @@ class Executor(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
     def stream(self, jobs: Iterator[tuple[str, ExecutionJob]]) -> Iterator[tuple[str, ExecutionResult]]: ...
 
     def sandbox_info(self) -> SandboxInfo:
         """The sandbox and its isolation layers (run.json's `sandbox`; per node in `info().nodes`)."""
-        ...
 
     def info(self) -> ExecutorInfo:
         """Where the jobs ran (run.json's `executor`), with the retries so far."""
-        ...

@@ -17,25 +17,20 @@ from codegen_eval.summaries import ExecutorInfo, NodeInfo, SandboxInfo
 class LocalExecutor:
     kind = "local"
 
-    def __init__(self, sandbox: str | Sandbox, settings: SandboxSettings | None = None) -> None:
-        """A sandbox name (opened on enter, closed on exit) or an open Sandbox (the caller closes it)."""
-        self._name = sandbox if isinstance(sandbox, str) else sandbox.name
+    def __init__(self, sandbox: str, settings: SandboxSettings | None = None) -> None:
+        """The sandbox named `sandbox`, built from `settings`: opened on enter, closed on exit."""
+        self._name = sandbox
         self._settings = settings or SandboxSettings()
-        self._owned = isinstance(sandbox, str)
-        self._sandbox: Sandbox | None = None if isinstance(sandbox, str) else sandbox
+        self._sandbox: Sandbox | None = None
 
     def __enter__(self) -> Self:
-        if self._owned:
-            self._sandbox = SANDBOXES.load(self._name)(self._settings).__enter__()
+        self._sandbox = SANDBOXES.load(self._name)(self._settings).__enter__()
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._owned and self._sandbox is not None:
+        if self._sandbox is not None:
             sandbox, self._sandbox = self._sandbox, None
             sandbox.__exit__(exc_type, exc, tb)
 

@@ -15,7 +15,7 @@ import socket
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 MAX_ACTOR_THREADS = 256
 
 
+# RayOptions' numbers: (name, type, least value)
+_NUMBERS = (("actors_per_node", int, 1), ("in_flight", int, 0), ("attempts", int, 1), ("start_timeout_s", float, 1))
+
+
 @dataclass(frozen=True, slots=True)
 class RayOptions:
     """`executor: {kind: ray, ...}` / `--executor ray -X key=value`."""
@@ -45,17 +49,12 @@ class RayOptions:
 
     @staticmethod
     def parse(options: Mapping[str, str]) -> RayOptions:
-        known = {f for f in RayOptions.__dataclass_fields__} | {"kind"}
+        known = set(RayOptions.__dataclass_fields__) | {"kind"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise UsageError(f"unknown ray executor option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         values: dict[str, Any] = {}
-        for name, caster, low in (
-            ("actors_per_node", int, 1),
-            ("in_flight", int, 0),
-            ("attempts", int, 1),
-            ("start_timeout_s", float, 1),
-        ):
+        for name, caster, low in _NUMBERS:
             if name in options:
                 try:
                     values[name] = caster(options[name])
@@ -122,13 +121,6 @@ class _Host:
     alive: bool = True
 
 
-@dataclass(slots=True)
-class _Stats:
-    retried_jobs: int = 0
-    lost_actors: int = 0
-    nodes: list[NodeInfo] = field(default_factory=list)
-
-
 class RayExecutor:
     kind = "ray"
 
@@ -137,7 +129,9 @@ class RayExecutor:
         self._sandbox_name = sandbox
         self._settings = settings
         self._hosts: list[_Host] = []
-        self._stats = _Stats()
+        self._nodes: list[NodeInfo] = []
+        self._retried_jobs = 0
+        self._lost_actors = 0
         self._connected_here = False
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -168,13 +162,11 @@ class RayExecutor:
         pending = []
         for node in nodes:
             for _ in range(self.options.actors_per_node):
-                actor = remote.options(
-                    num_cpus=0,
-                    max_concurrency=MAX_ACTOR_THREADS,
-                    max_restarts=0,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False),
-                ).remote(self._sandbox_name, self._settings)
-                pending.append(actor)
+                affinity = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+                options = remote.options(
+                    num_cpus=0, max_concurrency=MAX_ACTOR_THREADS, max_restarts=0, scheduling_strategy=affinity
+                )
+                pending.append(options.remote(self._sandbox_name, self._settings))
         refs = {actor.report.remote(): actor for actor in pending}
         ready, not_ready = ray.wait(list(refs), num_returns=len(refs), timeout=self.options.start_timeout_s)
         for ref in not_ready:
@@ -203,16 +195,13 @@ class RayExecutor:
         for host in self._hosts:
             by_node.setdefault(host.report.node_id, []).append(host.report)
         node_ip = {n["NodeID"]: str(n.get("NodeManagerAddress") or "") for n in nodes}  # as the cluster knows it
-        self._stats.nodes = [
+        self._nodes = [
             NodeInfo(r[0].hostname, r[0].node_id, node_ip.get(r[0].node_id) or r[0].ip, len(r), dict(r[0].layers))
             for r in by_node.values()
         ]
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         import ray
 
@@ -227,9 +216,9 @@ class RayExecutor:
     def sandbox_info(self) -> SandboxInfo:
         """The layers every node agrees on; a layer that differs between nodes reads `varies` (see `nodes`)."""
         layers: dict[str, str] = {}
-        keys = list(dict.fromkeys(k for n in self._stats.nodes for k in n.layers))  # the sandbox's own order
+        keys = list(dict.fromkeys(k for n in self._nodes for k in n.layers))  # the sandbox's own order
         for key in keys:
-            values = {n.layers.get(key, "absent") for n in self._stats.nodes}
+            values = {n.layers.get(key, "absent") for n in self._nodes}
             layers[key] = values.pop() if len(values) == 1 else "varies by node"
         return SandboxInfo(self._sandbox_name, layers)
 
@@ -237,9 +226,9 @@ class RayExecutor:
         return ExecutorInfo(
             kind=self.kind,
             address=self.options.address,
-            nodes=tuple(self._stats.nodes),
-            retried_jobs=self._stats.retried_jobs,
-            lost_actors=self._stats.lost_actors,
+            nodes=tuple(self._nodes),
+            retried_jobs=self._retried_jobs,
+            lost_actors=self._lost_actors,
         )
 
     # -- the jobs ------------------------------------------------------------------------------------------
@@ -275,7 +264,7 @@ class RayExecutor:
                 if not in_flight:
                     if retry:
                         raise SandboxError(
-                            f"--executor ray: every sandbox host died ({self._stats.lost_actors} lost); "
+                            f"--executor ray: every sandbox host died ({self._lost_actors} lost); "
                             "continue with --resume"
                         )
                     return
@@ -294,7 +283,7 @@ class RayExecutor:
                                 f"--executor ray: a job's sandbox host died {attempts[key]} times; "
                                 "continue with --resume"
                             ) from None
-                        self._stats.retried_jobs += 1
+                        self._retried_jobs += 1
                         retry.append(key)
                         continue
                     if key not in job_of:  # already yielded (cannot happen with one call per key; kept as a guard)
@@ -309,7 +298,7 @@ class RayExecutor:
     def _lost(self, host: _Host, error: BaseException) -> None:
         if host.alive:
             host.alive = False
-            self._stats.lost_actors += 1
+            self._lost_actors += 1
             left = sum(h.alive for h in self._hosts)
             log.warning(
                 "--executor ray: the sandbox host on %s died (%s); its jobs go to the %d left",
