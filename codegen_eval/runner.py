@@ -71,7 +71,7 @@ def select(problems: Sequence[Problem], selection: str | None, limit: int | None
                 continue
             m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", token)
             numbers = range(int(m.group(1)), int(m.group(2)) + 1) if m else None
-            if numbers is None and token.isdigit():
+            if numbers is None and token.isdecimal():
                 numbers = range(int(token), int(token) + 1)
             if numbers is not None:
                 hits = [g for g in groups if _trailing_number(g) in numbers]

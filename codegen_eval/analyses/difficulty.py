@@ -126,7 +126,7 @@ class DifficultySplit:
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """ "mtpb/9" before "mtpb/10"."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
+    return tuple((0, int(part)) if part.isdecimal() else (1, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def group_rates(run: LoadedRun, scorer: str = PRIMARY) -> dict[str, float]:

@@ -86,7 +86,7 @@ def _benchmark(run: LoadedRun) -> str:
 
 def _metric_key(metric: str) -> tuple[int, str]:
     head, _, k = metric.partition("@")
-    return (int(k), head) if k.isdigit() else (0, metric)
+    return (int(k), head) if k.isdecimal() else (0, metric)
 
 
 def scaling(runs: Sequence[LoadedRun], scorer: str = PRIMARY) -> ScalingResult:

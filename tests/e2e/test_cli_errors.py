@@ -15,6 +15,7 @@ from tests.conftest import run_cli
         (["run", "--model", "refrence"], "unknown backend 'refrence'; did you mean 'reference'?"),
         (["run", "-n", "1", "-k", "1,10"], "k=10 is larger than the number of samples n=1"),
         (["run", "--problems", "HumanEval/999"], "no problem matches 'HumanEval/999'"),
+        (["run", "--problems", "²"], "no problem matches '²'"),
         (["run", "-B", "novalue"], "-B expects key=value"),
         (["run", "-B", "x=1"], "backend 'reference' has no options"),
         (["run", "--model", "replay:/nonexistent/s.jsonl"], "samples file not found"),
