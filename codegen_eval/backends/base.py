@@ -84,9 +84,8 @@ def parse_options(cls: type[OptionsT], options: Mapping[str, str], backend: str)
 
 def _coerce(raw: str, hint: object, key: str, backend: str) -> object:
     args = typing.get_args(hint)
-    optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if optional and raw.lower() in ("none", "null", ""):
+    if type(None) in args and raw.lower() in ("none", "null", ""):
         return None
     try:
         if base is bool:

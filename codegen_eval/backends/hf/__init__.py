@@ -3,6 +3,5 @@ checks, rendering, tokenising), `load` (options, model resolution and loading, S
 rows, stops, samplers), `cache` (the prefix cache), `ray_pool` (data-parallel actors, `-B ray_actors=N`)."""
 
 from codegen_eval.backends.hf.backend import HFBackend
-from codegen_eval.backends.hf.load import HFOptions, cache_root, resolve_smollm2
 
-__all__ = ["HFBackend", "HFOptions", "cache_root", "resolve_smollm2"]
+__all__ = ["HFBackend"]

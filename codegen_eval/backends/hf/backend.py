@@ -69,8 +69,7 @@ class HFBackend:
         self._weights_digest: dict[str, str] | None = None
         # reused_tokens: tokens whose keys/values came from the prefix cache instead of being computed (shared
         # prompt prefixes, and the sequences a paused batch resumes)
-        keys = ("prompt_tokens", "reused_tokens", "completion_tokens", "oom_retries", "pauses")
-        self.stats = dict.fromkeys(keys, 0)
+        self.stats = dict.fromkeys(("prompt_tokens", "reused_tokens", "completion_tokens", "oom_retries", "pauses"), 0)
         loaded = load_model(self.model_ref, model, opts)
         self.model: Any = loaded.model
         self.tokenizer: Any = loaded.tokenizer
@@ -96,29 +95,68 @@ class HFBackend:
             self._generate_s += time.monotonic() - started
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        prepared = _prepare(requests, self.tokenizer, self.options.chat, self.max_context)
-        groups: list[list[decode._Row]] = [[] for _ in requests]  # each request's rows, in sample order
-        for req, prep, mine in zip(requests, prepared, groups, strict=True):
-            if prep.error is not None:
-                continue
-            stop = () if self.options.chat else tuple(s for s in req.stop if s)
-            for j in range(req.n):
-                seed = decode._row_seed(req.sampling.seed, req.first_sample + j, prep.ids)
-                mine.append(decode._Row(prep.ids, prep.budget, req.sampling, seed, stop))
+        prepared = self._prepare(requests)
         # Similar budgets and lengths together: less padding, and batches stop at about the same step.
-        BatchRunner(self).run_rows(sorted((r for g in groups for r in g), key=lambda r: (r.budget, len(r.ids))))
+        rows = sorted((r for p in prepared for r in p.rows), key=lambda r: (r.budget, len(r.ids)))
+        BatchRunner(self).run_rows(rows)
         out: list[Completion] = []
-        for prep, mine in zip(prepared, groups, strict=True):
-            failed = next((r.error for r in mine if r.error is not None), prep.error)  # (no rows for a bad request)
+        for prep in prepared:
+            failed = next((r.error for r in prep.rows if r.error is not None), prep.error)
             if failed is not None:
                 out.append(Completion(texts=(), error=failed, prompt_tokens=len(prep.ids)))
                 continue
-            completion_tokens = sum(len(r.generated) for r in mine)
+            completion_tokens = sum(len(r.generated) for r in prep.rows)
             self.stats["prompt_tokens"] += len(prep.ids)
             self.stats["completion_tokens"] += completion_tokens
-            texts = tuple(r.text or "" for r in mine)
+            texts = tuple(r.text or "" for r in prep.rows)
             out.append(Completion(texts, None, len(prep.ids), completion_tokens, prep.notes))
         return out
+
+    def _prepare(self, requests: Sequence[GenerationRequest]) -> list[_Prepared]:
+        """Each request checked, rendered (chat mode) and tokenised, its budget cut (with a note) to what fits, and
+        its rows (one per sample; none for a request that failed)."""
+        chat, max_context = self.options.chat, self.max_context
+        prepared = [_Prepared(error=_request_error(r)) for r in requests]
+        texts: dict[int, str] = {}  # the requests still fine, by index
+        for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
+            if prep.error is None:
+                try:
+                    texts[i] = self._render(req)
+                except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
+                    prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
+        if texts:
+            # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
+            encoded = self.tokenizer(list(texts.values()), add_special_tokens=not chat, verbose=False)["input_ids"]
+            for i, ids in zip(texts, encoded, strict=True):
+                prepared[i].ids = list(ids)
+        for i in texts:
+            req, prep = requests[i], prepared[i]
+            space = (1 << 30) if max_context is None else max_context - len(prep.ids)
+            budget = min(req.max_new_tokens, space)
+            if space < 1:
+                prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {max_context}"
+                continue
+            if space < req.max_new_tokens:
+                prep.notes = (
+                    f"max_new_tokens reduced from {req.max_new_tokens} to {space}: the prompt has "
+                    f"{len(prep.ids)} tokens and the context {max_context}",
+                )
+                log.warning("request %s: %s", req.key, prep.notes[0])
+            stop = () if chat else tuple(s for s in req.stop if s)
+            for j in range(req.n):
+                seed = decode._row_seed(req.sampling.seed, req.first_sample + j, prep.ids)
+                prep.rows.append(decode._Row(prep.ids, budget, req.sampling, seed, stop))
+        return prepared
+
+    def _render(self, req: GenerationRequest) -> str:
+        """The text to tokenise: the prompt, or in chat mode the messages through the chat template."""
+        if not self.options.chat:
+            return req.prompt
+        messages = [{"role": m.role, "content": m.content} for m in req.messages] or [
+            {"role": "system", "content": SYSTEM_INSTRUCTION},
+            {"role": "user", "content": req.prompt},
+        ]
+        return str(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
     def provenance(self) -> Mapping[str, str]:
         if self._pool is not None:
@@ -165,9 +203,6 @@ class HFBackend:
         if getattr(self, "model", None) is not None:
             self.model = None
             decode._free_device_memory()
-
-    def _render(self, req: GenerationRequest) -> str:
-        return _render(self.tokenizer, self.options.chat, req)
 
 
 class BatchRunner:
@@ -326,63 +361,14 @@ class BatchRunner:
                 self.b._prefix = None
 
 
-# Request preparation: checks, chat rendering, tokenising, fitting each prompt into the context.
-
-
 @dataclass(slots=True)
 class _Prepared:
-    """A request after validation and tokenisation, and the new tokens that fit after it."""
+    """A request after validation and tokenisation, and its rows (their budget: the new tokens that fit)."""
 
     ids: list[int] = field(default_factory=list)
     error: str | None = None
     notes: tuple[str, ...] = ()
-    budget: int = 0
-
-
-def _prepare(
-    requests: Sequence[GenerationRequest], tokenizer: Any, chat: bool, max_context: int | None
-) -> list[_Prepared]:
-    """Each request checked, rendered (chat mode) and tokenised; its budget cut (with a note) to what fits."""
-    prepared = [_Prepared(error=_request_error(r)) for r in requests]
-    texts = [""] * len(requests)
-    for i, (req, prep) in enumerate(zip(requests, prepared, strict=True)):
-        if prep.error is None:
-            try:
-                texts[i] = _render(tokenizer, chat, req)
-            except Exception as exc:  # a template may refuse some conversations (e.g. a system role)
-                prep.error = f"chat template failed: {type(exc).__name__}: {exc}"
-    todo = [i for i, p in enumerate(prepared) if p.error is None]
-    if todo:
-        # Chat templates write their own special tokens; raw prompts get the tokenizer's usual ones.
-        encoded = tokenizer([texts[i] for i in todo], add_special_tokens=not chat, verbose=False)["input_ids"]
-        for i, ids in zip(todo, encoded, strict=True):
-            prepared[i].ids = list(ids)
-    for req, prep in zip(requests, prepared, strict=True):
-        if prep.error is not None:
-            continue
-        space = (1 << 30) if max_context is None else max_context - len(prep.ids)
-        prep.budget = min(req.max_new_tokens, space)
-        if space < 1:
-            prep.error = f"prompt of {len(prep.ids)} tokens does not fit the model's context of {max_context}"
-        elif space < req.max_new_tokens:
-            prep.notes = (
-                f"max_new_tokens reduced from {req.max_new_tokens} to {space}: the prompt has "
-                f"{len(prep.ids)} tokens and the context {max_context}",
-            )
-            log.warning("request %s: %s", req.key, prep.notes[0])
-    return prepared
-
-
-def _render(tokenizer: Any, chat: bool, req: GenerationRequest) -> str:
-    """The text to tokenise: the prompt, or in chat mode the messages through the chat template."""
-    if not chat:
-        return req.prompt
-    messages = [{"role": m.role, "content": m.content} for m in req.messages] or [
-        {"role": "system", "content": SYSTEM_INSTRUCTION},
-        {"role": "user", "content": req.prompt},
-    ]
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return str(text)
+    rows: list[decode._Row] = field(default_factory=list)  # in sample order
 
 
 def _request_error(req: GenerationRequest) -> str | None:

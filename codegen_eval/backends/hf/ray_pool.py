@@ -72,7 +72,7 @@ class HFActor:
 @dataclass(slots=True, eq=False)
 class _Actor:
     handle: Any  # a ray.actor.ActorHandle
-    report: ActorReport
+    report: ActorReport = ActorReport("", "", {})
     alive: bool = True
 
 
@@ -110,18 +110,16 @@ class RayPool:
             raise UsageError(f"hf: ray_actors={count} but the Ray cluster has {have:g} {kind}s (one per actor)")
         demand = {"num_gpus": 1} if kind == "GPU" else {"num_cpus": 1}
         remote = ray.remote(HFActor)
-        handles = [
-            remote.options(**demand, max_restarts=0, scheduling_strategy="SPREAD").remote(model, options)
+        self._actors = [  # each report filled in once its actor has loaded the model
+            _Actor(remote.options(**demand, max_restarts=0, scheduling_strategy="SPREAD").remote(model, options))
             for _ in range(count)
         ]
-        refs = {h.report.remote(): h for h in handles}
+        refs = {a.handle.report.remote(): a for a in self._actors}
         ready, not_ready = ray.wait(list(refs), num_returns=len(refs), timeout=_START_TIMEOUT_S)
-        self._actors = [_Actor(h, ActorReport("", "", {})) for h in handles]  # so close() finds them all
         if not_ready:
             raise BackendError(
                 f"hf: {len(not_ready)} of {count} Ray actors did not load the model within {_START_TIMEOUT_S:g} s"
             )
-        reports: dict[Any, ActorReport] = {}
         for ref in ready:
             try:
                 report: ActorReport = ray.get(ref)
@@ -129,8 +127,7 @@ class RayPool:
                 raise BackendError(f"hf: a Ray actor failed to start: {_short(e)}") from None
             if report.error is not None:
                 raise (UsageError if report.usage_error else BackendError)(report.error)
-            reports[refs[ref]] = report
-        self._actors = [_Actor(h, reports[h]) for h in handles]
+            refs[ref].report = report
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None

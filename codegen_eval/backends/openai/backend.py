@@ -32,8 +32,8 @@ class _Job:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None  # this item failed
-    fatal: str | None = None  # every item would fail: the run stops
-    crash: Exception | None = None  # a bug: re-raised in the caller's thread with its traceback
+    # _Fatal: every item would fail, the run stops; any other exception is a bug, re-raised in the caller's thread
+    stop: Exception | None = None
 
 
 class OpenAIBackend:
@@ -105,21 +105,12 @@ class OpenAIBackend:
                     self.progress(job.n)
             except _Rejected as exc:
                 job.error = str(exc)
-            except _Fatal as exc:
-                job.fatal = str(exc)
-                abort.set()
-            except Exception as exc:  # a bug: stop the others and let the caller raise it
-                job.crash = exc
+            except Exception as exc:  # _Fatal or a bug: stop the others and let the caller raise it
+                job.stop = exc
                 abort.set()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         started = time.monotonic()
-        try:
-            return self._generate(requests)
-        finally:
-            self._generate_s += time.monotonic() - started
-
-    def _generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         groups: list[list[_Job]] = []  # each request's jobs
         for r in requests:
             if self._split_n and r.n > 1:
@@ -142,10 +133,13 @@ class OpenAIBackend:
         except BaseException:
             self._client.abort.set()
             raise
-        crash = next((j.crash for j in jobs if j.crash is not None), None)
+        finally:
+            self._generate_s += time.monotonic() - started
+        stops = [j.stop for j in jobs if j.stop is not None]
+        crash = next((e for e in stops if not isinstance(e, _Fatal)), None)
         if crash is not None:
             raise crash
-        fatal = next((j.fatal for j in jobs if j.fatal and j.fatal != "aborted"), None)
+        fatal = next((e for e in stops if str(e) not in ("", "aborted")), None)
         if fatal is not None:
             raise BackendError(f"openai: {fatal}")
         return self._completions(groups)
@@ -169,6 +163,8 @@ class OpenAIBackend:
         return out
 
     def provenance(self) -> Mapping[str, str]:
+        slots = self.slots or {}
+        told = (f"{s.count} ({s.source})" if s else f"not reported by {base}" for base, s in slots.items())
         out = {
             "backend": "openai",
             "model": self.model,
@@ -177,13 +173,9 @@ class OpenAIBackend:
             "mode": self.mode,
             "api_key_env": self.options.api_key_env,  # the variable's name; its value is never recorded
             "served_models": ",".join(self.served),
+            "server_slots": "not probed (check_model=false)" if self.slots is None else "; ".join(told),
+            "concurrency": str(self.concurrency),
         }
-        if self.slots is None:
-            out["server_slots"] = "not probed (check_model=false)"
-        else:
-            told = (f"{s.count} ({s.source})" if s else f"not reported by {base}" for base, s in self.slots.items())
-            out["server_slots"] = "; ".join(told)
-        out["concurrency"] = str(self.concurrency)
         if self.options.chat:
             out["paper_comparable"] = "false (chat mode: code extracted from an instruct model's reply)"
         return out
@@ -246,13 +238,9 @@ def reply_texts(reply: Mapping[str, Any], chat: bool, url: str) -> list[str]:
 def reply_usage(reply: Mapping[str, Any]) -> tuple[int, int]:
     """(prompt tokens, completion tokens) a reply reports; 0 for what it does not."""
     usage = reply.get("usage")
-    if not isinstance(usage, dict):
-        return 0, 0
-    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    counts = [usage.get(key) if isinstance(usage, dict) else 0 for key in ("prompt_tokens", "completion_tokens")]
+    prompt, completion = (c if isinstance(c, int) and not isinstance(c, bool) else 0 for c in counts)
+    return prompt, completion
 
 
 def _seed(seed: int | None, sample: int) -> int | None:

@@ -86,8 +86,7 @@ def _parse_url(url: str) -> _Endpoint:
     except ValueError:
         raise UsageError(f"backend 'openai': base URL {url!r} has a bad port") from None
     prefix = parts.path.rstrip("/")
-    base = f"{parts.scheme}://{parts.netloc}{prefix}"
-    return _Endpoint(base=base, scheme=parts.scheme, host=parts.hostname, port=port, prefix=prefix)
+    return _Endpoint(f"{parts.scheme}://{parts.netloc}{prefix}", parts.scheme, parts.hostname, port, prefix)
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
@@ -255,7 +254,6 @@ class Client:
         (the successful attempt's, from sending to the last byte of the reply).
         Raises _Rejected (this item failed) or _Fatal (every item would)."""
         payload = json.dumps(body).encode()
-        last = "no attempt"
         attempts = 1 if self.degraded else self.options.retries + 1
         attempt = 0
         while True:
@@ -281,14 +279,15 @@ class Client:
                         ep.failures, ep.down_until, self.degraded = 0, 0.0, False
                     return reply, url, seconds
                 detail = _server_detail(data)
+                last = f"HTTP {status} from {url}: {detail}"
                 if status in (401, 403):
                     raise _Fatal(f"{url} answered {status} ({detail}); is ${self.options.api_key_env} valid?")
                 if status in (404, 405):
                     raise _Fatal(f"{url} answered {status} ({detail}); does the server offer {self.path}?")
                 if status not in _TRANSIENT and status < 500:
-                    raise _Rejected(f"HTTP {status} from {url}: {detail}")
+                    raise _Rejected(last)
                 # An HTTP-level failure may concern this request only: it backs off on its own schedule.
-                last, pause = f"HTTP {status} from {url}: {detail}", self._jitter(attempt)
+                pause = self._jitter(attempt)
                 retry_after = _retry_after(headers.get("Retry-After"))
                 if retry_after is not None:  # the server said when to come back: no request goes there before
                     with self.lock:
