@@ -98,7 +98,13 @@ def resolve_dataset(spec: DatasetSpec, data_dir: Path | None = None) -> Path:
             f"{spec.hint}: the file downloaded from {url} has sha256 {actual}, expected {spec.sha256}; "
             "refusing it (nothing was written to the cache)"
         )
-    _write_atomic(cached, data, spec)
+    try:
+        write_atomic(cached, data, suffix=".part")
+    except OSError as e:
+        raise UsageError(
+            f"{spec.hint}: downloaded, but cannot write the cache file {cached} ({e.strerror or e}); "
+            f"set XDG_CACHE_HOME to a writable folder, or put the file in a data dir (${DATA_DIR_ENV})"
+        ) from None
     log.info("%s: downloaded %s to %s", spec.name, url, cached)
     return cached
 
@@ -146,25 +152,24 @@ def _download(spec: DatasetSpec, url: str, cached: Path) -> bytes:
     )
 
 
-def _write_atomic(path: Path, data: bytes, spec: DatasetSpec) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see a partial file."""
+def write_atomic(path: Path, data: bytes, *, suffix: str = ".tmp", plain_mode: bool = False) -> None:
+    """Write via a temporary file in the same folder, fsync, and rename, so readers never see a partial file.
+    plain_mode: the mode a plain open() would give (0666 less the umask), not mkstemp's 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise UsageError(
-            f"{spec.hint}: downloaded, but cannot write the cache file {path} ({e.strerror or e}); "
-            f"set XDG_CACHE_HOME to a writable folder, or put the file in a data dir (${DATA_DIR_ENV})"
-        ) from None
+        if plain_mode:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def asset_path(*parts: str) -> Path:

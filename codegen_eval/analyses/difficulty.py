@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from codegen_eval.analyses import record_json
+from codegen_eval.analyses import record_from_json, record_json
 from codegen_eval.compare import LoadedRun, turn_pairs
 from codegen_eval.errors import UsageError
 from codegen_eval.metrics import bootstrap_ci, delta_ci
@@ -64,12 +64,6 @@ class BucketScore:
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
 
-    @staticmethod
-    def from_json(d: Mapping[str, Any]) -> BucketScore:
-        fields: dict[str, Any] = {key: float(d[key]) for key in ("single", "multi", "gain")}
-        fields.update({f"{key}_ci95": _pair(d[f"{key}_ci95"]) for key in list(fields)})
-        return BucketScore(bucket=str(d["bucket"]), groups=int(d["groups"]), **fields)
-
 
 @dataclass(frozen=True, slots=True)
 class PairSplit:
@@ -87,11 +81,6 @@ class PairSplit:
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
 
-    @staticmethod
-    def from_json(d: Mapping[str, Any]) -> PairSplit:
-        buckets = tuple(BucketScore.from_json(b) for b in d["buckets"])
-        return PairSplit(str(d["single"]), str(d["multi"]), str(d["single_model"]), str(d["multi_model"]), buckets)
-
 
 @dataclass(frozen=True, slots=True)
 class DifficultySplit:
@@ -108,14 +97,7 @@ class DifficultySplit:
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> DifficultySplit:
         try:
-            return DifficultySplit(
-                bench=str(d["bench"]),
-                runs=tuple(str(r) for r in d["runs"]),
-                rule=str(d["rule"]),
-                buckets=tuple(Bucket.from_json(b) for b in d["buckets"]),
-                pairs=tuple(PairSplit.from_json(p) for p in d["pairs"]),
-                notes=tuple(str(n) for n in d.get("notes", ())),
-            )
+            return record_from_json(DifficultySplit, d)
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"not a difficulty-split record ({e!r})") from None
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from codegen_eval.analyses import record_json
+from codegen_eval.analyses import record_from_json, record_json
 from codegen_eval.benchmarks.base import BenchmarkSettings, FullBenchmark
 from codegen_eval.errors import BackendError, UsageError
 from codegen_eval.metrics import bootstrap_ci, delta_ci
@@ -74,10 +74,6 @@ class SpanScore:
 
     def to_json(self) -> dict[str, Any]:
         return {"logprob": self.logprob, "tokens": self.tokens, "perplexity": self.perplexity}
-
-    @staticmethod
-    def from_json(d: Mapping[str, Any]) -> SpanScore:
-        return SpanScore(float(d["logprob"]), int(d["tokens"]))
 
 
 class PromptScorer(Protocol):
@@ -170,11 +166,6 @@ class ItemPerplexity:
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
 
-    @staticmethod
-    def from_json(d: Mapping[str, Any]) -> ItemPerplexity:
-        multi, single = SpanScore.from_json(d["multi"]), SpanScore.from_json(d["single"])
-        return ItemPerplexity(str(d["problem_id"]), str(d["group"]), multi, single)
-
 
 @dataclass(frozen=True, slots=True)
 class VariantSummary:
@@ -264,7 +255,7 @@ class PerplexityResult:
                 bench=str(d["bench"]),
                 model=str(d["model"]),
                 history=str(d["history"]),
-                items=tuple(ItemPerplexity.from_json(i) for i in d["items"]),
+                items=tuple(record_from_json(ItemPerplexity, i) for i in d["items"]),
                 skipped=tuple((str(s["problem_id"]), str(s["why"])) for s in d.get("skipped", ())),
                 backend={str(k): str(v) for k, v in dict(d.get("backend") or {}).items()},
                 accounting=str(d.get("accounting", ACCOUNTING)),

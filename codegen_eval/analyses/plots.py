@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from codegen_eval.analyses.difficulty import DifficultySplit
 from codegen_eval.analyses.perplexity import PerplexityResult
@@ -82,13 +85,9 @@ def scaling_plot(result: ScalingResult) -> bytes:
         ax = fig.add_subplot(1, len(benches), index + 1)
         _style(ax)
         metrics = [m for b, m in series if b == bench]
-        for color, metric in zip(RUN_COLORS * (1 + len(metrics) // len(RUN_COLORS)), metrics, strict=False):
+        for color, metric in zip(itertools.cycle(RUN_COLORS), metrics):
             pts = series[(bench, metric)]
-            xs = [float(p.parameters or 0) for p in pts]
-            ys = [100 * p.value for p in pts]
-            lo = [100 * (p.value - p.ci95[0]) if p.ci95 else 0.0 for p in pts]
-            hi = [100 * (p.ci95[1] - p.value) if p.ci95 else 0.0 for p in pts]
-            ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker="o", ms=4, lw=1.2, capsize=2, label=metric)
+            _line(ax, color, metric, [(float(p.parameters or 0), p.value, p.ci95) for p in pts])
         ax.set_xscale("log")
         ax.set_ylim(-2, 102)
         ax.set_xlabel("parameters")
@@ -102,22 +101,24 @@ def scaling_plot(result: ScalingResult) -> bytes:
     return _png(fig)
 
 
+def _line(ax: Any, color: str, label: str, points: Sequence[tuple[float, float, Sequence[float] | None]]) -> None:
+    """(x, fraction, its 95% CI or None) as percentages, with the CIs as error bars."""
+    xs = [x for x, _, _ in points]
+    ys = [100 * v for _, v, _ in points]
+    lo = [100 * (v - ci[0]) if ci else 0.0 for _, v, ci in points]
+    hi = [100 * (ci[1] - v) if ci else 0.0 for _, v, ci in points]
+    ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker="o", ms=4, lw=1.2, capsize=2, label=label)
+
+
 def temperature_plot(summary: SweepSummary, title: str = "pass@k by sampling temperature") -> bytes:
     """pass@k (%) against temperature, one line per k with 95% CIs; each k's best temperature ringed (the
     best-of-temperatures value the paper reports)."""
     fig = _new_figure(5.2, 3.6)
     ax = fig.add_subplot()
     _style(ax)
-    for color, (metric, (best_t, best_v)) in zip(
-        RUN_COLORS * (1 + len(summary.best) // len(RUN_COLORS)), summary.best.items(), strict=False
-    ):
+    for color, (metric, (best_t, best_v)) in zip(itertools.cycle(RUN_COLORS), summary.best.items()):
         rows = [r for r in summary.rows if metric in r.pass_at_k]
-        xs = [r.temperature for r in rows]
-        ys = [100 * r.pass_at_k[metric] for r in rows]
-        cis = [r.ci95.get(metric) for r in rows]
-        lo = [100 * (r.pass_at_k[metric] - ci[0]) if ci else 0.0 for r, ci in zip(rows, cis, strict=True)]
-        hi = [100 * (ci[1] - r.pass_at_k[metric]) if ci else 0.0 for r, ci in zip(rows, cis, strict=True)]
-        ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker="o", ms=4, lw=1.2, capsize=2, label=metric)
+        _line(ax, color, metric, [(r.temperature, r.pass_at_k[metric], r.ci95.get(metric)) for r in rows])
         ax.scatter([best_t], [100 * best_v], s=90, facecolors="none", edgecolors=color, lw=1.4, zorder=5)
     ax.set_ylim(-2, 102)
     ax.set_xlabel("temperature")

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codegen_eval.analyses import record_json
+from codegen_eval.analyses import record_from_json, record_json
 from codegen_eval.compare import LoadedRun
 from codegen_eval.errors import UsageError
 from codegen_eval.summaries import PRIMARY
@@ -33,20 +33,6 @@ class ScalingPoint:
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
 
-    @staticmethod
-    def from_json(d: Mapping[str, Any]) -> ScalingPoint:
-        ci = d.get("ci95")
-        return ScalingPoint(
-            run=str(d["run"]),
-            model=str(d["model"]),
-            parameters=None if d.get("parameters") is None else int(d["parameters"]),
-            benchmark=str(d["benchmark"]),
-            metric=str(d["metric"]),
-            value=float(d["value"]),
-            ci95=None if ci is None else (float(ci[0]), float(ci[1])),
-            groups=None if d.get("groups") is None else int(d["groups"]),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class ScalingResult:
@@ -66,9 +52,7 @@ class ScalingResult:
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> ScalingResult:
-        return ScalingResult(
-            points=tuple(ScalingPoint.from_json(p) for p in d["points"]), notes=tuple(str(n) for n in d["notes"])
-        )
+        return record_from_json(ScalingResult, d)
 
 
 def run_parameters(run: LoadedRun) -> int | None:

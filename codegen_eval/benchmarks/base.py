@@ -156,16 +156,12 @@ def with_defaults(benchmark: Benchmark) -> FullBenchmark:
 
 def exception_type(stderr: str) -> str | None:
     """The exception type named by the last line of a Python traceback in `stderr`, if any."""
-    for line in reversed(stderr.strip().splitlines()):
-        line = line.strip()
-        if not line:
-            continue
-        head = line.split(":", 1)[0].strip()
-        # "ValueError: ...", "pkg.mod.CustomError", "KeyboardInterrupt"
-        looks_like_name = head and head.replace(".", "").replace("_", "").isalnum() and head[0].isalpha()
-        if looks_like_name and (head.endswith(("Error", "Exception", "Exit", "Interrupt", "Warning")) or "." in head):
-            return head.rsplit(".", 1)[-1]
-        return None
+    lines = stderr.strip().splitlines()  # stripped: the last line is not blank
+    head = lines[-1].split(":", 1)[0].strip() if lines else ""
+    # "ValueError: ...", "pkg.mod.CustomError", "KeyboardInterrupt"
+    looks_like_name = head and head.replace(".", "").replace("_", "").isalnum() and head[0].isalpha()
+    if looks_like_name and (head.endswith(("Error", "Exception", "Exit", "Interrupt", "Warning")) or "." in head):
+        return head.rsplit(".", 1)[-1]
     return None
 
 

@@ -56,7 +56,6 @@ class HumanEval(BenchmarkBase):
     preload: tuple[str, ...] = ()  # the sandbox workers' own preloads cover what HumanEval programs import
 
     def __init__(self, settings: BenchmarkSettings) -> None:
-        self.settings = settings
         unknown = sorted(set(settings.options) - {"stop"})
         if unknown:
             raise UsageError(f"benchmark 'humaneval' has no option {unknown[0]!r} (options: stop)")
@@ -107,12 +106,8 @@ class HumanEval(BenchmarkBase):
         return StopHints(strippable=self.stop)  # postprocess cuts where a stop string starts: safe either way
 
     def postprocess(self, problem: Problem, turn: int, raw: str) -> str:
-        cut = len(raw)
-        for stop in self.stop:
-            i = raw.find(stop)
-            if i != -1:
-                cut = min(cut, i)
-        return raw[:cut]
+        cuts = [i for i in (raw.find(stop) for stop in self.stop) if i != -1]
+        return raw[: min(cuts, default=len(raw))]
 
     def reference(self, problem: Problem) -> tuple[str, ...] | None:
         return (self._task(problem).canonical_solution,)

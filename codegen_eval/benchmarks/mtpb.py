@@ -153,7 +153,6 @@ class MtpbRecord:
 
     id: str
     name: str
-    description: str
     category: str
     templates: tuple[str, ...]
     inputs: tuple[Mapping[str, object], ...]  # exactly N_CASES
@@ -175,14 +174,10 @@ class MtpbCase:
 
     problem_id: str  # the original id, "1".."115"
     case: int  # 0..4
-    name: str
-    description: str
     category: str
-    templates: tuple[str, ...]  # raw prompt templates
     prompts: tuple[str, ...]  # filled with this case's inputs
     inputs: Mapping[str, object]
     gold: object  # JSON value the last print must match
-    max_gen_length: int
     max_gen_length_given: bool
 
 
@@ -237,8 +232,7 @@ def _validate(raw: object, where: str) -> MtpbRecord:
 
     name = need("name", str, "a string")
     category = need("category", str, "a string")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
+    if not isinstance(raw.get("description", ""), str):
         raise UsageError(f"{where}: {label}: field 'description' must be a string")
     templates = need("prompts", list, "a list of prompt templates")
     inputs = need("inputs", list, f"a list of {N_CASES} test-case inputs")
@@ -269,7 +263,6 @@ def _validate(raw: object, where: str) -> MtpbRecord:
     return MtpbRecord(
         id=pid,
         name=name,
-        description=description,
         category=category,
         templates=tuple(templates),
         inputs=tuple(MappingProxyType(dict(case)) for case in inputs),
@@ -334,14 +327,10 @@ def expand(records: Sequence[MtpbRecord]) -> list[Problem]:
             payload = MtpbCase(
                 problem_id=record.id,
                 case=c,
-                name=record.name,
-                description=record.description,
                 category=record.category,
-                templates=record.templates,
                 prompts=prompts,
                 inputs=case,
                 gold=record.outputs[c],
-                max_gen_length=record.max_gen_length,
                 max_gen_length_given=record.max_gen_length_given,
             )
             problems.append(
