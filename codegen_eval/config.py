@@ -14,9 +14,9 @@ import yaml
 
 from codegen_eval.errors import UsageError
 
-# Fields that do not change any number in the run: they may differ on --resume.
 MAX_TIMEOUT_S = 86_400.0  # a day per program: anything longer is a typo, and inf/nan mean nothing here
 MAX_MEMORY_MB = 1 << 20  # 1 TiB; 0 means no address-space limit
+# Fields that do not change any number in the run: they may differ on --resume.
 # `executor` (where programs run: here or on a Ray cluster) changes no verdict (tested), so it is one of them.
 NON_RESULT_FIELDS = frozenset({"output_dir", "workers", "progress", "gen_chunk", "record_programs", "executor"})
 
