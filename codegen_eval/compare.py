@@ -88,11 +88,6 @@ class LoadedRun:
     def scorers(self) -> list[str]:
         return list(self.counts)
 
-    def outcome_counts(self, item: str) -> Counter[str] | None:
-        if self.executions is None or item not in self.executions:
-            return None
-        return Counter(r.outcome.value for r in self.executions[item])
-
     def outcomes(self) -> Counter[str]:
         """Outcome totals over the run (summary.json keeps them, so a bare summary has them too)."""
         return Counter(self.summary.outcomes)
@@ -203,7 +198,6 @@ def pair(a: LoadedRun, b: LoadedRun) -> Pairing:
             log.warning("%s is in group %s in %s but %s in %s", item, group, a.label, b.groups[item][0], b.label)
         members.setdefault(group, []).append(item)
         category.setdefault(group, cat or b.groups[item][1])
-    binary = all(len(m) == 1 and a_items[m[0]][0] == 1 and b_items[m[0]][0] == 1 for m in members.values())
     return Pairing(
         items=common,
         groups=tuple(members),
@@ -211,7 +205,7 @@ def pair(a: LoadedRun, b: LoadedRun) -> Pairing:
         category=category,
         only_a=len(a_items) - len(common),
         only_b=len(b_items) - len(common),
-        binary=binary,
+        binary=all(len(m) == 1 and a_items[m[0]][0] == 1 and b_items[m[0]][0] == 1 for m in members.values()),
     )
 
 
@@ -266,35 +260,28 @@ def _run_info(run: LoadedRun) -> RunInfo:
 
 
 def config_diff(a: LoadedRun, b: LoadedRun) -> list[ConfigDiff]:
-    out: list[ConfigDiff] = []
     if a.config and b.config:
-        for key in sorted(set(a.config) | set(b.config)):
-            if key in NON_RESULT_FIELDS:
-                continue
-            if a.config.get(key) != b.config.get(key):
-                out.append(ConfigDiff(key, a.config.get(key), b.config.get(key)))
+        keys = sorted((set(a.config) | set(b.config)) - NON_RESULT_FIELDS)
+        candidates = [ConfigDiff(key, a.config.get(key), b.config.get(key)) for key in keys]
     else:
         # A bare summary has no config: compare what the summary records.
-        for key, va, vb in (("model", a.model, b.model), ("n", a.n, b.n), ("k", list(a.ks), list(b.ks))):
-            if va != vb:
-                out.append(ConfigDiff(key, va, vb))
-        ha, hb = a.summary.config_hash, b.summary.config_hash
-        if ha != hb:
-            out.append(ConfigDiff("config_hash", ha, hb))
-    if a.benchmark_version != b.benchmark_version:
-        out.append(ConfigDiff("benchmark_version", a.benchmark_version, b.benchmark_version))
+        candidates = [
+            ConfigDiff("model", a.model, b.model),
+            ConfigDiff("n", a.n, b.n),
+            ConfigDiff("k", list(a.ks), list(b.ks)),
+            ConfigDiff("config_hash", a.summary.config_hash, b.summary.config_hash),
+        ]
+    candidates.append(ConfigDiff("benchmark_version", a.benchmark_version, b.benchmark_version))
     sha_a = (a.meta.benchmark or {}).get("data_sha256")
     sha_b = (b.meta.benchmark or {}).get("data_sha256")
-    if sha_a and sha_b and sha_a != sha_b:
-        out.append(ConfigDiff("data_sha256", sha_a, sha_b))
-    return out
+    if sha_a and sha_b:
+        candidates.append(ConfigDiff("data_sha256", sha_a, sha_b))
+    return [d for d in candidates if d.a != d.b]
 
 
 def _flip_side(run: LoadedRun, item: str) -> FlipSide:
     n, c = run.counts[PRIMARY][item]
-    if run.executions is None or item not in run.executions:
-        return FlipSide(n, c, {}, "")
-    records = run.executions[item]
+    records = (run.executions or {}).get(item, ())  # none: the run has no executions.jsonl
     counts = Counter(r.outcome.value for r in records)
     detail = next((r.detail for r in records if r.outcome is not Outcome.PASSED and r.detail), "")
     return FlipSide(n, c, dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), detail)
@@ -330,15 +317,11 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
     if missing:
         notes.append(f"scorer(s) present in one run only, not compared: {', '.join(missing)}")
     categories = sorted({c for c in pairing.category.values() if c})
+    members = {cat: [g for g in pairing.groups if pairing.category[g] == cat] for cat in categories}
     results = []
     for scorer in scorers:
         metrics = tuple(metric_delta(a, b, pairing, scorer, k) for k in ks)
-        by_cat = tuple(
-            CategoryDelta(
-                cat, metric_delta(a, b, pairing, scorer, 1, [g for g in pairing.groups if pairing.category[g] == cat])
-            )
-            for cat in categories
-        )
+        by_cat = tuple(CategoryDelta(cat, metric_delta(a, b, pairing, scorer, 1, gs)) for cat, gs in members.items())
         results.append(ScorerComparison(scorer, metrics, by_cat))
     flips = []
     a_counts, b_counts = a.counts[PRIMARY], b.counts[PRIMARY]
@@ -348,7 +331,6 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
             direction = "improved" if cb / nb > ca / na else "regressed"
             group, cat = a.groups[item]
             flips.append(Flip(item, group, cat, direction, _flip_side(a, item), _flip_side(b, item)))
-    rule = TEST_DESCRIPTIONS[MCNEMAR] if pairing.binary else SIGN_FLIP_RULE
     return Comparison(
         a=_run_info(a),
         b=_run_info(b),
@@ -358,7 +340,7 @@ def compare_runs(a: LoadedRun, b: LoadedRun) -> Comparison:
         paired_groups=len(pairing.groups),
         only_a=pairing.only_a,
         only_b=pairing.only_b,
-        test_rule=rule,
+        test_rule=TEST_DESCRIPTIONS[MCNEMAR] if pairing.binary else SIGN_FLIP_RULE,
         ci_rule=f"paired percentile bootstrap over problems, {DELTA_RESAMPLES} resamples, 95%",
         scorers=tuple(results),
         flips=tuple(flips),
@@ -408,8 +390,7 @@ def gate(
         raise UsageError(f"{metric} needs at least {k} samples per problem; the runs have {top} on some problem")
     d = metric_delta(baseline, run, pairing, scorer, k)
     drop = -d.delta
-    significant = d.test.p_value < alpha
-    failed = drop > max_drop and significant
+    failed = drop > max_drop and d.test.p_value < alpha
     name = metric if metric.startswith("pass@") else f"{metric} (pass@1)"
     test = TEST_DESCRIPTIONS[d.test.name]
     what = (
@@ -418,20 +399,18 @@ def gate(
         f"{100 * d.delta:+.2f} points (95% CI {100 * d.delta_ci95[0]:+.2f} to {100 * d.delta_ci95[1]:+.2f}); "
         f"{d.test.a_better} problem(s) got worse and {d.test.b_better} got better ({test}: p = {d.test.p_value:.4g})."
     )
+    allowed = f"{100 * max_drop:.2f} points"
     if failed:
-        verdict = (
-            f"REGRESSION: {what} The drop exceeds the allowed {100 * max_drop:.2f} points and is significant "
-            f"(p < alpha = {alpha})."
-        )
+        verdict = f"REGRESSION: {what} The drop exceeds the allowed {allowed} and is significant (p < alpha = {alpha})."
     elif drop > max_drop:
         verdict = (
-            f"OK (not significant): {what} The drop exceeds the allowed {100 * max_drop:.2f} points but is not "
-            f"significant at alpha = {alpha}, so the gate passes; more problems or samples would settle it."
+            f"OK (not significant): {what} The drop exceeds the allowed {allowed} but is not significant at "
+            f"alpha = {alpha}, so the gate passes; more problems or samples would settle it."
         )
     elif drop > 0:
-        verdict = f"OK: {what} That drop is within the allowed {100 * max_drop:.2f} points."
+        verdict = f"OK: {what} That drop is within the allowed {allowed}."
     else:
-        verdict = f"OK: {what} No drop (allowed: {100 * max_drop:.2f} points)."
+        verdict = f"OK: {what} No drop (allowed: {allowed})."
     for note in _status_notes(run, baseline):
         verdict += f" Note: {note}."
     if pairing.only_a or pairing.only_b:

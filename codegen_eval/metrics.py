@@ -15,8 +15,7 @@ import numpy as np
 
 from codegen_eval.records import Problem
 from codegen_eval.rundir import ExecutionRecord
-from codegen_eval.summaries import PRIMARY as PRIMARY
-from codegen_eval.summaries import RunSummary, ScoreBlock
+from codegen_eval.summaries import PRIMARY, RunSummary, ScoreBlock
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +111,19 @@ def summarize(
     """
     ks = list(ks)
     n: Counter[str] = Counter()
-    c: dict[str, Counter[str]] = defaultdict(Counter)
+    c: dict[str, Counter[str]] = {PRIMARY: Counter()}  # scorer -> item -> samples passed, in order of appearance
     outcomes: Counter[str] = Counter()
-    scorers = [PRIMARY]
     for pid, passed, extra, outcome in verdicts:
         n[pid] += 1
         outcomes[outcome] += 1
         c[PRIMARY][pid] += int(passed)
         for name, ok in extra.items():
-            if name not in scorers:
-                scorers.append(name)
-            c[name][pid] += int(ok)
+            c.setdefault(name, Counter())[pid] += int(ok)
     missing = [pid for pid in items if n[pid] == 0]
     if missing:
         log.warning("%d problem(s) have no judged samples and are left out of the scores", len(missing))
     blocks: dict[str, ScoreBlock] = {}
-    for scorer in scorers:
+    for scorer in c:
         counts = [ItemCounts(pid, grp, cat, n[pid], c[scorer][pid]) for pid, (grp, cat) in items.items() if n[pid] > 0]
         categories = sorted({it.category for it in counts if it.category})
         by_category = {cat: score_block([it for it in counts if it.category == cat], ks) for cat in categories}
@@ -268,13 +264,10 @@ def sign_flip_test(
         return hits / total, SIGN_FLIP_EXACT
     rng = np.random.default_rng(seed)
     hits = 0
-    done = 0
     step = max(1, _CHUNK * 8 // max(m, 1))
-    while done < resamples:
-        size = min(step, resamples - done)
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(size, m))
+    for done in range(0, resamples, step):
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(min(step, resamples - done), m))
         hits += int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
-        done += size
     # The observed pattern counts as one of the draws, so p is never 0 (Phipson & Smyth, 2010).
     return (hits + 1) / (resamples + 1), SIGN_FLIP_MC
 

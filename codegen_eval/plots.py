@@ -81,14 +81,13 @@ def pass_at_k_plot(series: Sequence[tuple[str, Sequence[tuple[int, Point]]]], ti
     ax = fig.add_subplot()
     _style(ax)
     if only_k1:
-        labels = [label for label, _ in series]
         values = [100 * pts[0][1].value for _, pts in series]
         lo = [100 * (pts[0][1].value - pts[0][1].lo) for _, pts in series]
         hi = [100 * (pts[0][1].hi - pts[0][1].value) for _, pts in series]
         y = list(range(len(series)))[::-1]
         colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(series))]
         ax.barh(y, values, xerr=[lo, hi], color=colors, height=0.55, error_kw={"ecolor": INK, "capsize": 3, "lw": 1})
-        ax.set_yticks(y, labels)
+        ax.set_yticks(y, [label for label, _ in series])
         ax.set_xlim(0, 100)
         ax.set_xlabel("pass@1 (%), 95% bootstrap CI")
         ax.grid(axis="x", color=GRID)
@@ -98,7 +97,6 @@ def pass_at_k_plot(series: Sequence[tuple[str, Sequence[tuple[int, Point]]]], ti
             else:
                 ax.text(v + up + 1.5, yi, f"{v:.1f}", va="center", fontsize=9, color=INK)
     else:
-        max_k = max(k for _, points in series for k, _ in points)
         for i, (label, points) in enumerate(series):
             color = RUN_COLORS[i % len(RUN_COLORS)]
             ks = [k for k, _ in points]
@@ -107,7 +105,7 @@ def pass_at_k_plot(series: Sequence[tuple[str, Sequence[tuple[int, Point]]]], ti
                 ks, [100 * p.lo for _, p in points], [100 * p.hi for _, p in points], color=color, alpha=0.15, lw=0
             )
         all_ks = sorted({k for _, points in series for k, _ in points})
-        if max_k >= 10:
+        if all_ks[-1] >= 10:
             ax.set_xscale("log")
             ax.minorticks_off()
         ax.set_xticks(all_ks, [str(k) for k in all_ks])
@@ -124,21 +122,14 @@ def single_multi_bars(ax: Any, labels: Sequence[str], single: Sequence[Point], m
     """Grouped bars on `ax`, single- vs multi-turn pass rate per label with 95% CIs, multi − single on top."""
     x = list(range(len(labels)))
     width = 0.38
+    error_kw = {"ecolor": "#4b5563", "capsize": 2, "lw": 0.8}
     for offset, points, color, label in (
         (-width / 2, single, SINGLE_COLOR, "single-turn"),
         (width / 2, multi, MULTI_COLOR, "multi-turn"),
     ):
         values = [100 * p.value for p in points]
         err = [[100 * (p.value - p.lo) for p in points], [100 * (p.hi - p.value) for p in points]]
-        ax.bar(
-            [xi + offset for xi in x],
-            values,
-            width,
-            yerr=err,
-            color=color,
-            label=label,
-            error_kw={"ecolor": "#4b5563", "capsize": 2, "lw": 0.8},
-        )
+        ax.bar([xi + offset for xi in x], values, width, yerr=err, color=color, label=label, error_kw=error_kw)
     for xi, sp, mp in zip(x, single, multi, strict=True):
         top = 100 * max(sp.hi, mp.hi)
         ax.text(xi, min(top + 3, 103), f"{100 * (mp.value - sp.value):+.1f}", ha="center", fontsize=8, color=MUTED)

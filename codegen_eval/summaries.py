@@ -329,9 +329,7 @@ class RunMeta:
             try:
                 if key in ("extra", "order") or key not in hints:
                     raise KeyError(key)
-                if value is None:
-                    known[key] = None
-                elif key == "samples_per_problem":
+                if key == "samples_per_problem" and value is not None:
                     known[key] = _min_max(value)
                 else:
                     known[key] = _decode(hints[key], value, True)
@@ -437,8 +435,11 @@ class RunInfo(_Record):
     items: int
 
 
+_PAIRED = {"paired_items": "items", "paired_groups": "groups", "only_a": "only_a", "only_b": "only_b"}  # in "paired"
+
+
 @dataclass(frozen=True, slots=True)
-class Comparison:
+class Comparison(_Record):
     """Run B against run A on the problems present in both. Deltas are B - A. comparison.json and
     `compare --format json` are its JSON form."""
 
@@ -465,12 +466,7 @@ class Comparison:
             "b": self.b.to_json(),
             "bench": self.bench,
             "config_diff": _encode(self.config_diff),
-            "paired": {
-                "items": self.paired_items,
-                "groups": self.paired_groups,
-                "only_a": self.only_a,
-                "only_b": self.only_b,
-            },
+            "paired": {key: getattr(self, name) for name, key in _PAIRED.items()},
             "test": self.test_rule,
             "delta": "b - a",
             "ci": self.ci_rule,
@@ -481,22 +477,9 @@ class Comparison:
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Comparison:
-        paired = d["paired"]
-        return Comparison(
-            a=_read(RunInfo, d["a"]),
-            b=_read(RunInfo, d["b"]),
-            bench=str(d["bench"]),
-            config_diff=tuple(_read(ConfigDiff, x) for x in d["config_diff"]),
-            paired_items=int(paired["items"]),
-            paired_groups=int(paired["groups"]),
-            only_a=int(paired["only_a"]),
-            only_b=int(paired["only_b"]),
-            test_rule=str(d["test"]),
-            ci_rule=str(d["ci"]),
-            scorers=tuple(ScorerComparison.from_json(str(s), x) for s, x in dict(d["scorers"]).items()),
-            flips=tuple(_read(Flip, x) for x in d["flips"]),
-            notes=tuple(str(x) for x in d["notes"]),
-        )
+        paired = {name: d["paired"][key] for name, key in _PAIRED.items()}
+        scorers = tuple(ScorerComparison.from_json(str(s), x) for s, x in dict(d["scorers"]).items())
+        return _read(Comparison, {**d, **paired, "test_rule": d["test"], "ci_rule": d["ci"]}, scorers=scorers)
 
 
 @dataclass(frozen=True, slots=True)

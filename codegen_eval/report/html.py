@@ -106,15 +106,17 @@ def _signed(x: float, ci: Sequence[float]) -> str:
     return f'<span class="{cls}">{pp(x)}</span><span class="ci">{_e(delta_ci_text(ci))}</span>'
 
 
-def _delta_html(m: MetricDelta, alpha: float = 0.05) -> str:
-    sig = '<span class="sig">p&lt;0.05</span>' if m.test.p_value < alpha and m.delta != 0 else ""
+def _delta_html(m: MetricDelta) -> str:
+    sig = '<span class="sig">p&lt;0.05</span>' if m.test.p_value < 0.05 and m.delta != 0 else ""
     return _signed(m.delta, m.delta_ci95) + sig
 
 
 def _comparison_html(
-    c: Comparison, a_label: str, b_label: str, link: tuple[int, int] | None = None, max_flips: int = 200
+    model: ReportModel, c: Comparison, a: int, b: int, linked: Sequence[bool], max_flips: int = 200
 ) -> str:
-    """`link`: the (A, B) run indices, to link each flipped item to both runs' samples in the viewer."""
+    """Run `b` against run `a` (indices into the model); when both are `linked`, each flipped item links to both
+    runs' samples in the viewer."""
+    a_label, b_label = model.labels[a], model.labels[b]
     parts = [
         f'<p>B <span class="mono">{_e(b_label)}</span> against A <span class="mono">{_e(a_label)}</span> on '
         f"{c.paired_groups} paired problems ({c.paired_items} items; {c.only_a} only in A, {c.only_b} only in B). "
@@ -145,19 +147,14 @@ def _comparison_html(
         for s in c.scorers
         for m in s.metrics
     ]
-    parts.append(
-        _html_table(
-            ["scorer", "metric", "A (%)", "B (%)", "Δ B−A (pp)", "p", "A better / B better"],
-            rows,
-            numeric=(2, 3, 4, 5, 6),
-        )
-    )
+    header = ["scorer", "metric", "A (%)", "B (%)", "Δ B−A (pp)", "p", "A better / B better"]
+    parts.append(_html_table(header, rows, numeric=(2, 3, 4, 5, 6)))
     if c.flips:
         regressed = sum(1 for f in c.flips if f.direction == "regressed")
         frows = [
             [
-                f'<a class="mono" href="#pair={link[0]}/{link[1]}/{_q(f.item)}">{_e(f.item)}</a>'
-                if link is not None
+                f'<a class="mono" href="#pair={a}/{b}/{_q(f.item)}">{_e(f.item)}</a>'
+                if linked[a] and linked[b]
                 else f'<span class="mono">{_e(f.item)}</span>',
                 _e(f.direction),
                 _e(flip_side(f.a)),
@@ -175,8 +172,7 @@ def _comparison_html(
         )
     else:
         parts.append('<p class="note">No item changed.</p>')
-    for note in c.notes:
-        parts.append(f'<p class="note">Note: {_e(note)}</p>')
+    parts += [f'<p class="note">Note: {_e(note)}</p>' for note in c.notes]
     return "".join(parts)
 
 
@@ -186,16 +182,14 @@ def _grid_cells(run: LoadedRun) -> list[tuple[str, str, str, str]]:
     executions)."""
     cells = []
     for item, (n, c) in run.counts[PRIMARY].items():
-        outcomes = run.outcome_counts(item)
+        outcomes = Counter(r.outcome.value for r in (run.executions or {}).get(item, ()))
         if c == n:
             outcome = "passed"
         elif c > 0:
             outcome = "partial"
-        elif outcomes:
+        else:
             failing = Counter({o: k for o, k in outcomes.items() if o != "passed"})
             outcome = failing.most_common(1)[0][0] if failing else "failed"
-        else:
-            outcome = "failed"
         hover = f"{item}: {outcome}" if n == 1 else f"{item}: {c}/{n} passed"
         if outcomes and n > 1 and c < n:
             hover += " (" + ", ".join(f"{o} {k}" for o, k in outcomes.most_common() if o != "passed") + ")"
@@ -208,16 +202,17 @@ def _short(group: str) -> str:
     return m.group(1) if m else group
 
 
-def _grid_html(run_index: int, run: LoadedRun, linked: bool) -> str:
-    """A column per problem, a cell per item (MTPB: test case) in benchmark order; each cell opens its samples."""
+def _grid_html(run_index: int, cells: Sequence[tuple[str, str, str, str]], linked: bool) -> str:
+    """A column per problem, a cell per item (MTPB: test case) in benchmark order (`_grid_cells`); each cell opens
+    its samples."""
     columns: dict[str, list[tuple[str, str, str]]] = {}
-    for item, group, outcome, hover in _grid_cells(run):
+    for item, group, outcome, hover in cells:
         columns.setdefault(group, []).append((item, outcome, hover))
     step = 10 if len(columns) > 40 else 5 if len(columns) > 10 else 1
     out = []
-    for col, (group, cells) in enumerate(columns.items()):
+    for col, (group, column) in enumerate(columns.items()):
         parts = []
-        for item, outcome, hover in cells:
+        for item, outcome, hover in column:
             cls = f"gcell o-{re.sub(r'[^a-z_]', '', outcome)}"
             if linked:
                 parts.append(f'<a class="{cls}" href="#problem={run_index}/{_q(item)}" title="{_e(hover)}"></a>')
@@ -275,24 +270,21 @@ def _leaderboard(model: ReportModel) -> str:
                 row.append("–")
                 continue
             i = cells[col]
-            value, ci = _score(model.runs[i])
             run = model.runs[i]
             groups = len({g for g, _ in run.groups.values()})
             sub = f"{_e(model.labels[i])} · {groups} problem{'s' if groups != 1 else ''} · n={run.n}"
-            row.append(f'{_value(value, ci)}<span class="sub">{sub}</span>')
+            row.append(f'{_value(*_score(run))}<span class="sub">{sub}</span>')
         body.append(row)
-    notes = []
     mixed = [col for col in columns if len(items[col]) > 1]
-    if mixed:
-        notes.append(
-            f"Runs in {', '.join(mixed)} cover different numbers of problems: a column's scores are over different "
-            "problems there; the paired comparisons in the benchmark's section use the shared problems only."
-        )
+    warn = (
+        f"Runs in {', '.join(mixed)} cover different numbers of problems: a column's scores are over different "
+        "problems there; the paired comparisons in the benchmark's section use the shared problems only."
+    )
     return (
         "<section><h2>Models × benchmarks</h2>"
         + _html_table(["model", *[f"{_e(c)} (%)" for c in columns]], body, numeric=tuple(range(1, len(columns) + 1)))
         + '<p class="note">pass@1 (scorer pass) with its 95% bootstrap CI; one column per benchmark, never a mean '
-        "over benchmarks.</p>" + "".join(f'<p class="warn">{_e(n)}</p>' for n in notes) + "</section>"
+        "over benchmarks.</p>" + (f'<p class="warn">{_e(warn)}</p>' if mixed else "") + "</section>"
     )
 
 
@@ -310,10 +302,8 @@ def _problem_sets_note(model: ReportModel, idx: Sequence[int]) -> str:
 
 def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> list[str]:
     idx = model.runs_of(bench)
-    labels = [model.labels[i] for i in idx]
     sections: list[str] = [f'<h2 class="bench" id="bench-{_e(bench)}">{_e(bench)}</h2>']
-    ks = sorted({k for i in idx for k in model.runs[i].ks})
-    cols = [f"pass@{k}" for k in ks]
+    cols = [f"pass@{k}" for k in sorted({k for i in idx for k in model.runs[i].ks})]
     rows = []
     for i, name, sb in score_rows(model, idx):
         pak, pak_ci = sb.pass_at_k or {}, sb.pass_at_k_ci95 or {}
@@ -334,13 +324,10 @@ def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> l
         if only_k1
         else "Unbiased pass@k for k = 1 … n (log-spaced beyond 12), scorer pass; bands are 95% bootstrap CIs."
     )
+    header = ["run", "scorer", *[f"{c} (%)" for c in cols], "pass rate (%)"]
     sections.append(
         f"<section><h2>{_e(bench)} · Scores</h2>"
-        + _html_table(
-            ["run", "scorer", *[f"{c} (%)" for c in cols], "pass rate (%)"],
-            rows,
-            numeric=tuple(range(2, len(cols) + 3)),
-        )
+        + _html_table(header, rows, numeric=tuple(range(2, len(cols) + 3)))
         + '<p class="note">Values in %, 95% bootstrap CIs over problems in grey.</p>'
         + _problem_sets_note(model, idx)
         + _img(pass_at_k_plot(series, title), title, caption)
@@ -353,59 +340,46 @@ def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> l
             [_e(cat), *[_value(b.pass_rate, b.pass_rate_ci95) if b is not None else "–" for b in blocks]]
             for cat, blocks in grid
         ]
+        header = ["category", *[f"{_e(model.labels[i])} (%)" for i in with_cats]]
         sections.append(
             f"<section><h2>{_e(bench)} · By category</h2>"
-            + _html_table(
-                ["category", *[f"{_e(model.labels[i])} (%)" for i in with_cats]],
-                crow,
-                numeric=tuple(range(1, len(with_cats) + 1)),
-            )
+            + _html_table(header, crow, numeric=tuple(range(1, len(with_cats) + 1)))
             + '<p class="note">Pass rate (scorer pass): per problem the share of passing test cases, then the mean '
             "over problems.</p></section>"
         )
 
-    pair_comparisons = set()
     for p in model.turn_pairs:
         if model.runs[p.single].bench != bench:
             continue
         c = p.comparison
-        pair_comparisons.add(id(c))
         s = c.scorer(PRIMARY)
         if s is None:
             continue
-        overall = s.metrics[0]
-        names = [(cd.category, cd.delta.groups) for cd in s.by_category] + [("all", overall.groups)]
-        single = [Point(cd.delta.a, *cd.delta.a_ci95) for cd in s.by_category] + [Point(overall.a, *overall.a_ci95)]
-        multi = [Point(cd.delta.b, *cd.delta.b_ci95) for cd in s.by_category] + [Point(overall.b, *overall.b_ci95)]
+        deltas = [(cd.category, cd.delta) for cd in s.by_category] + [("all", s.metrics[0])]
+        single = [Point(d.a, *d.a_ci95) for _, d in deltas]
+        multi = [Point(d.b, *d.b_ci95) for _, d in deltas]
         title = "Single- vs multi-turn pass rate by category"
         sections.append(
             f"<section><h2>{_e(bench)} · Single- vs multi-turn: {_e(model.labels[p.single])} vs "
             f"{_e(model.labels[p.multi])}</h2>"
             + _img(
-                category_plot(names, single, multi, title),
+                category_plot([(name, d.groups) for name, d in deltas], single, multi, title),
                 title,
                 "Pass rate (scorer pass) on the paired problems with 95% bootstrap CIs; the number above each pair is "
                 "multi − single in points; problem counts under the categories.",
             )
-            + _comparison_html(
-                c,
-                model.labels[p.single],
-                model.labels[p.multi],
-                (p.single, p.multi) if linked[p.single] and linked[p.multi] else None,
-            )
+            + _comparison_html(model, c, p.single, p.multi, linked)
             + "</section>"
         )
 
+    # A comparison that is also a turn pair's (the same object) is shown once, in the pair's section above.
+    in_pairs = {id(p.comparison) for p in model.turn_pairs}
     for c, (a, b) in zip(model.comparisons, model.compared, strict=True):
-        if model.runs[a].bench != bench:
-            continue
-        if id(c) in pair_comparisons or any(
-            (p.single, p.multi) == (a, b) and p.comparison == c for p in model.turn_pairs
-        ):
+        if model.runs[a].bench != bench or id(c) in in_pairs:
             continue
         sections.append(
             f"<section><h2>{_e(bench)} · Comparison: {_e(model.labels[b])} vs {_e(model.labels[a])}</h2>"
-            + _comparison_html(c, model.labels[a], model.labels[b], (a, b) if linked[a] and linked[b] else None)
+            + _comparison_html(model, c, a, b, linked)
             + "</section>"
         )
     skipped = [(a, b, why) for a, b, why in model.not_compared if model.runs[a].bench == bench]
@@ -440,19 +414,13 @@ def _bench_sections(model: ReportModel, bench: str, linked: Sequence[bool]) -> l
         multi_item = len({group for _, group, _, _ in cells}) < len(cells)
         layout = "a column per problem, a row per test case" if multi_item else "a cell per problem"
         partial = "partial = some of the samples passed, other colours the most common failure; " if r.n > 1 else ""
-        click = (
-            " Hover a cell for its problem; click it for its samples."
-            if linked[i]
-            else " Hover a cell for its problem."
-        )
+        click = " Hover a cell for its problem" + ("; click it for its samples." if linked[i] else ".")
         present = list(dict.fromkeys(o for _, _, o, _ in cells))
         order = [o for o in all_outcomes(model) if o in present] + [o for o in present if o not in all_outcomes(model)]
-        if "partial" in present and "partial" not in order:
-            order.insert(1, "partial")
         grids.append(
-            f"<h3>{_e(labels[idx.index(i)])}</h3>"
+            f"<h3>{_e(model.labels[i])}</h3>"
             + _legend(order)
-            + _grid_html(i, r, linked[i])
+            + _grid_html(i, cells, linked[i])
             + f'<p class="note">{_e(layout.capitalize())}, in benchmark order (numbers are problem ids); {_e(partial)}'
             f"from {_e(where)}.{_e(click)}</p>"
         )
@@ -489,12 +457,11 @@ def _analyses_sections(model: ReportModel) -> list[str]:
                 cells.append(_value(r.pass_at_k[k], r.ci95.get(k)) + best)
             rows.append([f"{r.temperature:g}", *cells, f'<span class="mono">{_e(r.run)}</span>'])
         best = ", ".join(f"{k} {pct(v)}% (T={t:g})" for k, (t, v) in sw.summary.best.items())
+        header = ["temperature", *[f"{_e(k)} (%)" for k in ks], "run"]
         out.append(
             f'<section id="analysis-temperatures"><h2>Best of temperatures: <span class="mono">{_e(sw.sweep)}</span>'
             "</h2>"
-            + _html_table(
-                ["temperature", *[f"{_e(k)} (%)" for k in ks], "run"], rows, numeric=tuple(range(len(ks) + 1))
-            )
+            + _html_table(header, rows, numeric=tuple(range(len(ks) + 1)))
             + f"<p>Best of temperatures (the paper's protocol: for each k, the best temperature): {_e(best)}.</p>"
             + _notes_html(sw.notes)
             + _img(
@@ -505,6 +472,7 @@ def _analyses_sections(model: ReportModel) -> list[str]:
             )
             + "</section>"
         )
+    pair_header = ["bucket", "groups", "single-turn (%)", "multi-turn (%)", "multi − single (pp)"]
     for d in a.difficulty:
         brows = [[_e(b.name), str(len(b.groups)), f"{pct(b.lo)}–{pct(b.hi)}"] for b in d.buckets]
         parts = [
@@ -523,14 +491,7 @@ def _analyses_sections(model: ReportModel) -> list[str]:
                 ]
                 for b in pair.buckets
             ]
-            parts.append(f"<h3>{_e(pair.title)}</h3>")
-            parts.append(
-                _html_table(
-                    ["bucket", "groups", "single-turn (%)", "multi-turn (%)", "multi − single (pp)"],
-                    prows,
-                    numeric=(1, 2, 3, 4),
-                )
-            )
+            parts += [f"<h3>{_e(pair.title)}</h3>", _html_table(pair_header, prows, numeric=(1, 2, 3, 4))]
         parts.append(_notes_html(d.notes))
         parts.append(
             _img(
@@ -576,21 +537,15 @@ def report_html(model: ReportModel, samples: bool = True) -> str:
     script that the CSP allows by its hash; nothing else may load (no network)."""
     from codegen_eval.report import viewer
 
-    data = ""
-    if samples:
-        from codegen_eval.report.samples import viewer_json
-
-        data = viewer_json(model.runs, model.labels)
     linked = [samples and model.runs[i].path.is_dir() for i in range(len(model.runs))]
 
-    sections: list[str] = []
-    sections.append(
+    sections = [
         "<section><h2>Runs</h2>"
         + _html_table(RUN_HEADER, [[_e(c) for c in row] for row in run_rows(model)], numeric=(4, 5, 6))
         + '<p class="note">turns: — for a benchmark whose problems have one turn each.</p>'
-        + "</section>"
-    )
-    sections.append(_leaderboard(model))
+        + "</section>",
+        _leaderboard(model),
+    ]
     for bench in model.benches:
         sections += _bench_sections(model, bench, linked)
     sections += _analyses_sections(model)
@@ -607,10 +562,12 @@ def report_html(model: ReportModel, samples: bool = True) -> str:
     script_src = f" script-src '{viewer.script_hash()}';" if samples else ""
     scripts = ""
     if samples:
+        from codegen_eval.report.samples import viewer_json
+
         colors = json.dumps(OUTCOME_COLORS).replace("<", "\\u003c")
         scripts = (
             f'<script type="application/json" id="viewer-colors">{colors}</script>'
-            f'<script type="application/json" id="viewer-data">{data}</script>'
+            f'<script type="application/json" id="viewer-data">{viewer_json(model.runs, model.labels)}</script>'
             f"<script>{viewer.SCRIPT}</script>"
         )
     return (

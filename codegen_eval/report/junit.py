@@ -42,8 +42,7 @@ def junit_xml(run: LoadedRun, result: GateResult, baseline: LoadedRun | None = N
         time="0",
     )
     if result.failed:
-        failure = ET.SubElement(case, "failure", message=result.explanation[:200], type="regression")
-        failure.text = result.explanation
+        ET.SubElement(case, "failure", message=result.explanation[:200], type="regression").text = result.explanation
     ET.SubElement(case, "system-out").text = result.explanation
 
     counts = run.counts[result.scorer]
@@ -79,23 +78,16 @@ def junit_xml(run: LoadedRun, result: GateResult, baseline: LoadedRun | None = N
             tag = "failure" if outcome == "failed" else "error"
             failures += tag == "failure"
             errors += tag == "error"
-            el = ET.SubElement(tc, tag, message=message, type=outcome)
-            el.text = tail or message
+            ET.SubElement(tc, tag, message=message, type=outcome).text = tail or message
         out = []
         if n > 1 or c < n:
-            out.append(
-                f"{c}/{n} samples passed"
-                + (": " + ", ".join(f"{o} {k}" for o, k in outcomes.items()) if outcomes else "")
-            )
+            seen = ", ".join(f"{o} {k}" for o, k in outcomes.items())
+            out.append(f"{c}/{n} samples passed" + (f": {seen}" if outcomes else ""))
         if base_counts is not None:
             if item in base_counts:
                 bn, bc = base_counts[item]
                 status = "passed" if bc == bn else "failed" if bc == 0 else f"{bc}/{bn} passed"
-                change = ""
-                if bc > 0 and c == 0:
-                    change = " (regression)"
-                elif bc == 0 and c > 0:
-                    change = " (fixed)"
+                change = " (regression)" if bc > 0 and c == 0 else " (fixed)" if bc == 0 and c > 0 else ""
                 out.append(f"baseline: {status}{change}")
             else:
                 out.append("baseline: not present")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codegen_eval.report.model import ReportModel, all_outcomes, category_grid, score_columns, score_rows
+from codegen_eval.report.model import ReportModel, all_outcomes, category_grid, score_rows
 from codegen_eval.report.tables import (
     CATEGORY_HEADER,
     METRIC_HEADER,
@@ -27,12 +27,11 @@ def compare_markdown(c: Comparison, max_flips: int = 50) -> str:
     ]
     if c.config_diff:
         lines.append("- config differences: " + "; ".join(f"`{d.key}`: `{d.a}` → `{d.b}`" for d in c.config_diff))
-    lines.append("")
-    lines += md_table(METRIC_HEADER, metric_rows(c), right=(2, 3, 4, 6, 7, 8))
+    lines += ["", *md_table(METRIC_HEADER, metric_rows(c), right=(2, 3, 4, 6, 7, 8))]
     for s in c.scorers:
         if s.by_category:
             lines += ["", f"**By category** (pass rate %, scorer `{s.scorer}`)", ""]
-            lines += md_table(CATEGORY_HEADER, category_rows(c, s.scorer), right=(1, 2, 3, 4, 6))
+            lines += md_table(CATEGORY_HEADER, category_rows(s), right=(1, 2, 3, 4, 6))
     if c.flips:
         regressed = sum(1 for f in c.flips if f.direction == "regressed")
         lines += [
@@ -46,8 +45,7 @@ def compare_markdown(c: Comparison, max_flips: int = 50) -> str:
         if len(c.flips) > max_flips:
             lines.append(f"\n… and {len(c.flips) - max_flips} more.")
         lines += ["", "</details>"]
-    for note in c.notes:
-        lines.append(f"\n> note: {note}")
+    lines += [f"\n> note: {note}" for note in c.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -72,7 +70,7 @@ RUN_HEADER = ["run", "benchmark", "model", "turns", "n", "problems", "items", "s
 
 
 def report_markdown(model: ReportModel) -> str:
-    cols = score_columns(model)
+    cols = [f"pass@{k}" for k in sorted({k for r in model.runs for k in r.ks})]
     lines = [f"## codegen-eval report ({len(model.runs)} run{'s' if len(model.runs) != 1 else ''})", ""]
     lines += md_table(RUN_HEADER, run_rows(model), right=(4, 5, 6))
     lines += ["", "### Scores (%, 95% bootstrap CI)", ""]
@@ -110,8 +108,7 @@ def report_markdown(model: ReportModel) -> str:
     for p in model.turn_pairs:
         if p.comparison not in model.comparisons:
             lines += ["", "Single- vs multi-turn (A = single, B = multi):", "", compare_markdown(p.comparison).rstrip()]
-    for a, b, why in model.not_compared:
-        lines.append(f"\n> not compared: {model.labels[b]} with {model.labels[a]}: {why}")
+    lines += [f"\n> not compared: {model.labels[b]} with {model.labels[a]}: {why}" for a, b, why in model.not_compared]
     lines += analyses_markdown(model)
     return "\n".join(lines) + "\n"
 

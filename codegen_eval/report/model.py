@@ -97,10 +97,8 @@ def build_report(runs: Sequence[LoadedRun], baselines: Sequence[int] = ()) -> Re
             i += 1
         labels.append(label)
     base = resolve_baselines(runs, baselines)
-    comparisons: list[Comparison] = []
-    compared: list[tuple[int, int]] = []
     not_compared: list[tuple[int, int, str]] = []
-    done: dict[tuple[int, int], Comparison] = {}
+    done: dict[tuple[int, int], Comparison] = {}  # (A, B) run indices -> their comparison
     for i, r in enumerate(runs):
         j = base[r.bench]
         if i == j:
@@ -110,8 +108,6 @@ def build_report(runs: Sequence[LoadedRun], baselines: Sequence[int] = ()) -> Re
             not_compared.append((j, i, c))
             continue
         done[(j, i)] = c
-        comparisons.append(c)
-        compared.append((j, i))
     pairs = []
     index = {id(r): i for i, r in enumerate(runs)}
     for single, multi in turn_pairs(runs):
@@ -126,12 +122,12 @@ def build_report(runs: Sequence[LoadedRun], baselines: Sequence[int] = ()) -> Re
         runs=tuple(runs),
         labels=tuple(labels),
         curves=tuple(tuple(pass_at_k_curve(r)) for r in runs),
-        comparisons=tuple(comparisons),
+        comparisons=tuple(done.values()),
         turn_pairs=tuple(pairs),
         generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         benches=tuple(dict.fromkeys(r.bench for r in runs)),
         baselines=base,
-        compared=tuple(compared),
+        compared=tuple(done),
         not_compared=tuple(not_compared),
         turns=tuple(_shown_turns(r) for r in runs),
         analyses=build_analyses(runs, labels),
@@ -144,11 +140,6 @@ def _compare(a: LoadedRun, b: LoadedRun) -> Comparison | str:
         return compare_runs(a, b)
     except UsageError as e:
         return str(e)
-
-
-def score_columns(model: ReportModel) -> list[str]:
-    ks = sorted({k for r in model.runs for k in r.ks})
-    return [f"pass@{k}" for k in ks]
 
 
 def score_rows(model: ReportModel, idx: Sequence[int]) -> list[tuple[int, str, ScoreBlock]]:

@@ -19,7 +19,7 @@ from codegen_eval.benchmarks.base import FullBenchmark
 from codegen_eval.compare import LoadedRun
 from codegen_eval.errors import UsageError
 from codegen_eval.records import Outcome, Problem, Sample, TurnOutput
-from codegen_eval.rundir import ExecutionRecord
+from codegen_eval.rundir import ExecutionRecord, RunDir
 from codegen_eval.summaries import PRIMARY
 
 NOT_EXECUTED = "not executed"
@@ -77,8 +77,6 @@ def _load_benchmark(run: LoadedRun) -> _Loaded | str:
 
 
 def _latest_samples(run: LoadedRun) -> dict[tuple[str, int], Sample]:
-    from codegen_eval.rundir import RunDir
-
     if not run.path.is_dir():
         return {}
     return {(s.problem_id, s.index): s for s in RunDir(run.path).samples()}
@@ -125,9 +123,9 @@ def _prompts(
             out.append(cache[problem.id])
             previous = strings.table[cache[problem.id]]
             continue
+        elif turn > len(sample.turns):
+            break
         else:
-            if turn > len(sample.turns):
-                break
             text = benchmark.render(problem, turn, sample.turns[:turn])
         if turn > 0 and sample.mode != "chat":
             before = previous + sample.turns[turn - 1].text
@@ -166,11 +164,6 @@ def run_viewer_data(run: LoadedRun, strings: _Strings, outcomes: list[str]) -> d
         loaded = None
     elif loaded is not None and loaded.note:
         notes.append(loaded.note)
-
-    def outcome_index(name: str) -> int:
-        if name not in outcomes:
-            outcomes.append(name)
-        return outcomes.index(name)
 
     tests: list[int] = [-1] * len(items)
     harness = -1
@@ -211,11 +204,13 @@ def run_viewer_data(run: LoadedRun, strings: _Strings, outcomes: list[str]) -> d
                 except (ValueError, UsageError, IndexError):
                     prompt_failures += 1
             outcome = record.outcome.value if record is not None else NOT_EXECUTED
+            if outcome not in outcomes:
+                outcomes.append(outcome)
             rows.append(
                 [
                     index[item],
                     k,
-                    outcome_index(outcome),
+                    outcomes.index(outcome),
                     strings(record.detail if record is not None else ""),
                     strings(record.stderr_tail[-STDERR_KEEP:] if record is not None else ""),
                     [strings(t.raw) for t in sample.turns] if sample is not None else [],
@@ -228,12 +223,11 @@ def run_viewer_data(run: LoadedRun, strings: _Strings, outcomes: list[str]) -> d
             )
     if prompt_failures:
         notes.append(f"{prompt_failures} sample(s) whose prompt could not be rendered (turns do not match)")
-    groups = [run.groups[item][0] for item in items]
     return {
         "bench": run.bench,
         "n": run.n,
         "items": items,
-        "groups": groups,
+        "groups": [run.groups[item][0] for item in items],
         "counts": [list(run.counts[PRIMARY][item]) for item in items],
         "tests": tests,
         "harness": harness,
@@ -246,11 +240,9 @@ def viewer_json(runs: Sequence[LoadedRun], labels: Sequence[str]) -> str:
     """The viewer's document for every run, safe to embed in <script type="application/json">."""
     strings = _Strings()
     outcomes = [o.value for o in Outcome] + [NOT_EXECUTED]
-    data_runs = []
-    for label, run in zip(labels, runs, strict=True):
-        part = run_viewer_data(run, strings, outcomes)
-        part["label"] = label
-        data_runs.append(part)
+    data_runs = [
+        {**run_viewer_data(run, strings, outcomes), "label": label} for label, run in zip(labels, runs, strict=True)
+    ]
     doc = {"v": 1, "outcomes": outcomes, "modes": list(MODES), "strings": strings.table, "runs": data_runs}
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     try:

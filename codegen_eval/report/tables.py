@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codegen_eval.summaries import Comparison, FlipSide, RunInfo
+from codegen_eval.summaries import Comparison, FlipSide, RunInfo, ScorerComparison
 
 
 def pct(x: float | None) -> str:
@@ -83,10 +83,7 @@ def metric_rows(c: Comparison) -> list[list[str]]:
 METRIC_HEADER = ["scorer", "metric", "A (95% CI)", "B (95% CI)", "Δ pp", "Δ 95% CI", "p", "A better", "B better"]
 
 
-def category_rows(c: Comparison, scorer: str) -> list[list[str]]:
-    s = c.scorer(scorer)
-    if s is None:
-        return []
+def category_rows(s: ScorerComparison) -> list[list[str]]:
     return [
         [
             cd.category,

@@ -23,7 +23,6 @@ def summary_table(summary: RunSummary) -> str:
         f"{summary.bench} · {summary.model} · n={summary.n} · "
         f"{summary.problems} problems · {summary.samples_judged} samples judged",
     ]
-    header = ["scorer", *ks, "pass rate", "pass rate 95% CI"]
 
     def row(label: str, block: ScoreBlock) -> list[str]:
         pak = block.pass_at_k or {}
@@ -34,11 +33,10 @@ def summary_table(summary: RunSummary) -> str:
     for name, block in summary.scorers.items():
         rows.append(row(name, block))
         rows += [row(f"  {name} ({sub}, {b.groups or 0} problems)", b) for sub, b in (block.subsets or {}).items()]
-    lines += text_table(header, rows, right=range(1, len(ks) + 2))
+    lines += text_table(["scorer", *ks, "pass rate", "pass rate 95% CI"], rows, right=range(1, len(ks) + 2))
     if summary.outcomes:
         lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()))
-    primary = summary.scorers.get(PRIMARY)
-    cats = primary.by_category if primary is not None else None
+    cats = (summary.scorers.get(PRIMARY) or ScoreBlock()).by_category
     if cats:
         lines.append("by category (pass rate): " + ", ".join(f"{c} {_pc(b.pass_rate)}" for c, b in cats.items()))
     timing = time_line(summary)
@@ -81,30 +79,25 @@ def duration(seconds: float) -> str:
 def compare_text(c: Comparison, max_flips: int = 20) -> str:
     lines = [f"A: {describe_run(c.a)}", f"B: {describe_run(c.b)}"]
     if c.config_diff:
-        lines.append("config differences (A -> B):")
-        lines += [f"  {d.key}: {d.a!r} -> {d.b!r}" for d in c.config_diff]
+        lines += ["config differences (A -> B):", *(f"  {d.key}: {d.a!r} -> {d.b!r}" for d in c.config_diff)]
     else:
         lines.append("config differences: none")
     lines.append(
         f"paired: {c.paired_groups} problems ({c.paired_items} items) present in both; "
         f"{c.only_a} item(s) only in A, {c.only_b} only in B"
     )
-    lines.append(f"test: {c.test_rule}; Δ = B − A, CI: paired bootstrap over problems (95%)")
-    lines.append("")
+    lines += [f"test: {c.test_rule}; Δ = B − A, CI: paired bootstrap over problems (95%)", ""]
     lines += text_table(METRIC_HEADER, metric_rows(c), right=(4, 6, 7, 8))
     for s in c.scorers:
         if s.by_category:
-            lines.append("")
-            lines.append(f"by category: pass rate (%), scorer {s.scorer}")
-            lines += text_table(CATEGORY_HEADER, category_rows(c, s.scorer), right=(1, 2, 3, 4, 6))
-    lines.append("")
+            lines += ["", f"by category: pass rate (%), scorer {s.scorer}"]
+            lines += text_table(CATEGORY_HEADER, category_rows(s), right=(1, 2, 3, 4, 6))
     regressed = sum(1 for f in c.flips if f.direction == "regressed")
-    lines.append(f"flipped: {len(c.flips)} item(s) ({regressed} regressed, {len(c.flips) - regressed} improved)")
+    lines += ["", f"flipped: {len(c.flips)} item(s) ({regressed} regressed, {len(c.flips) - regressed} improved)"]
     rows = [[f.item, f.direction, flip_side(f.a), "->", flip_side(f.b)] for f in c.flips[:max_flips]]
     if rows:
         lines += ["  " + line for line in text_table(["item", "", "A", "", "B"], rows)[2:]]
     if len(c.flips) > max_flips:
         lines.append(f"  … {len(c.flips) - max_flips} more (--format json lists all)")
-    for note in c.notes:
-        lines.append(f"note: {note}")
+    lines += [f"note: {note}" for note in c.notes]
     return "\n".join(lines)
