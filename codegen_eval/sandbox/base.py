@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
+from codegen_eval.sandbox import core
 
 STDERR_TAIL_BYTES = 32 * 1024  # how much of the end of stderr a result keeps (at most output_bytes)
 
@@ -78,24 +79,16 @@ class ClosedOnExit:
         self.close()
 
 
-def make_result(
-    kind: ExitKind,
-    exit_code: int | None,
-    sig: int | None,
-    duration: float,
-    body: bytes,
-    out_len: int,
-    tail_len: int,
-    out_total: int,
-    err_total: int,
-) -> ExecutionResult:
-    """An ExecutionResult from what a sandbox kept: stdout's head and tail and stderr's tail, in `body`."""
+def make_result(fields: tuple[Any, ...], body: bytes) -> ExecutionResult:
+    """An ExecutionResult from a result message (core.RESULT, unpacked, and the body after it: stdout's head and
+    tail and stderr's tail)."""
+    _, kind, has_code, code, sig, duration, out_len, tail_len, _, out_total, err_total, _ = fields
     out, tail, err = body[:out_len], body[out_len : out_len + tail_len], body[out_len + tail_len :]
     truncated = out_total > out_len + tail_len
     return ExecutionResult(
-        kind=kind,
-        exit_code=exit_code,
-        signal=sig,
+        kind=ExitKind(core.KINDS[kind]),
+        exit_code=code if has_code else None,
+        signal=sig or None,
         # Head and tail are one stream unless bytes were dropped between them: decode them together then.
         stdout=decode_output(out) if truncated else decode_output(out + tail),
         stderr=decode_output(err),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import json
 import logging
@@ -23,7 +22,7 @@ from typing import Any, Self
 from codegen_eval.errors import SandboxError
 from codegen_eval.records import ExecutionJob, ExecutionResult, ExitKind
 from codegen_eval.sandbox import core, seccomp
-from codegen_eval.sandbox.base import STDERR_TAIL_BYTES, ClosedOnExit, SandboxSettings, make_result
+from codegen_eval.sandbox.base import STDERR_TAIL_BYTES, ClosedOnExit, SandboxSettings, decode_output, make_result
 from codegen_eval.sandbox.pool import Pending, SlotPool
 
 log = logging.getLogger(__name__)
@@ -121,29 +120,31 @@ def prune(*, everything: bool = False, run_id: str = "", client: Any = None) -> 
     return removed
 
 
-class _Frames:
-    """Reads the engine's multiplexed attach stream: 8-byte header (stream, 0, 0, 0, length), payload."""
+@dataclass
+class _Worker:
+    """One running container whose PID 1 is the supervisor, talked to over its attached stdin/stdout. The
+    engine multiplexes the attach stream: 8-byte header (stream, 0, 0, 0, length), payload."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buffer = bytearray()
-        self._line = bytearray()
-        self.diagnostics = bytearray()  # the supervisor's own stderr, for error messages
+    container_id: str
+    name: str
+    response: Any  # the HTTP response that owns the attach socket; kept so the socket stays open
+    sock: socket.socket
+    hello: dict[str, Any] = field(default_factory=dict)
+    diagnostics: bytearray = field(default_factory=bytearray)  # the supervisor's own stderr, for error messages
+    _buffer: bytearray = field(default_factory=bytearray)
+    _out: bytearray = field(default_factory=bytearray)
 
     def _fill(self, n: int) -> bool:
         while len(self._buffer) < n:
-            data = self._sock.recv(1 << 20)
+            data = self.sock.recv(1 << 20)
             if not data:
                 return False
             self._buffer.extend(data)
         return True
 
-    def line(self) -> bytes | None:
-        """The next complete line on stdout, or None at end of stream. Raises TimeoutError."""
-        while True:
-            line = core.pop_line(self._line)
-            if line is not None:
-                return line
+    def read(self, n: int) -> bytes | None:
+        """The next n bytes of the supervisor's stdout, or None at end of stream. Raises TimeoutError."""
+        while len(self._out) < n:
             if not self._fill(8):
                 return None
             stream, length = struct.unpack(">BxxxL", self._buffer[:8])
@@ -155,26 +156,22 @@ class _Frames:
                 self.diagnostics.extend(payload)
                 del self.diagnostics[:-4096]
             else:
-                self._line.extend(payload)
+                self._out.extend(payload)
+        data = bytes(self._out[:n])
+        del self._out[:n]
+        return data
 
-
-@dataclass
-class _Worker:
-    """One running container whose PID 1 is the supervisor, talked to over its attached stdin/stdout."""
-
-    container_id: str
-    name: str
-    response: Any  # the HTTP response that owns the attach socket; kept so the socket stays open
-    sock: socket.socket
-    frames: _Frames
-    hello: dict[str, Any] = field(default_factory=dict)
-
-    def request(self, payload: bytes, wait_s: float) -> dict[str, Any] | None:
-        """Send one job and wait for its answer: None if the container died; TimeoutError if it is silent."""
+    def request(self, job: bytes, wait_s: float) -> tuple[tuple[Any, ...], bytes] | None:
+        """Send one job and wait for its result (the header's fields, the body): None if the container died;
+        TimeoutError if it is silent."""
         self.sock.settimeout(wait_s)
-        self.sock.sendall(payload)
-        line = self.frames.line()
-        return None if line is None else dict(json.loads(line))
+        self.sock.sendall(job)
+        head = self.read(core.RESULT.size)
+        if head is None:
+            return None
+        fields = core.RESULT.unpack(head)
+        body = self.read(sum(fields[6:9]))  # stdout head, stdout tail, stderr tail
+        return None if body is None else (fields, body)
 
     def close_socket(self) -> None:
         with contextlib.suppress(OSError):
@@ -206,7 +203,6 @@ class _Fleet:
             self._counter += 1
             name = f"codegen-eval-{self.run_id}-{index}-{self._counter}"
         tmpfs = f"rw,nosuid,nodev,size={box.tmpfs_mb}m,mode=1777"
-        sources = json.dumps(core.shipped_sources())
         host_config = api.create_host_config(
             network_mode="none",
             read_only=True,
@@ -222,8 +218,7 @@ class _Fleet:
         try:
             created = api.create_container(
                 box.image,
-                # argv: the benchmark's modules to preload, the execution core and the syscall filter
-                command=[box.python, "-c", box.supervisor_source, json.dumps(list(box.settings.preload)), sources],
+                command=[box.python, "-c", core.source("container_supervisor"), box.supervisor_config],
                 user=USER,
                 detach=False,  # with stdin_open: StdinOnce, so the supervisor sees end of file if we vanish
                 stdin_open=True,
@@ -243,20 +238,19 @@ class _Fleet:
             response = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             sock: socket.socket = getattr(response, "_sock", response)
             api.start(container_id)
-            frames = _Frames(sock)
+            worker = _Worker(container_id, name, response, sock)
             sock.settimeout(_START_TIMEOUT_S)
-            line = frames.line()
+            size = worker.read(core.READY_LEN.size)
+            ready = None if size is None else worker.read(core.READY_LEN.unpack(size)[0])
         except (docker.errors.DockerException, OSError) as exc:
             raise SandboxError(f"cannot start container {name} from {box.image}: {exc}") from exc
-        worker = _Worker(container_id, name, response, sock, frames)
-        if line is None:
+        if ready is None:
             worker.close_socket()
             raise SandboxError(
                 f"container {name} exited before its supervisor started: "
-                f"{frames.diagnostics.decode('utf-8', 'replace').strip() or 'no output'}"
+                f"{worker.diagnostics.decode('utf-8', 'replace').strip() or 'no output'}"
             )
-        hello: dict[str, Any] = json.loads(line)
-        worker.hello = hello
+        worker.hello = hello = json.loads(ready)
         if not hello.get("protected"):
             log.warning("container %s: supervisor could not make itself non-dumpable", name)
         if hello.get("seccomp_off", "the supervisor did not say"):
@@ -348,7 +342,28 @@ class ContainerSandbox(ClosedOnExit):
         # supervisor (~15 MiB).
         self.container_memory_mb = settings.memory_mb + 3 * self.tmpfs_mb + _SHM_MB + 128
         self.pids = settings.max_processes + 2  # the supervisor, and one spare so it can always fork
-        self.supervisor_source = core.source("container_supervisor")
+        self.supervisor_config = json.dumps(
+            {
+                "output_bytes": settings.output_bytes,
+                "stderr_bytes": min(STDERR_TAIL_BYTES, settings.output_bytes),
+                "file_size_bytes": settings.file_size_mb << 20,
+                "max_open_files": settings.max_open_files,
+                "workdir": WORKDIR,
+                "env": {
+                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "HOME": WORKDIR,
+                    "PWD": WORKDIR,
+                    "PYTHONHASHSEED": "0",
+                    "TMPDIR": "/tmp",
+                    "LANG": "C.UTF-8",
+                    "PYTHONDONTWRITEBYTECODE": "1",
+                    **_THREAD_ENV,
+                },
+                "wipe": list(_WIPE),
+                "preload": list(settings.preload),
+                "sources": core.shipped_sources(),  # core.py and seccomp.py: the package is not in the image
+            }
+        )
 
     @property
     def concurrency(self) -> int:
@@ -430,36 +445,11 @@ class ContainerSandbox(ClosedOnExit):
 
     # ----------------------------------------------------------------------------------------- running
 
-    def _payload(self, job: ExecutionJob) -> bytes:
-        env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": WORKDIR,
-            "PWD": WORKDIR,
-            "PYTHONHASHSEED": "0",
-            "TMPDIR": "/tmp",
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            **_THREAD_ENV,
-        }
-        message = {
-            "program": job.program,
-            "timeout_s": job.timeout_s,
-            "cpu_s": int(job.timeout_s) + 1,  # as the process sandbox: the wall limit rounded down, + 1 s
-            "memory_mb": job.memory_mb or self.settings.memory_mb,
-            "output_bytes": self.settings.output_bytes,
-            "stderr_bytes": min(STDERR_TAIL_BYTES, self.settings.output_bytes),
-            "file_size_mb": self.settings.file_size_mb,
-            "max_open_files": self.settings.max_open_files,
-            "workdir": WORKDIR,
-            "env": env,
-            "wipe": list(_WIPE),
-        }
-        return json.dumps(message).encode("utf-8", "surrogatepass") + b"\n"
-
     def run(self, job: ExecutionJob) -> ExecutionResult:
         if not self._entered or self._closed:
             raise SandboxError("the container sandbox is not open (use it as a context manager)")
-        return self._pool.run(Pending(self._payload(job), job.timeout_s))
+        program = job.program.encode("utf-8", errors="surrogatepass")
+        return self._pool.run(Pending(program, job.timeout_s, (job.memory_mb or self.settings.memory_mb) << 20))
 
     def layers(self) -> Mapping[str, str]:
         """Each layer as the first container's supervisor observed it from inside (not as configured)."""
@@ -552,18 +542,19 @@ class _Slot:
         # The program cannot end its container (PID 1 ignores its signals; OOM kills pick the program first):
         # a container that vanishes was removed or crashed from outside. Run the program again on a fresh one.
         for _attempt in range(2):
-            outcome = self._attempt(self.ensure(), item.payload, item.timeout_s)
+            outcome = self._attempt(self.ensure(), item)
             if isinstance(outcome, ExecutionResult):
                 return outcome
             lost = outcome
             log.warning("%s; retrying on a fresh container", lost)
         raise SandboxError(lost)
 
-    def _attempt(self, worker: _Worker, payload: bytes, timeout_s: float) -> ExecutionResult | str:
+    def _attempt(self, worker: _Worker, item: Pending) -> ExecutionResult | str:
         """The result, or why the container was lost (then the program may not have run)."""
         started = time.monotonic()
+        job = core.JOB.pack(0, item.timeout_s, item.memory_bytes, len(item.payload)) + item.payload
         try:
-            answer = worker.request(payload, timeout_s + _GRACE_S)
+            answer = worker.request(job, item.timeout_s + _GRACE_S)
         except TimeoutError:
             # The supervisor enforces the timeout itself; silence past the grace period means the container is
             # wedged (for instance starved by the program). The program had its time: a timeout.
@@ -576,17 +567,14 @@ class _Slot:
             return f"lost the connection to container {worker.name}: {exc}"
         if answer is None:
             return self._died(worker, started)
-        if "fault" in answer:
+        fields, body = answer
+        if fields[1] == core.FAULT:
             self.drop(wait=False)
-            raise SandboxError(f"supervisor fault in container {worker.name}: {answer['fault']}")
-        kind = ExitKind(answer["kind"])
-        if kind is not ExitKind.EXITED or answer["strays"] or not answer["clean"]:
+            raise SandboxError(f"supervisor fault in container {worker.name}: {decode_output(body)}")
+        result = make_result(fields, body)
+        if result.kind is not ExitKind.EXITED or not fields[-1]:
             self.drop(wait=False)  # a limit was hit or something may be left behind: start afresh
-        out, tail, err = (base64.b64decode(answer[key]) for key in ("stdout", "stdout_tail", "stderr"))
-        sizes = len(out), len(tail), int(answer["stdout_bytes"]), int(answer["stderr_bytes"])
-        return make_result(
-            kind, answer["exit_code"], answer["signal"], float(answer["duration_s"]), out + tail + err, *sizes
-        )
+        return result
 
     def _died(self, worker: _Worker, started: float) -> ExecutionResult | str:
         """The container ended mid-program. The memory cgroup's OOM killer is the one cause a program has."""
@@ -595,7 +583,7 @@ class _Slot:
         if state.get("OOMKilled"):
             note = "sandbox: the container ran out of memory"
             return ExecutionResult(ExitKind.MEMORY_LIMIT, None, signal.SIGKILL, "", note, time.monotonic() - started)
-        detail = worker.frames.diagnostics.decode("utf-8", "replace").strip()
+        detail = worker.diagnostics.decode("utf-8", "replace").strip()
         return f"container {worker.name} ended unexpectedly (status {state.get('ExitCode', 'gone')})" + (
             f": {detail[-500:]}" if detail else ""
         )

@@ -3,10 +3,10 @@
 # This file is sent verbatim into the container (`python3 -c <source>`) and runs there under the image's own
 # interpreter: standard library only, and nothing newer than Python 3.8 (user images may be old).
 #
-# Protocol, on the container's attached stdin/stdout (one JSON object per line):
-#   supervisor -> host, once: {"ready": true, "python": "3.11.2", "protected": true, "observed": {...}, ...}
-#   host -> supervisor:   {"program": str, "timeout_s": float, "memory_mb": int, "output_bytes": int, ...}
-#   supervisor -> host:   {"kind": ..., "exit_code": ..., "signal": ..., "stdout": b64, "stderr": b64, ...}
+# argv[1]: the configuration, JSON (the limits, the environment, what to wipe, the modules to preload, and the
+# sources of core.py and seccomp.py). The protocol is the worker's (core.py: a ready message, then a JOB and its
+# RESULT per program), on the container's attached stdin/stdout; the ready message is {"python": "3.11.2",
+# "protected": true, "seccomp_off": "", "observed": {...}}.
 #
 # Why PID 1 and not an `exec` per program: the program runs under the same uid as its supervisor (all
 # capabilities are dropped), so it could kill or trace any supervisor it can reach. Signals from inside a PID
@@ -20,25 +20,21 @@
 
 from __future__ import annotations
 
-import base64
 import errno
 import io
 import json
-import mmap
 import os
 import platform
 import signal
 import sys
-import time
 import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from codegen_eval.sandbox import core
 else:
-    core = None  # the shared execution core (core.py): main() loads the source the host passed as argv[2]
+    core = None  # the shared execution core (core.py): main() loads the source the host shipped in argv[1]
 
-_READ_CHUNK = 1 << 16
 # (cgroup v1 file, v2 file), key: the memory cgroup's OOM kills and the pids cgroup's refused forks
 _OOM_KILLS = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"), "oom_kill"
 _FORKS_REFUSED = ("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events"), "max"
@@ -73,11 +69,11 @@ def sysv_ipc_in_use() -> bool:
 # ----------------------------------------------------------------------------------------- the program's side
 
 
-def _enter(job: dict[str, Any], program: bytes) -> dict[str, Any]:
+def _enter(env: dict[str, str], program: bytes) -> dict[str, Any]:
     """In the forked child, after the core's part: the environment, fresh standard streams and a __main__ as
     `python3 -` has them; the namespace to run `program` in."""
     os.environ.clear()
-    os.environ.update(job["env"])
+    os.environ.update(env)
     os.umask(0o022)
     # Fresh standard streams on fds 0-2, configured as the interpreter configures them under C.UTF-8.
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
@@ -105,93 +101,63 @@ def _enter(job: dict[str, Any], program: bytes) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------- the supervisor's side
 
 
-class HostLink:
-    """Requests from the host on fd 0, read raw so that its end can be noticed while a program runs."""
-
-    def __init__(self) -> None:
-        self.fd = 0
-        self.buffer = bytearray()
-        self.closed = False
-
-    def pump(self) -> bool:
-        """Read what is available (blocking if nothing is); False once the host has gone (end of file)."""
-        data = os.read(self.fd, _READ_CHUNK)
-        if not data:
-            self.closed = True
-        self.buffer.extend(data)
-        return not self.closed
-
-    def next_line(self) -> bytes | None:
-        while True:
-            line = core.pop_line(self.buffer)
-            if line is not None:
-                return line
-            if self.closed or not self.pump():
-                return None
-
-
 class Supervisor:
-    """Runs one program per request in a forked child, through the execution core."""
+    """Runs one program per request in a forked child, through the execution core. Requests come from the host on
+    fd 0, read raw so that its end can be noticed while a program runs."""
 
-    def __init__(self, libc: core.Libc | None, wake_fd: int, host: HostLink) -> None:
-        self.prctl = libc.prctl if libc is not None else None
+    def __init__(self, config: dict[str, Any], libc: core.Libc | None, wake_fd: int) -> None:
+        self.config = config
         self.wake_fd = wake_fd
-        self.host = host
-        self.flag = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: survives fork in both directions
+        self.buffer = bytearray()  # from the host
+        self.closed = False  # the host has gone
         self.null = os.open(os.devnull, os.O_RDONLY)  # the programs' stdin
         self.tree = core.Tree(init=True)  # PID 1 of the container's namespace (main() checks)
-
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        program = job["program"].encode("utf-8", "surrogatepass")
-        oom_before, forks_before = _counter(*_OOM_KILLS), _counter(*_FORKS_REFUSED)
-        self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
-        child = core.Child(
-            self.flag, "<stdin>", False, stdin_fd=self.null, maxfd=1 << 16, workdir=job["workdir"], group="session",
-            prctl=self.prctl, fsize=job["file_size_mb"] << 20, nofile=job["max_open_files"],
-            default_signals=(signal.SIGCHLD,), oom_score_adj=True,
+        self.child = core.Child(
+            "<stdin>", False, stdin_fd=self.null, maxfd=1 << 16, workdir=config["workdir"], group="session",
+            prctl=libc.prctl if libc is not None else None, fsize=config["file_size_bytes"],
+            nofile=config["max_open_files"], default_signals=(signal.SIGCHLD,), oom_score_adj=True,
         )  # fmt: skip
-        compiled = core.precompile(program, "<stdin>")
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        started = time.monotonic()
-        enter = lambda: _enter(job, program)  # noqa: E731
-        pid = child.fork(program, compiled, out_w, err_w, job["cpu_s"], job["memory_mb"] << 20, enter)
-        os.close(out_w)
-        os.close(err_w)
+
+    def run(self, seq: int, program: bytes, timeout_s: float, memory_bytes: int) -> bytes:
+        cpu_s = int(timeout_s) + 1  # as the process sandbox: the wall limit rounded down, + 1 s
+        oom_before, forks_before = _counter(*_OOM_KILLS), _counter(*_FORKS_REFUSED)
         # Kept: stdout's first `output_bytes` and the last `stderr_bytes` after them, stderr's last `stderr_bytes`;
         # the rest is drained (core.Capture).
-        out = core.Capture(int(job["output_bytes"]), int(job["stderr_bytes"]))
+        out = core.Capture(self.config["output_bytes"], self.config["stderr_bytes"])
+        enter = lambda: _enter(self.config["env"], program)  # noqa: E731
         # The host link is watched too: if the host is gone (killed harness), stop now, not at the timeout.
-        status, usage, why, ended = core.supervise(
-            pid, out_r, err_r, out, started + float(job["timeout_s"]), self.tree, wake_fd=self.wake_fd,
-            reap=lambda: core.Tree.reap(block=False, main=pid), watch=(self.host.fd, self.host.pump),
+        status, usage, why, flagged, started, ended = self.child.run(
+            program, core.precompile(program, "<stdin>"), cpu_s, memory_bytes, enter, out, timeout_s, self.tree,
+            wake_fd=self.wake_fd, watch=(0, self.pump),
         )  # fmt: skip
         strays = not why and self.tree.found  # the main process exited on its own, but left processes
 
         oom = oom_before >= 0 and _counter(*_OOM_KILLS) > oom_before
         fork_refused = forks_before >= 0 and _counter(*_FORKS_REFUSED) > forks_before
         kind, exit_code, sig = core.classify(
-            status, usage, why == "timeout", job["cpu_s"], out.stderr, core.flag_of(self.flag, pid), oom, fork_refused
+            status, usage, why == "timeout", cpu_s, out.stderr, flagged, oom, fork_refused
         )
-        clean = True
-        for path in job["wipe"]:
+        clean = not strays
+        for path in self.config["wipe"]:
             clean = core.empty(path) and clean
-        return {
-            "kind": kind,
-            "exit_code": exit_code,
-            "signal": sig,
-            "stdout": base64.b64encode(bytes(out.stdout)).decode("ascii"),
-            "stdout_tail": base64.b64encode(bytes(out.stdout_tail)).decode("ascii"),
-            "stderr": base64.b64encode(bytes(out.stderr)).decode("ascii"),
-            "stdout_bytes": out.out_total,
-            "stderr_bytes": out.err_total,
-            "duration_s": ended - started,
-            "cpu_s": usage.ru_utime + usage.ru_stime if usage is not None else 0.0,
-            "strays": strays,
-            "clean": clean and not sysv_ipc_in_use(),
-            "oom": oom,
-            "fork_refused": fork_refused,
-        }
+        return core.result(seq, kind, exit_code, sig, ended - started, out, clean and not sysv_ipc_in_use())
+
+    def pump(self) -> bool:
+        """Read what the host sent (blocking if nothing is there); False once it has gone (end of file)."""
+        data = os.read(0, 1 << 16)
+        if not data:
+            self.closed = True
+        self.buffer.extend(data)
+        return not self.closed
+
+    def read(self, n: int) -> bytes | None:
+        """The next n bytes from the host; None once it has gone."""
+        while len(self.buffer) < n:
+            if self.closed or not self.pump():
+                return None
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
 
 
 def main() -> None:
@@ -199,16 +165,16 @@ def main() -> None:
     if os.getpid() != 1:
         # kill(-1, SIGKILL) after every program is only safe as the init of a PID namespace of our own.
         sys.exit("container_supervisor: refusing to run: not PID 1 of a container")
-    sources = json.loads(sys.argv[2])  # core.py and seccomp.py, as the host shipped them
+    config = json.loads(sys.argv[1])
     core = types.ModuleType("codegen_eval_sandbox_core")
-    exec(compile(sources["core"], "<codegen-eval core>", "exec"), core.__dict__)
+    exec(compile(config["sources"]["core"], "<codegen-eval core>", "exec"), core.__dict__)
     libc = core.Libc.load()
     protected = libc is not None and libc.prctl(core.PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
-    core.preload(json.loads(sys.argv[1]) if len(sys.argv) > 1 else [])  # argv[1]: SandboxSettings.preload
-    # The syscall filter (codegen_eval/sandbox/seccomp.py, shipped in argv[2] with the execution core): installed
-    # on this process before the first fork, so every program inherits it and none can remove it.
+    core.preload(config["preload"])  # SandboxSettings.preload
+    # The syscall filter (codegen_eval/sandbox/seccomp.py, shipped with the execution core): installed on this
+    # process before the first fork, so every program inherits it and none can remove it.
     try:
-        seccomp_off = core.load_shipped("seccomp", sources["seccomp"]).install()
+        seccomp_off = core.load_shipped("seccomp", config["sources"]["seccomp"]).install()
     except Exception as exc:
         seccomp_off = f"{type(exc).__name__}: {exc}"
     wake_r, wake_w = os.pipe()
@@ -217,35 +183,21 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)  # a handler, so SIGCHLD interrupts poll()
     signal.set_wakeup_fd(wake_w)
     out = sys.stdout.buffer
-
-    def say(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message).encode("ascii") + b"\n")
-        out.flush()
-
-    say(
-        {
-            "ready": True,
-            "python": platform.python_version(),
-            "protected": protected,
-            "seccomp_off": seccomp_off,
-            "observed": core.observe(),
-        }
-    )
-    host = HostLink()
-    supervisor = Supervisor(libc, wake_r, host)
-    while not host.closed:
-        line = host.next_line()
-        if line is None:
-            break
-        if not line.strip():
-            continue
+    info = {"python": platform.python_version(), "protected": protected, "seccomp_off": seccomp_off}
+    out.write(core.ready({**info, "observed": core.observe()}))
+    out.flush()
+    supervisor = Supervisor(config, libc, wake_r)
+    for seq, timeout_s, memory_bytes, program in core.jobs(supervisor.read):
         try:
-            result = supervisor.run(json.loads(line))
+            message = supervisor.run(seq, program, timeout_s, memory_bytes)
         except Exception as exc:  # report the fault to the host instead of dying silently
             supervisor.tree.kill_others()
-            result = {"fault": f"{type(exc).__name__}: {exc}"}
-        if not host.closed:
-            say(result)
+            why = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+            message = core.RESULT.pack(seq, core.FAULT, 0, 0, 0, 0.0, 0, 0, len(why), 0, len(why), 0) + why
+        if supervisor.closed:
+            break
+        out.write(message)
+        out.flush()
     # End of stdin: the host went away (StdinOnce closes it when the attached client disconnects).
     supervisor.tree.kill_others()
 

@@ -1,5 +1,5 @@
 """The in-sandbox execution core shared by both sandboxes: fork and limits, capture, supervision, tree kill, the
-program's ending and its classification, clean-up.
+program's ending and its classification, clean-up, and the protocol both speak with their host.
 
 Shipped as source into the bubblewrap worker and the container's supervisor (like seccomp.py), so it must run on
 Python 3.8 and import nothing outside the standard library. What differs between the two is a parameter here.
@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import errno
 import functools
+import json
 import linecache
 import mmap
 import os
@@ -25,8 +26,8 @@ import time
 import traceback  # imported here, before forking: a program's sys.path[0] could shadow it later
 import types
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 # A shared page the child writes to when its main process dies of an uncaught exception that means "limit hit".
 # It is memory, not a descriptor, so it survives closing every inherited fd in the child.
@@ -49,6 +50,21 @@ _LIMITS = (
     *(resource.RLIMIT_NPROC, resource.RLIMIT_AS),
 )
 _IPC_RMID = 0
+
+
+# The protocol between the worker or the supervisor and its host, little-endian (each says over which descriptors):
+#   sandbox -> host, once:    u32 length + JSON object describing the isolation the sandbox observes (ready)
+#   host -> sandbox, per job: JOB header + program (UTF-8)
+#   sandbox -> host, per job: RESULT header + stdout head + stdout tail + stderr tail (bytes)
+JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
+# seq, kind, has_exit_code, exit_code, signal (0: none), duration_s, stdout head / stdout tail / stderr tail lengths,
+# stdout and stderr bytes seen in all, clean (0: something may be left behind for the next program)
+RESULT = struct.Struct("<IBBiidIIIQQB")
+READY_LEN = struct.Struct("<I")
+# A result's kind is its index here (an ExitKind value). "output_limit" is no longer produced (output past the
+# cap is drained, not fatal); kept so the numbering stays.
+KINDS = ("exited", "signaled", "timeout", "memory_limit", "output_limit", "process_limit")
+FAULT = 255  # a result kind that is no ExitKind: the sandbox itself failed, and its stderr tail says why
 
 
 class Capture:
@@ -109,22 +125,211 @@ def precompile(program: bytes, filename: str) -> types.CodeType | None:
     return None if said else code
 
 
-class Ending:
-    """How the interpreter ends a program in the child: SystemExit codes, uncaught exceptions (printed as the
-    interpreter prints them, limit-related ones flagged), then threads, atexit and the flushing of stdio.
+def exit_status(e: SystemExit) -> int:
+    """The exit status for a SystemExit, computed the way the interpreter does."""
+    value = e.code
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    with contextlib.suppress(BaseException):
+        sys.stderr.write(f"{value}\n")
+    return 1
+
+
+def source_lines(program: bytes, filename: str) -> None:
+    """Give linecache the program's lines (its file does not exist; mtime None: never checked against disk)."""
+    with contextlib.suppress(BaseException):
+        text = program.decode("utf-8", "replace")
+        linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+
+
+def ready(info: dict[str, Any]) -> bytes:
+    """The ready message."""
+    body = json.dumps(info).encode()
+    return READY_LEN.pack(len(body)) + body
+
+
+def jobs(read: Callable[[int], bytes | None]) -> Iterator[tuple[int, float, int, bytes]]:
+    """(seq, timeout_s, memory_bytes, program) of every job; `read` returns n bytes, None once the host is gone."""
+    while True:
+        head = read(JOB.size)
+        if head is None:
+            return
+        seq, timeout_s, memory_bytes, length = JOB.unpack(head)
+        program = read(length)
+        if program is None:
+            return
+        yield seq, timeout_s, memory_bytes, program
+
+
+def result(seq: int, kind: str, exit_code: int | None, sig: int | None, duration: float, out: Capture,
+           clean: bool) -> bytes:  # fmt: skip
+    """A result message: its header and what `out` kept."""
+    kept = bytes(out.stdout), bytes(out.stdout_tail), bytes(out.stderr)
+    header = RESULT.pack(
+        *(seq, KINDS.index(kind), exit_code is not None, exit_code or 0, sig or 0, duration),
+        *(len(kept[0]), len(kept[1]), len(kept[2]), out.out_total, out.err_total, clean),
+    )
+    return header + b"".join(kept)
+
+
+# ------------------------------------------------------------------------------------ before the first fork
+
+
+def preload(names: list[str]) -> None:
+    """Import modules before forking (STDLIB_PRELOAD, then the benchmark's SandboxSettings.preload). One that fails
+    to import is skipped: the program's own import then fails the way it would have. numpy.random seeds its global
+    state once, at import; reseed it in every child, as `random` does for itself, so programs do not share a
+    stream."""
+    for name in (*STDLIB_PRELOAD, *names):
+        with contextlib.suppress(Exception):
+            __import__(name)
+    if "numpy" in sys.modules:
+        os.register_at_fork(after_in_child=_reseed_numpy)
+
+
+def _reseed_numpy() -> None:
+    random = sys.modules.get("numpy.random")  # numpy 2 imports it lazily; then the child seeds it on first use
+    if random is not None:
+        random.seed()
+
+
+class Libc:
+    """The few libc calls the standard library lacks (prctl, removing SysV IPC objects), through ctypes."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.prctl = libc.prctl
+        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        self.prctl.restype = ctypes.c_int
+        self.shmctl, self.semctl, self.msgctl = libc.shmctl, libc.semctl, libc.msgctl
+
+    @staticmethod
+    def load() -> Libc | None:
+        try:
+            return Libc()
+        except (ImportError, OSError, AttributeError):
+            return None
+
+    def remove_ipc(self, kind: str, ident: int) -> None:
+        if kind == "shm":
+            self.shmctl(ident, _IPC_RMID, None)
+        elif kind == "sem":
+            self.semctl(ident, 0, _IPC_RMID)
+        else:
+            self.msgctl(ident, _IPC_RMID, None)
+
+
+# ------------------------------------------------------------------------------------------- the program
+
+
+class Child:
+    """Forks the program's process and makes it `python program.py`: standard descriptors, nothing else inherited,
+    its own process group or session, the original signal mask and handlers, dumpable again, the limits (soft =
+    hard, never above the parent's hard limit), its working directory; then `enter` (the sandbox's own part:
+    __main__, environment, streams), the program, and its end as the interpreter ends it: SystemExit codes,
+    uncaught exceptions (printed as the interpreter prints them, limit-related ones flagged), then threads, atexit
+    and the flushing of stdio. Made once, before the first fork, with the flag page its programs share with us.
 
     `filename`: the program's own (frames before its first are the sandbox's and are hidden). `linecache_hook`:
     print tracebacks through `traceback` (which reads linecache) while the default hook is installed, for a
-    program whose file does not exist but whose lines should show, as with `python3 program.py`.
+    program whose file does not exist but whose lines should show, as with `python3 program.py`. `group`:
+    "session" (setsid), "group" (setpgid) or "" (stay in the parent's). `signal_mask`: the mask to give back
+    (None: unchanged). `default_signals`: handlers the parent installed, reset (and its wakeup fd dropped). Limits
+    of 0 are not set; CPU and address space come with each program.
     """
 
-    def __init__(self, flag: mmap.mmap, filename: str, linecache_hook: bool) -> None:
-        self.flag = flag
-        self.filename = filename
-        self.linecache_hook = linecache_hook
-        self.main_pid = os.getpid()
+    def __init__(self, filename: str, linecache_hook: bool, *, stdin_fd: int, maxfd: int, workdir: str, group: str,
+                 prctl: Any, fsize: int, nofile: int, nproc: int = 0, signal_mask: set[int] | None = None,
+                 default_signals: tuple[int, ...] = (), oom_score_adj: bool = False) -> None:  # fmt: skip
+        self.flag = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: survives fork in both directions
+        self.filename, self.linecache_hook = filename, linecache_hook
+        self.stdin_fd, self.maxfd, self.workdir, self.group, self.prctl = stdin_fd, maxfd, workdir, group, prctl
+        self.signal_mask, self.default_signals, self.oom_score_adj = signal_mask, default_signals, oom_score_adj
+        self.limits = [(resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_NOFILE, nofile)]
+        if nproc:
+            self.limits.append((resource.RLIMIT_NPROC, nproc))
+        self.hard_limits = {which: resource.getrlimit(which)[1] for which in _LIMITS}
 
-    def run(self, program: bytes, compiled: types.CodeType | None, namespace: dict[str, Any]) -> int:
+    def run(self, program: bytes, compiled: types.CodeType | None, cpu_s: int, memory_bytes: int,
+            enter: Callable[[], dict[str, Any]], out: Capture, timeout_s: float, tree: Tree,
+            **watching: Any) -> tuple[int, Any, str, int, float, float]:  # fmt: skip
+        """Fork the program with a pipe for each of its stdout and stderr, and supervise it to its end (supervise,
+        which also takes `watching`); (status, rusage, why the wait ended early, what its main process recorded in
+        the flag page, when it started, when the wait ended)."""
+        self.flag[: FLAG.size] = FLAG.pack(0, FLAG_NONE)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            self.be_the_program(program, compiled, out_w, err_w, cpu_s, memory_bytes, enter)
+        os.close(out_w)
+        os.close(err_w)
+        status, rusage, why, ended = supervise(pid, out_r, err_r, out, started + timeout_s, tree, **watching)
+        flag_pid, kind = FLAG.unpack(self.flag[: FLAG.size])
+        return status, rusage, why, int(kind) if flag_pid == pid else FLAG_NONE, started, ended
+
+    def be_the_program(self, program: bytes, compiled: types.CodeType | None, out_w: int, err_w: int, cpu_s: int,
+                       memory_bytes: int, enter: Callable[[], dict[str, Any]]) -> NoReturn:  # fmt: skip
+        """In the forked child: become the program's process and run it; never returns. `compiled`: precompile's."""
+        self.main_pid = os.getpid()
+        try:
+            self.become(out_w, err_w, cpu_s, memory_bytes)
+            namespace = enter()
+        except BaseException as e:  # anything here must end the child, never return into the parent's loop
+            try:
+                os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
+            finally:
+                os._exit(1)
+        code = 1
+        try:
+            code = self.execute(program, compiled, namespace)
+        finally:
+            os._exit(code)
+
+    def become(self, out_w: int, err_w: int, cpu_s: int, memory_bytes: int) -> None:
+        if self.default_signals:  # the wakeup fd first: its descriptor is about to be closed and reused
+            _signal.set_wakeup_fd(-1)
+            for signum in self.default_signals:
+                _signal.signal(signum, _signal.SIG_DFL)
+        if self.group == "session":
+            os.setsid()
+        elif self.group == "group":  # as a shell gives `python3 program.py` (in a PID namespace, killpg(1) = kill(-1))
+            os.setpgid(0, 0)
+        os.dup2(self.stdin_fd, 0)  # /dev/null: input() sees end of file
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, self.maxfd)  # nothing but 0/1/2 survives: the program can never reach the protocol
+        if self.signal_mask is not None:
+            _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
+        if self.prctl is not None:
+            self.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program's own /proc entries are its own again
+        if self.oom_score_adj:  # the program and its descendants go first when the container runs out of memory
+            with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")
+        self.limit(resource.RLIMIT_CORE, 0)
+        self.limit(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
+        for which, value in self.limits:
+            if value:
+                self.limit(which, value)
+        if memory_bytes:
+            self.limit(resource.RLIMIT_AS, memory_bytes)
+        os.chdir(self.workdir)
+
+    def limit(self, which: int, soft: int, hard: int | None = None) -> None:
+        """Set soft and hard limit (so the program cannot raise them), never above the parent's hard limit."""
+        current_hard = self.hard_limits[which]
+        hard = soft if hard is None else hard
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+            soft = min(soft, hard)
+        resource.setrlimit(which, (soft, hard))
+
+    def execute(self, program: bytes, compiled: types.CodeType | None, namespace: dict[str, Any]) -> int:
         """Execute the program in `namespace` and finish as the interpreter does; the exit status."""
         code = 0
         try:
@@ -193,178 +398,13 @@ class Ending:
         return code
 
 
-def exit_status(e: SystemExit) -> int:
-    """The exit status for a SystemExit, computed the way the interpreter does."""
-    value = e.code
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value & 0xFF
-    with contextlib.suppress(BaseException):
-        sys.stderr.write(f"{value}\n")
-    return 1
-
-
-def source_lines(program: bytes, filename: str) -> None:
-    """Give linecache the program's lines (its file does not exist; mtime None: never checked against disk)."""
-    with contextlib.suppress(BaseException):
-        text = program.decode("utf-8", "replace")
-        linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
-
-
-def pop_line(buffer: bytearray) -> bytes | None:
-    """Take the first complete line (without its newline) off `buffer`; None if there is none yet. The
-    supervisor's protocol is JSON lines in both directions; each end splits them with this."""
-    end = buffer.find(b"\n")
-    if end < 0:
-        return None
-    line = bytes(buffer[:end])
-    del buffer[: end + 1]
-    return line
-
-
-# ------------------------------------------------------------------------------------ before the first fork
-
-
-def preload(names: list[str]) -> None:
-    """Import modules before forking (STDLIB_PRELOAD, then the benchmark's SandboxSettings.preload). One that fails
-    to import is skipped: the program's own import then fails the way it would have. numpy.random seeds its global
-    state once, at import; reseed it in every child, as `random` does for itself, so programs do not share a
-    stream."""
-    for name in (*STDLIB_PRELOAD, *names):
-        with contextlib.suppress(Exception):
-            __import__(name)
-    if "numpy" in sys.modules:
-        os.register_at_fork(after_in_child=_reseed_numpy)
-
-
-def _reseed_numpy() -> None:
-    random = sys.modules.get("numpy.random")  # numpy 2 imports it lazily; then the child seeds it on first use
-    if random is not None:
-        random.seed()
-
-
-class Libc:
-    """The few libc calls the standard library lacks (prctl, removing SysV IPC objects), through ctypes."""
-
-    def __init__(self) -> None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.prctl = libc.prctl
-        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-        self.prctl.restype = ctypes.c_int
-        self.shmctl, self.semctl, self.msgctl = libc.shmctl, libc.semctl, libc.msgctl
-
-    @staticmethod
-    def load() -> Libc | None:
-        try:
-            return Libc()
-        except (ImportError, OSError, AttributeError):
-            return None
-
-    def remove_ipc(self, kind: str, ident: int) -> None:
-        if kind == "shm":
-            self.shmctl(ident, _IPC_RMID, None)
-        elif kind == "sem":
-            self.semctl(ident, 0, _IPC_RMID)
-        else:
-            self.msgctl(ident, _IPC_RMID, None)
-
-
-# ------------------------------------------------------------------------------------------- the program
-
-
-class Child:
-    """Forks the program's process and makes it `python program.py`: standard descriptors, nothing else inherited,
-    its own process group or session, the original signal mask and handlers, dumpable again, the limits (soft =
-    hard, never above the parent's hard limit), its working directory; then `enter` (the sandbox's own part:
-    __main__, environment, streams) and the program through Ending. Made once, before the first fork.
-
-    `group`: "session" (setsid), "group" (setpgid) or "" (stay in the parent's). `signal_mask`: the mask to give
-    back (None: unchanged). `default_signals`: handlers the parent installed, reset (and its wakeup fd dropped).
-    Limits of 0 are not set; CPU and address space come with each program.
-    """
-
-    def __init__(self, flag: mmap.mmap, filename: str, linecache_hook: bool, *, stdin_fd: int, maxfd: int,
-                 workdir: str, group: str, prctl: Any, fsize: int, nofile: int, nproc: int = 0,
-                 signal_mask: set[int] | None = None, default_signals: tuple[int, ...] = (),
-                 oom_score_adj: bool = False) -> None:  # fmt: skip
-        self.flag, self.filename, self.linecache_hook = flag, filename, linecache_hook
-        self.stdin_fd, self.maxfd, self.workdir, self.group, self.prctl = stdin_fd, maxfd, workdir, group, prctl
-        self.signal_mask, self.default_signals, self.oom_score_adj = signal_mask, default_signals, oom_score_adj
-        self.limits = [(resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_NOFILE, nofile)]
-        if nproc:
-            self.limits.append((resource.RLIMIT_NPROC, nproc))
-        self.hard_limits = {which: resource.getrlimit(which)[1] for which in _LIMITS}
-
-    def fork(self, program: bytes, compiled: types.CodeType | None, out_w: int, err_w: int, cpu_s: int,
-             memory_bytes: int, enter: Callable[[], dict[str, Any]]) -> int:  # fmt: skip
-        """Fork the program's process; its pid (the child never returns). `compiled`: see precompile."""
-        pid = os.fork()
-        if pid:
-            return pid
-        try:
-            self.become(out_w, err_w, cpu_s, memory_bytes)
-            namespace = enter()
-        except BaseException as e:  # anything here must end the child, never return into the parent's loop
-            try:
-                os.write(2, f"sandbox: could not prepare the program's process: {e!r}\n".encode())
-            finally:
-                os._exit(1)
-        code = 1
-        try:
-            code = Ending(self.flag, self.filename, self.linecache_hook).run(program, compiled, namespace)
-        finally:
-            os._exit(code)
-
-    def become(self, out_w: int, err_w: int, cpu_s: int, memory_bytes: int) -> None:
-        if self.default_signals:  # the wakeup fd first: its descriptor is about to be closed and reused
-            _signal.set_wakeup_fd(-1)
-            for signum in self.default_signals:
-                _signal.signal(signum, _signal.SIG_DFL)
-        if self.group == "session":
-            os.setsid()
-        elif self.group == "group":  # as a shell gives `python3 program.py` (in a PID namespace, killpg(1) = kill(-1))
-            os.setpgid(0, 0)
-        os.dup2(self.stdin_fd, 0)  # /dev/null: input() sees end of file
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.closerange(3, self.maxfd)  # nothing but 0/1/2 survives: the program can never reach the protocol
-        if self.signal_mask is not None:
-            _signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
-        if self.prctl is not None:
-            self.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program's own /proc entries are its own again
-        if self.oom_score_adj:  # the program and its descendants go first when the container runs out of memory
-            with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")
-        self.limit(resource.RLIMIT_CORE, 0)
-        self.limit(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
-        for which, value in self.limits:
-            if value:
-                self.limit(which, value)
-        if memory_bytes:
-            self.limit(resource.RLIMIT_AS, memory_bytes)
-        os.chdir(self.workdir)
-
-    def limit(self, which: int, soft: int, hard: int | None = None) -> None:
-        """Set soft and hard limit (so the program cannot raise them), never above the parent's hard limit."""
-        current_hard = self.hard_limits[which]
-        hard = soft if hard is None else hard
-        if current_hard != resource.RLIM_INFINITY:
-            hard = min(hard, current_hard)
-            soft = min(soft, hard)
-        resource.setrlimit(which, (soft, hard))
-
-
 def supervise(pid: int, out_r: int, err_r: int, out: Capture, deadline: float, tree: Tree, wake_fd: int = -1,
-              reap: Callable[[], tuple[int, Any] | None] | None = None,
               watch: tuple[int, Callable[[], bool]] | None = None) -> tuple[int, Any, str, float]:  # fmt: skip
     """Read both pipes without blocking until the main process exits or time runs out, kill what is left
     (the main process first), drain the pipes; (status, rusage, why the wait ended early, when it ended).
 
     The main process's end is noticed through its pidfd, or a SIGCHLD `wake_fd` (non-blocking; drained), or by
-    looking every 2 ms; `reap` then returns its (status, rusage) once it has exited (default: wait4 on it).
+    looking every 2 ms; then every exited child is reaped, and the main process's (status, rusage) kept.
     `watch`: one more descriptor and what to do when it is readable; False stops the wait ("abandoned").
     """
     poller = select.poll()
@@ -408,7 +448,7 @@ def supervise(pid: int, out_r: int, err_r: int, out: Capture, deadline: float, t
                 poller.unregister(fd)
                 open_fds.discard(fd)
         if child_done:
-            ended = reap() if reap is not None else _reaped(pid)
+            ended = Tree.reap(block=False, main=pid)
             if ended is not None:
                 break
         if why:
@@ -437,17 +477,12 @@ def supervise(pid: int, out_r: int, err_r: int, out: Capture, deadline: float, t
     return ended[0], ended[1], why, end
 
 
-def _reaped(pid: int) -> tuple[int, Any] | None:
-    got, status, rusage = os.wait4(pid, os.WNOHANG)
-    return (status, rusage) if got == pid else None
-
-
 def classify(status: int, rusage: Any, timed_out: bool, cpu_s: int, stderr_tail: bytes | bytearray, flagged: int,
              oom: bool = False, fork_refused: bool = False) -> tuple[str, int | None, int | None]:  # fmt: skip
     """How a program ended: (kind, exit code or None, signal or None); the kind is an ExitKind value.
 
     `cpu_s`: its CPU limit (a SIGKILL at or past it is RLIMIT_CPU's hard limit). `flagged`: what its main
-    process recorded in the flag page (flag_of). `oom`, `fork_refused`: a memory or pids cgroup said so.
+    process recorded in the flag page (Child.run). `oom`, `fork_refused`: a memory or pids cgroup said so.
     """
     exit_code = sig = None
     if os.WIFSIGNALED(status):
@@ -472,12 +507,6 @@ def classify(status: int, rusage: Any, timed_out: bool, cpu_s: int, stderr_tail:
     if flagged == FLAG_PROCESS or fork_refused:
         return "process_limit", exit_code, sig
     return "exited", exit_code, sig
-
-
-def flag_of(flag: mmap.mmap, pid: int) -> int:
-    """What the main process `pid` recorded in the flag page (FLAG_NONE if it was another process's)."""
-    flag_pid, kind = FLAG.unpack(flag[: FLAG.size])
-    return int(kind) if flag_pid == pid else FLAG_NONE
 
 
 # ------------------------------------------------------------------------------------------- clean-up

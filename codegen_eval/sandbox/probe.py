@@ -36,7 +36,7 @@ class Plan:
     bwrap_version: str
     keep_visible: tuple[str, ...]  # paths under $HOME bound back in after hiding $HOME (non-root bubblewrap)
     home: str  # hidden $HOME, "" when not hidden
-    off_reasons: tuple[tuple[str, str], ...]  # (layer, why it is off)
+    bwrap_off: str  # why bubblewrap is off, "" when on
 
 
 def tmpfs_bytes(settings: SandboxSettings) -> int:
@@ -159,11 +159,6 @@ def _home_to_hide(python: str) -> tuple[str, tuple[str, ...]]:
     return home, inside
 
 
-def bwrap_version(bwrap: str) -> str:
-    done = _run([bwrap, "--version"])
-    return "" if isinstance(done, str) else done.stdout.strip().rpartition(" ")[2]
-
-
 def try_bwrap(
     bwrap: str, settings: SandboxSettings, python: str, uid: int | None, home: str, keep: tuple[str, ...]
 ) -> str:
@@ -202,43 +197,20 @@ def plan(settings: SandboxSettings, probe_uid: int | None) -> Plan:
     """Decide how to isolate workers. `probe_uid` is a uid leased for a worker (root), None otherwise."""
     root = os.geteuid() == 0
     python = resolve_interpreter(settings.python, probe_uid if root else None)
-    off: list[tuple[str, str]] = []
     bwrap = shutil.which("bwrap") or ""
     version = ""
-    home = ""
-    keep: tuple[str, ...] = ()
-    mode: Mode = "none"
     if not bwrap:
-        off.append(("bubblewrap", "bwrap not found (apt-get install bubblewrap)"))
+        why = "bwrap not found (apt-get install bubblewrap)"
     else:
-        version = bwrap_version(bwrap)
-        if not root:
-            home, keep = _home_to_hide(python)
+        done = _run([bwrap, "--version"])
+        version = "" if isinstance(done, str) else done.stdout.strip().rpartition(" ")[2]
+        home, keep = ("", ()) if root else _home_to_hide(python)
         error = try_bwrap(bwrap, settings, python, probe_uid if root else None, home, keep)
-        if error:
-            off.append(("bubblewrap", f"bwrap does not start: {error}"))
-        else:
-            mode = "bubblewrap"
-    if mode == "none" and root:
-        mode = "uid"
-    return Plan(
-        mode=mode,
-        interpreter=python,
-        bwrap=bwrap if mode == "bubblewrap" else "",
-        bwrap_version=version,
-        keep_visible=keep if mode == "bubblewrap" else (),
-        home=home if mode == "bubblewrap" else "",
-        off_reasons=tuple(off),
-    )
-
-
-def rlimit_summary(settings: SandboxSettings, mode: Mode) -> str:
-    memory = f"{settings.memory_mb}MiB" if settings.memory_mb else "unlimited"
-    nproc = str(settings.max_processes) if nproc_enforced(settings, mode) else "off (shared uid)"
-    return (
-        f"as={memory} cpu=timeout+1s fsize={settings.file_size_mb}MiB nofile={settings.max_open_files} "
-        f"nproc={nproc} core=0"
-    )
+        if not error:
+            return Plan("bubblewrap", python, bwrap, version, keep, home, bwrap_off="")
+        why = f"bwrap does not start: {error}"
+    mode: Mode = "uid" if root else "none"
+    return Plan(mode, python, "", version, keep_visible=(), home="", bwrap_off=why)
 
 
 def nproc_enforced(settings: SandboxSettings, mode: Mode) -> bool:
@@ -248,17 +220,20 @@ def nproc_enforced(settings: SandboxSettings, mode: Mode) -> bool:
 
 def expected_layers(p: Plan, settings: SandboxSettings, uids: str) -> dict[str, str]:
     """The layers a plan provides, as recorded in run.json (the sandbox confirms them with its workers)."""
-    why = dict(p.off_reasons)
     ns = p.mode == "bubblewrap"
-    off_ns = "off (" + why.get("bubblewrap", "no bubblewrap") + ")"
+    memory = f"{settings.memory_mb}MiB" if settings.memory_mb else "unlimited"
+    nproc = str(settings.max_processes) if nproc_enforced(settings, p.mode) else "off (shared uid)"
     layers = {
-        "bubblewrap": f"on ({p.bwrap_version})" if ns else off_ns,
+        "bubblewrap": f"on ({p.bwrap_version})" if ns else f"off ({p.bwrap_off or 'no bubblewrap'})",
         "network": "isolated" if ns else "shared (no network namespace)",
         "pid_namespace": "on" if ns else "off",
         "readonly_root": "on" if ns else "off (file permissions only)",
         "private_tmp": "on" if ns else "off",
         "uid": uids,
-        "rlimits": rlimit_summary(settings, p.mode),
+        "rlimits": (
+            f"as={memory} cpu=timeout+1s fsize={settings.file_size_mb}MiB nofile={settings.max_open_files} "
+            f"nproc={nproc} core=0"
+        ),
         "interpreter": p.interpreter,
         # What a worker will install; layers() reports what it actually got.
         "syscall_filter": seccomp.describe(

@@ -35,8 +35,6 @@ START_TIMEOUT_S = 30.0  # a worker must say "ready" within this
 BACKSTOP_GRACE_S = 5.0  # beyond a job's own timeout before the harness gives up on a silent worker
 MAX_FAILED_STARTS = 3  # consecutive failed restarts before a worker slot is declared broken
 
-_KINDS = tuple(ExitKind(kind) for kind in worker.KINDS)
-
 
 def _cpu_count() -> int:
     try:
@@ -168,9 +166,9 @@ class _WorkerProcess:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         os.set_blocking(self.proc.stdin.fileno(), False)
         deadline = time.monotonic() + START_TIMEOUT_S
-        size = self.read(worker.READY_LEN.size, deadline)
+        size = self.read(core.READY_LEN.size, deadline)
         if size is not None:
-            body = self.read(worker.READY_LEN.unpack(size)[0], deadline)
+            body = self.read(core.READY_LEN.unpack(size)[0], deadline)
             if body is not None:
                 self.info = json.loads(body)
                 return
@@ -205,30 +203,23 @@ class _WorkerProcess:
                 _kill_uid(self.uid)
             return rc
 
-    def shutdown(self) -> None:
-        """Close the worker's input so that it exits by itself, then make sure it is gone."""
-        proc = self.proc
-        if proc is not None and proc.stdin is not None:
+    def retire(self, close_input: bool = False) -> int | None:
+        """Wait briefly for a worker that closed its end (or whose input we close, so that it exits by itself),
+        then make sure it is gone; its exit status."""
+        if close_input and self.proc is not None and self.proc.stdin is not None:
             with contextlib.suppress(OSError):
-                proc.stdin.close()
-        self.retire()
-
-    def retire(self) -> int | None:
-        """Wait briefly for a worker that closed its end, then make sure it is gone; its exit status."""
+                self.proc.stdin.close()
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=2.0)
         return self.stop()
 
     def restart(self) -> None:
-        failures = 0
-        while True:
+        for failures in range(1, MAX_FAILED_STARTS + 1):
             try:
-                self.spawn()
-                return
+                return self.spawn()
             except SandboxError:
-                failures += 1
-                if failures >= MAX_FAILED_STARTS:
+                if failures == MAX_FAILED_STARTS:
                     raise
                 time.sleep(0.1 * failures)
 
@@ -280,7 +271,6 @@ class _Slot:
     """One worker fed by its harness thread (the pool's): jobs in, results out, restarted when it dies."""
 
     def __init__(self, box: ProcessSandbox, index: int, uid: int | None, root_dir: str) -> None:
-        self.box = box
         self.index = index
         self.uid = uid
         self.process = _WorkerProcess(box, uid, root_dir)
@@ -296,7 +286,7 @@ class _Slot:
             item.fail(error)
         self.inflight.clear()
         self.unsent.clear()
-        self.process.shutdown()
+        self.process.retire(close_input=True)
 
     def kill(self) -> None:
         self.process.stop()
@@ -329,7 +319,7 @@ class _Slot:
                 if inflight and len(nxt.payload) > PIPELINE_MAX_BYTES:
                     break
                 self.seq = (self.seq + 1) & 0xFFFFFFFF
-                header = worker.JOB.pack(self.seq, nxt.timeout_s, nxt.memory_bytes, len(nxt.payload))
+                header = core.JOB.pack(self.seq, nxt.timeout_s, nxt.memory_bytes, len(nxt.payload))
                 if not self.process.write(header + nxt.payload, time.monotonic() + START_TIMEOUT_S):
                     alive = False
                     break
@@ -346,26 +336,21 @@ class _Slot:
         inflight = self.inflight
         head = inflight[0]
         deadline = head.started + head.timeout_s + BACKSTOP_GRACE_S
-        raw = self.process.read(worker.RESULT.size, deadline)
+        raw = self.process.read(core.RESULT.size, deadline)
         if raw is None:
             return False
-        seq, kind, has_code, code, sig, duration, out_len, tail_len, err_len, out_total, err_total = (
-            worker.RESULT.unpack(raw)
-        )
+        fields = core.RESULT.unpack(raw)
         expected = (self.seq - len(inflight) + 1) & 0xFFFFFFFF
-        if seq != expected:
-            raise SandboxError(f"sandbox protocol error: result {seq}, expected {expected}")
-        size = out_len + tail_len + err_len
+        if fields[0] != expected:
+            raise SandboxError(f"sandbox protocol error: result {fields[0]}, expected {expected}")
+        size = sum(fields[6:9])  # stdout head, stdout tail, stderr tail
         body = self.process.read(size, time.monotonic() + START_TIMEOUT_S) if size else b""
         if body is None:
             return False
         inflight.popleft()
         if inflight:
             inflight[0].started = time.monotonic()
-        exit_code = code if has_code else None
-        head.finish(
-            make_result(_KINDS[kind], exit_code, sig or None, duration, body, out_len, tail_len, out_total, err_total)
-        )
+        head.finish(make_result(fields, body))
         return True
 
     def _after_death(self) -> None:
@@ -434,8 +419,8 @@ class ProcessSandbox(ClosedOnExit):
             self._lease = _UidLease(self._workers)
         uids: list[int | None] = list(self._lease.uids) if self._lease else [None] * self._workers
         self._plan = plan = probe.plan(self.settings, uids[0])
-        for layer, why in plan.off_reasons:
-            log.warning("process sandbox: %s is off: %s", layer, why)
+        if plan.bwrap_off:
+            log.warning("process sandbox: bubblewrap is off: %s", plan.bwrap_off)
         if plan.mode == "uid":
             log.warning(
                 "process sandbox: running without namespaces: programs share the network and can write "

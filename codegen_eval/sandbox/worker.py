@@ -1,14 +1,9 @@
 """Sandbox worker: runs inside the sandbox and forks one child per program (stdlib only, Python >= 3.9).
 
 The harness starts this file's source as `python -c SOURCE CONFIG_JSON`, so the unprivileged uid never has to
-read the repository. The protocol travels on the worker's original stdin/stdout, little-endian:
-
-  worker -> harness, once:    u32 length + JSON object describing the isolation the worker observes
-  harness -> worker, per job: JOB header (seq, timeout_s, memory_bytes, program_len) + program (UTF-8)
-  worker -> harness, per job: RESULT header + stdout head + stdout tail + stderr tail (bytes)
-
-EOF on stdin ends the worker. It exits with RETIRE_STATUS when it cannot promise a clean state for the next
-program; the harness then restarts it without blaming any job.
+read the repository. The protocol (core.py: a ready message, then a JOB and its RESULT per program) travels on the
+worker's original stdin/stdout. EOF on stdin ends the worker. It exits with RETIRE_STATUS when it cannot promise a
+clean state for the next program; the harness then restarts it without blaming any job.
 
 Nothing here may print: fds 0-2 are handed to programs and the protocol uses private descriptors.
 """
@@ -22,11 +17,9 @@ import functools
 import gc
 import importlib.machinery
 import json
-import mmap
 import os
 import resource
 import signal
-import struct
 import sys
 import time
 import types
@@ -40,15 +33,6 @@ else:
     except ImportError:
         core = seccomp = None
 
-JOB = struct.Struct("<IdQI")  # seq, timeout_s, memory_bytes (0: unlimited), program_len
-# seq, kind, has_exit_code, exit_code, signal (0: none), duration_s, stdout head / stdout tail / stderr tail lengths,
-# stdout and stderr bytes seen in all
-RESULT = struct.Struct("<IBBiidIIIQQ")
-READY_LEN = struct.Struct("<I")
-
-# A result's kind is its index here (an ExitKind value). "output_limit" is no longer produced (output past the
-# cap is drained, not fatal); kept so the numbering stays.
-KINDS = ("exited", "signaled", "timeout", "memory_limit", "output_limit", "process_limit")
 RETIRE_STATUS = 17
 
 _PR_SET_PDEATHSIG = 1
@@ -144,7 +128,6 @@ class Worker:
         self.err_tail = int(config["stderr_tail_bytes"])
         self.work = os.path.join(self.root, "work")
         self.program_path = os.path.join(self.root, "program.py")
-        self.flag = mmap.mmap(-1, mmap.PAGESIZE)
         self.config = config
         self.child: core.Child | None = None  # made at the end of setup, once everything it copies is known
         self.libc = core.Libc.load()
@@ -159,7 +142,6 @@ class Worker:
         self.sysvipc_fds: list[tuple[str, str, int]] = []  # (kind, id column, open /proc/sysvipc file)
         self.proto_in = self.proto_out = self.devnull = -1
         self.main_template: dict[str, object] = {}
-        self.seccomp_off = "not installed"  # why the filter is not in effect; "" once it is
 
     # ----------------------------------------------------------------------------------------- setup
 
@@ -201,34 +183,27 @@ class Worker:
         _warm_up(self.program_path)
         self.main_template = _look_like_the_program(self.program_path, self.work)
         self.child = core.Child(
-            self.flag, self.program_path, True, stdin_fd=self.devnull, workdir=self.work, prctl=self.prctl,
+            self.program_path, True, stdin_fd=self.devnull, workdir=self.work, prctl=self.prctl,
             maxfd=max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024), group="group" if self.pidns else "",
             fsize=int(self.config["file_size_bytes"]), nofile=int(self.config["max_open_files"]),
             nproc=int(self.config["max_processes"]), signal_mask=signal_mask,
         )  # fmt: skip
         # Last, once nothing else needs setting up: every program forked from now on inherits the filter.
-        self.seccomp_off = seccomp.install()
+        seccomp_off = seccomp.install()  # why the filter is not in effect; "" once it is
         gc.collect()
         gc.freeze()  # a child's collector then never walks (so never copies) the worker's own objects
-        return {**core.observe(), "python": sys.version.split()[0], "seccomp_off": self.seccomp_off}
+        return {**core.observe(), "python": sys.version.split()[0], "seccomp_off": seccomp_off}
 
     # ------------------------------------------------------------------------------------- main loop
 
     def serve(self) -> int:
-        ready = json.dumps(self.setup()).encode()
-        self.write(READY_LEN.pack(len(ready)) + ready)
-        while True:
-            head = self.read_exactly(JOB.size)
-            if head is None:
-                return 0
-            seq, timeout_s, memory_bytes, length = JOB.unpack(head)
-            program = self.read_exactly(length)
-            if program is None:
-                return 0
-            header, body, clean = self.run(program, timeout_s, memory_bytes)
-            self.write(RESULT.pack(seq, *header) + body)
+        self.write(core.ready(self.setup()))
+        for seq, timeout_s, memory_bytes, program in core.jobs(self.read_exactly):
+            message, clean = self.run(seq, program, timeout_s, memory_bytes)
+            self.write(message)
             if not clean:
                 return RETIRE_STATUS
+        return 0
 
     def read_exactly(self, n: int) -> bytes | None:
         """n bytes of the protocol, None at end of file. Unbuffered on purpose: the harness queues the next job
@@ -250,39 +225,25 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one program
 
-    def run(self, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[tuple[Any, ...], bytes, bool]:
+    def run(self, seq: int, program: bytes, timeout_s: float, memory_bytes: int) -> tuple[bytes, bool]:
         assert self.child is not None  # made by setup()
         os.mkdir(self.work, 0o700)
         # The source is never written to disk: a program could read the file (and the checks' nonce in it) through
         # /proc/self/cwd/... Tracebacks still show source lines: the core puts them in linecache first.
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        self.flag[: core.FLAG.size] = core.FLAG.pack(0, core.FLAG_NONE)
         cpu_s = int(timeout_s) + 1
         main = types.ModuleType("__main__")  # made here, where it costs no page faults
         main.__dict__.update(self.main_template)
-        compiled = self.precompile(program)
-        start = time.monotonic()
-        enter = functools.partial(_enter, main)
-        pid = self.child.fork(program, compiled, out_w, err_w, cpu_s, memory_bytes, enter)
-        del main, enter
-        os.close(out_w)
-        os.close(err_w)
         out = core.Capture(self.out_cap, self.err_tail)
-        status, rusage, why, _ = core.supervise(pid, out_r, err_r, out, start + timeout_s, self.tree)
+        enter = functools.partial(_enter, main)
+        status, rusage, why, flagged, start, _ = self.child.run(
+            program, self.precompile(program), cpu_s, memory_bytes, enter, out, timeout_s, self.tree
+        )
         duration = time.monotonic() - start
         clean = self.tree.kill_others()
         clean = self.wipe() and clean
         clean = self.clear_scratch() and clean
-
-        flagged = core.flag_of(self.flag, pid)
         kind, exit_code, sig = core.classify(status, rusage, why == "timeout", cpu_s, out.stderr, flagged)
-        body = bytes(out.stdout) + bytes(out.stdout_tail) + bytes(out.stderr)
-        header = (
-            *(KINDS.index(kind), exit_code is not None, exit_code or 0, sig or 0, duration),
-            *(len(out.stdout), len(out.stdout_tail), len(out.stderr), out.out_total, out.err_total),
-        )
-        return header, body, clean
+        return core.result(seq, kind, exit_code, sig, duration, out, clean), clean
 
     def precompile(self, program: bytes) -> types.CodeType | None:
         """The program's code object compiled before forking, or None (core.precompile says when and why)."""

@@ -534,7 +534,7 @@ CASES: tuple[Case, ...] = (
         "    objects += list(frame.f_locals.values())\n"
         "    frame = frame.f_back\n"
         "objects += gc.get_objects()\n"
-        "forged = struct.pack('<IBBiidIIIQQ', 1, 0, 1, 0, 0, 0.01, 60, 0, 0, 60, 0)\n"
+        "forged = struct.pack('<IBBiidIIIQQB', 1, 0, 1, 0, 0, 0.01, 60, 0, 0, 60, 0, 1)\n"
         "forged += b'@SENTINEL@'.ljust(59) + b'\\n'\n"
         "for obj in objects:\n"
         "    for attr in ('proto_out', 'proto_in'):\n"
