@@ -29,19 +29,19 @@ class _Record:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            f.name: _encode(getattr(self, f.name))
+            f.name: encode_json(getattr(self, f.name))
             for f, tp in _fields(type(self))
             if getattr(self, f.name) is not None or _optional(tp) is None
         }
 
 
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R")
 
 
 _FIELDS: dict[type, tuple[tuple[dataclasses.Field[Any], Any], ...]] = {}
 
 
-def _fields(cls: type[_Record]) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
+def _fields(cls: type[Any]) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
     """A record's fields with their types (the hints resolved once per class)."""
     if cls not in _FIELDS:
         hints = typing.get_type_hints(cls)
@@ -57,13 +57,14 @@ def _optional(tp: Any) -> Any:
     return None
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, _Record):
+def encode_json(value: Any) -> Any:
+    """`value` as JSON: a record (anything with a to_json) by its to_json, tuples as lists, mappings item by item."""
+    if hasattr(value, "to_json") and not isinstance(value, type):
         return value.to_json()
     if isinstance(value, tuple):
-        return [_encode(v) for v in value]
+        return [encode_json(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: encode_json(v) for k, v in value.items()}
     return value
 
 
@@ -77,7 +78,9 @@ def _decode(tp: Any, v: Any, strict: bool) -> Any:
     if isinstance(tp, type) and issubclass(tp, _Record):
         if strict and (not isinstance(v, dict) or set(v) != {f.name for f, _ in _fields(tp)}):
             raise TypeError(v)
-        return _read(tp, v, strict)
+        return read_record(tp, v, strict)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a record of another module: its own reader first
+        return tp.from_json(v) if hasattr(tp, "from_json") else read_record(tp, v, strict)
     if origin is tuple:
         if strict and not isinstance(v, list):
             raise TypeError(v)
@@ -99,7 +102,7 @@ def _decode(tp: Any, v: Any, strict: bool) -> Any:
     return tp(v)
 
 
-def _read(cls: type[R], d: Mapping[str, Any], strict: bool = False, **given: Any) -> R:
+def read_record(cls: type[R], d: Mapping[str, Any], strict: bool = False, **given: Any) -> R:
     """A record from its JSON form; `given` fields are read by the caller. A key the record requires (a field
     without a default; strict: every field) missing from `d` is a KeyError."""
     values = dict(given)
@@ -143,7 +146,9 @@ def _score_block(d: Any, where: str) -> ScoreBlock:
 
     per = d.get("per_problem")
     per_problem = _per_problem(per, where) if isinstance(per, dict) else None
-    return _read(ScoreBlock, d, by_category=blocks("by_category"), subsets=blocks("subsets"), per_problem=per_problem)
+    return read_record(
+        ScoreBlock, d, by_category=blocks("by_category"), subsets=blocks("subsets"), per_problem=per_problem
+    )
 
 
 def _per_problem(per: Mapping[str, Any], where: str) -> dict[str, tuple[int, int]]:
@@ -204,7 +209,7 @@ class RunSummary(_Record):
             item_groups = {
                 str(i): (str(e[0]), str(e[1])) for i, e in groups.items() if isinstance(e, list) and len(e) == 2
             }
-        return _read(RunSummary, d, scorers=blocks, item_groups=item_groups)
+        return read_record(RunSummary, d, scorers=blocks, item_groups=item_groups)
 
     def script_json(self, **extra: Any) -> dict[str, Any]:
         """What `run --json` and `evaluate --json` print: the primary scorer's pass@k at the top level, as
@@ -317,7 +322,7 @@ class RunMeta:
             elif key == "samples_per_problem" and self.samples_per_problem is not None:
                 out[key] = {"min": self.samples_per_problem[0], "max": self.samples_per_problem[1]}
             else:
-                out[key] = _encode(getattr(self, key))
+                out[key] = encode_json(getattr(self, key))
         return out
 
     @staticmethod
@@ -387,8 +392,10 @@ class ScorerComparison:
     def from_json(scorer: str, d: Mapping[str, Any]) -> ScorerComparison:
         return ScorerComparison(
             scorer=scorer,
-            metrics=tuple(_read(MetricDelta, m) for m in dict(d["metrics"]).values()),
-            by_category=tuple(CategoryDelta(str(c), _read(MetricDelta, m)) for c, m in dict(d["by_category"]).items()),
+            metrics=tuple(read_record(MetricDelta, m) for m in dict(d["metrics"]).values()),
+            by_category=tuple(
+                CategoryDelta(str(c), read_record(MetricDelta, m)) for c, m in dict(d["by_category"]).items()
+            ),
         )
 
 
@@ -465,7 +472,7 @@ class Comparison(_Record):
             "a": self.a.to_json(),
             "b": self.b.to_json(),
             "bench": self.bench,
-            "config_diff": _encode(self.config_diff),
+            "config_diff": encode_json(self.config_diff),
             "paired": {key: getattr(self, name) for name, key in _PAIRED.items()},
             "test": self.test_rule,
             "delta": "b - a",
@@ -479,7 +486,7 @@ class Comparison(_Record):
     def from_json(d: Mapping[str, Any]) -> Comparison:
         paired = {name: d["paired"][key] for name, key in _PAIRED.items()}
         scorers = tuple(ScorerComparison.from_json(str(s), x) for s, x in dict(d["scorers"]).items())
-        return _read(Comparison, {**d, **paired, "test_rule": d["test"], "ci_rule": d["ci"]}, scorers=scorers)
+        return read_record(Comparison, {**d, **paired, "test_rule": d["test"], "ci_rule": d["ci"]}, scorers=scorers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,4 +531,4 @@ class CurvePoint(_Record):
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> CurvePoint:
-        return _read(CurvePoint, d)
+        return read_record(CurvePoint, d)
